@@ -1,0 +1,32 @@
+//! Size limits that bound what a replica accepts and buffers.
+
+/// Bounds on ops and on the replica's buffer of ops that wait for dependencies.
+///
+/// Every replica of a deployment should use the same limits: an op accepted by one
+/// replica and refused by another is a divergence the caller must avoid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest payload, in bytes.
+    pub max_payload: usize,
+    /// Most dependencies one op may name.
+    pub max_deps: usize,
+    /// Most ops held while their dependencies are missing.
+    pub max_buffered: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_payload: 64 * 1024,
+            max_deps: 64,
+            max_buffered: 100_000,
+        }
+    }
+}
+
+impl Limits {
+    /// Largest encoded op these limits allow, in bytes.
+    pub fn max_encoded_len(&self) -> usize {
+        crate::encoding::FIXED_LEN + 32 * self.max_deps + self.max_payload
+    }
+}

@@ -1,0 +1,155 @@
+//! [`MemStore`]: an in-memory [`OpStore`], for tests and for applications that embed
+//! only the core.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use bft_json_crdt::{AuthorId, OpId, VersionVector};
+use parking_lot::Mutex;
+
+use crate::store::{OpRecord, OpStore, Position, StoreError};
+
+#[derive(Default)]
+struct Inner {
+    /// Index i holds position i + 1.
+    rows: Vec<OpRecord>,
+    by_id: HashMap<OpId, usize>,
+    /// (author, seq) → primary row.
+    primary: HashMap<(AuthorId, u64), usize>,
+    /// (author, seq, id) → row, for `since`.
+    by_author: BTreeMap<(AuthorId, u64, OpId), usize>,
+}
+
+/// An in-memory store. Nothing survives the process, so "durable" means "held by
+/// this value": clones share the same ops, and reopening an [`crate::EventLog`] on
+/// a clone is how tests simulate a restart.
+#[derive(Clone, Default)]
+pub struct MemStore {
+    inner: std::sync::Arc<Mutex<Inner>>,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the bytes of the op at `position` (1-based) — for tests that simulate
+    /// damage on disk. Returns false if there is no such position.
+    pub fn tamper(&self, position: Position, f: impl FnOnce(&mut OpRecord)) -> bool {
+        let mut g = self.inner.lock();
+        let Some(i) = (position.0 as usize).checked_sub(1) else {
+            return false;
+        };
+        match g.rows.get_mut(i) {
+            Some(r) => {
+                f(r);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[async_trait]
+impl OpStore for MemStore {
+    async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
+        let mut g = self.inner.lock();
+        // Check the whole batch first, so a conflict writes nothing.
+        let mut batch_primary: HashMap<(AuthorId, u64), OpId> = HashMap::new();
+        let mut batch_ids: HashMap<OpId, ()> = HashMap::new();
+        for r in ops {
+            if g.by_id.contains_key(&r.id) || batch_ids.contains_key(&r.id) {
+                continue;
+            }
+            batch_ids.insert(r.id, ());
+            if r.evidence {
+                continue;
+            }
+            let key = (r.author, r.seq);
+            let existing = g
+                .primary
+                .get(&key)
+                .map(|&i| g.rows[i].id)
+                .or_else(|| batch_primary.get(&key).copied());
+            if let Some(existing) = existing {
+                return Err(StoreError::Conflict {
+                    author: r.author,
+                    seq: r.seq,
+                    existing,
+                    incoming: r.id,
+                });
+            }
+            batch_primary.insert(key, r.id);
+        }
+        for r in ops {
+            if g.by_id.contains_key(&r.id) {
+                continue;
+            }
+            let i = g.rows.len();
+            g.by_id.insert(r.id, i);
+            if !r.evidence {
+                g.primary.insert((r.author, r.seq), i);
+            }
+            g.by_author.insert((r.author, r.seq, r.id), i);
+            g.rows.push(r.clone());
+        }
+        Ok(())
+    }
+
+    async fn load(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<(Position, OpRecord)>, StoreError> {
+        let g = self.inner.lock();
+        let start = (after.0 as usize).min(g.rows.len());
+        Ok(g.rows[start..]
+            .iter()
+            .take(limit.max(1))
+            .enumerate()
+            .map(|(k, r)| (Position((start + k + 1) as u64), r.clone()))
+            .collect())
+    }
+
+    async fn since(&self, vv: &VersionVector, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
+        let g = self.inner.lock();
+        let limit = limit.max(1);
+        let mut out: Vec<OpRecord> = Vec::new();
+        let mut authors: Vec<AuthorId> = Vec::new();
+        for (a, _, _) in g.by_author.keys() {
+            if authors.last() != Some(a) {
+                authors.push(*a);
+            }
+        }
+        for a in authors {
+            let from = (a, vv.get(&a) + 1, OpId([0; 32]));
+            let to = (a, u64::MAX, OpId([0xff; 32]));
+            for (&(_, seq, _), &i) in g.by_author.range(from..=to) {
+                if out.len() >= limit && out.last().is_none_or(|l| l.author != a || l.seq != seq) {
+                    return Ok(out);
+                }
+                out.push(g.rows[i].clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn heads(&self) -> Result<VersionVector, StoreError> {
+        let g = self.inner.lock();
+        let mut vv = VersionVector::new();
+        for (a, s, _) in g.by_author.keys() {
+            vv.raise(*a, *s);
+        }
+        Ok(vv)
+    }
+
+    async fn get(&self, id: &OpId) -> Result<Option<OpRecord>, StoreError> {
+        let g = self.inner.lock();
+        Ok(g.by_id.get(id).map(|&i| g.rows[i].clone()))
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.lock().rows.len() as u64)
+    }
+}

@@ -1,0 +1,293 @@
+//! The storage plugin trait, [`OpStore`], and its error type.
+//!
+//! A store is a durable home for ops. It never parses op bytes: it keeps what
+//! [`OpRecord`] hands it (id, author, seq, the JSON payload in a readable column, the
+//! canonical bytes, whether the op is equivocation evidence) and gives it back.
+//! [`crate::EventLog`] decodes and verifies on the way out, so a damaged row is caught
+//! there and reported as [`StoreError::Corrupt`].
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bft_json_crdt::{AuthorId, OpId, SignedOp, VersionVector};
+
+/// A store-local position: 1 for the first op appended, increasing in append order.
+/// `Position(0)` is "before the first op", where [`OpStore::load`] starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Position(pub u64);
+
+impl Position {
+    /// Before the first op.
+    pub const START: Position = Position(0);
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// One op as a store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpRecord {
+    /// The op id (SHA-256 of the unsigned encoding). Unique in a store.
+    pub id: OpId,
+    /// The author (sled) public key.
+    pub author: AuthorId,
+    /// The author's 1-based sequence number.
+    pub seq: u64,
+    /// The payload: a small JSON object, kept readable (e.g. a TEXT column).
+    pub payload: String,
+    /// The canonical signed encoding, byte for byte.
+    pub bytes: Vec<u8>,
+    /// True if this op is equivocation evidence: another op holds its `(author, seq)`
+    /// as the primary op. Evidence ops are exempt from the `(author, seq)` uniqueness.
+    pub evidence: bool,
+}
+
+impl OpRecord {
+    /// The record of an op. The payload must be UTF-8 (event-log payloads are JSON);
+    /// other bytes are kept lossily in `payload`, exactly in `bytes`.
+    pub fn new(op: &SignedOp, evidence: bool) -> Self {
+        OpRecord {
+            id: op.id(),
+            author: op.author(),
+            seq: op.seq(),
+            payload: String::from_utf8_lossy(op.payload()).into_owned(),
+            bytes: op.bytes().to_vec(),
+            evidence,
+        }
+    }
+}
+
+/// Boxed error source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The kind of a [`StoreError`], for callers that branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// A different op holds the `(author, seq)`.
+    Conflict,
+    /// Stored data does not decode or does not match its id.
+    Corrupt,
+    /// The store cannot be reached or opened (server down, file locked, …); retry later.
+    Unavailable,
+    /// The caller asked for something the store cannot do (bad config or argument).
+    Invalid,
+    /// Any other backend failure.
+    Backend,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A different op already holds `(author, seq)` as the primary op. The whole
+    /// append was refused and nothing was written. Two processes signing with one
+    /// key produce this.
+    #[error(
+        "conflict: sled {author} seq {seq} is already held by op {existing}; refusing op {incoming}"
+    )]
+    Conflict {
+        /// The author.
+        author: AuthorId,
+        /// The taken seq.
+        seq: u64,
+        /// The op that holds it.
+        existing: OpId,
+        /// The op that was refused.
+        incoming: OpId,
+    },
+    /// Stored data is damaged.
+    #[error("corrupt store data at {location}: {detail}")]
+    Corrupt {
+        /// Where: a row id, position or op id.
+        location: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The store cannot be reached or opened.
+    #[error("store unavailable: {message}")]
+    Unavailable {
+        /// What could not be reached (never a password).
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// A bad configuration or argument.
+    #[error("invalid store request: {message}")]
+    Invalid {
+        /// What is wrong.
+        message: String,
+    },
+    /// Another backend failure.
+    #[error("store backend error: {message}")]
+    Backend {
+        /// What failed.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl StoreError {
+    /// The kind of this error.
+    pub fn kind(&self) -> StoreErrorKind {
+        match self {
+            StoreError::Conflict { .. } => StoreErrorKind::Conflict,
+            StoreError::Corrupt { .. } => StoreErrorKind::Corrupt,
+            StoreError::Unavailable { .. } => StoreErrorKind::Unavailable,
+            StoreError::Invalid { .. } => StoreErrorKind::Invalid,
+            StoreError::Backend { .. } => StoreErrorKind::Backend,
+        }
+    }
+
+    /// A backend error with a source.
+    pub fn backend(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        StoreError::Backend {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// An unavailable error with a source.
+    pub fn unavailable(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        StoreError::Unavailable {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A corrupt-data error.
+    pub fn corrupt(location: impl Into<String>, detail: impl Into<String>) -> Self {
+        StoreError::Corrupt {
+            location: location.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A durable home for ops: the plugin trait every backend implements.
+///
+/// The conformance suite (crate `conformance`) checks every invariant listed here;
+/// run it against your store with one macro call.
+///
+/// All methods take `&self`: a store is shared by the tasks of one
+/// [`crate::EventLog`] and must be safe to call concurrently.
+#[async_trait]
+pub trait OpStore: Send + Sync + 'static {
+    /// Appends ops, atomically and durably.
+    ///
+    /// ### To ensure correctness
+    /// - **Atomic**: either every new op of the call is stored or none is.
+    /// - **Durable**: when `Ok` is returned, the ops survive a process crash (and a
+    ///   power loss, per the backend's documented durability mode).
+    /// - **Idempotent by id**: an op whose id is already stored is skipped silently,
+    ///   whether alone or mixed with new ops; its stored row is not changed.
+    /// - **Conflict**: a non-evidence op whose `(author, seq)` is held by a *different*
+    ///   non-evidence op fails the whole call with [`StoreError::Conflict`] and writes
+    ///   nothing. Evidence ops (`evidence == true`) may share an `(author, seq)`.
+    ///   Two non-evidence ops in one call with one `(author, seq)` also conflict.
+    /// - **Order**: new ops get positions after every op already stored, in the order
+    ///   of the slice. Callers hand ops in causal order, so load order is causal.
+    async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError>;
+
+    /// Ops in append order, for replay: those at positions after `after`, at most
+    /// `limit` of them (`limit >= 1`).
+    ///
+    /// ### To ensure correctness
+    /// - Positions are strictly increasing in the result and across calls; paging with
+    ///   the last returned position visits every op exactly once.
+    /// - Bytes are returned exactly as appended.
+    async fn load(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<(Position, OpRecord)>, StoreError>;
+
+    /// Ops a peer lacks: every op (evidence included) whose `seq` is above
+    /// `vv.get(author)`, ordered by author bytes, then seq, then id.
+    ///
+    /// ### To ensure correctness
+    /// - Returns at most `limit` ops, except that it never splits the ops of one
+    ///   `(author, seq)`: it may exceed `limit` by the evidence ops of the last seq.
+    ///   So raising `vv` to the highest seq returned per author and calling again
+    ///   visits every op exactly once.
+    /// - Safe for tailing: an op committed after a call is found by the next call with
+    ///   the raised vector (never keyed on a global serial that commits can overtake).
+    async fn since(&self, vv: &VersionVector, limit: usize) -> Result<Vec<OpRecord>, StoreError>;
+
+    /// Highest seq per author over the stored ops.
+    async fn heads(&self) -> Result<VersionVector, StoreError>;
+
+    /// One op by id, or `None`.
+    async fn get(&self, id: &OpId) -> Result<Option<OpRecord>, StoreError>;
+
+    /// Number of ops stored (evidence included).
+    async fn count(&self) -> Result<u64, StoreError>;
+
+    /// Flushes and releases resources. Optional: stores are durable at every append,
+    /// so dropping a store without `close` loses nothing; the default does nothing.
+    async fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<S: OpStore + ?Sized> OpStore for std::sync::Arc<S> {
+    async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
+        (**self).append(ops).await
+    }
+    async fn load(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<(Position, OpRecord)>, StoreError> {
+        (**self).load(after, limit).await
+    }
+    async fn since(&self, vv: &VersionVector, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
+        (**self).since(vv, limit).await
+    }
+    async fn heads(&self) -> Result<VersionVector, StoreError> {
+        (**self).heads().await
+    }
+    async fn get(&self, id: &OpId) -> Result<Option<OpRecord>, StoreError> {
+        (**self).get(id).await
+    }
+    async fn count(&self) -> Result<u64, StoreError> {
+        (**self).count().await
+    }
+    async fn close(&self) -> Result<(), StoreError> {
+        (**self).close().await
+    }
+}
+
+#[async_trait]
+impl<S: OpStore + ?Sized> OpStore for Box<S> {
+    async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
+        (**self).append(ops).await
+    }
+    async fn load(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<(Position, OpRecord)>, StoreError> {
+        (**self).load(after, limit).await
+    }
+    async fn since(&self, vv: &VersionVector, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
+        (**self).since(vv, limit).await
+    }
+    async fn heads(&self) -> Result<VersionVector, StoreError> {
+        (**self).heads().await
+    }
+    async fn get(&self, id: &OpId) -> Result<Option<OpRecord>, StoreError> {
+        (**self).get(id).await
+    }
+    async fn count(&self) -> Result<u64, StoreError> {
+        (**self).count().await
+    }
+    async fn close(&self) -> Result<(), StoreError> {
+        (**self).close().await
+    }
+}

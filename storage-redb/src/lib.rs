@@ -1,0 +1,1 @@
+//! storage-redb (being written)

@@ -1,0 +1,1 @@
+//! storage-sqlite (being written)

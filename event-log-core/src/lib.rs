@@ -1,7 +1,41 @@
-//! core
+//! The pure core of event-log: what is stored, how it is sequenced, how gaps are
+//! recorded, the [`OpStore`] plugin trait, an in-memory [`MemStore`], and
+//! [`EventLog`], the one type applications use.
+//!
+//! No async runtime, no I/O, no database: an application's tests can embed only this
+//! crate:
+//!
+//! ```
+//! use event_log_core::{EventLog, MemStore, Transition, SigningKey};
+//! # pollster::block_on(async {
+//! let key = SigningKey::from_bytes(&[7; 32]);
+//! let log = EventLog::open(MemStore::new(), key).await?;
+//! log.append_transition(Transition::now("story-1", "backlog", "coding", "DepsMet")).await?;
+//! assert_eq!(log.events().len(), 1);
+//! # Ok::<_, event_log_core::Error>(())
+//! # }).unwrap();
+//! ```
 #![warn(missing_docs)]
+
+pub mod entry;
+pub mod error;
+pub mod event;
+mod log;
 pub mod memstore;
+mod state;
 pub mod store;
-pub use bft_json_crdt::{AuthorId, OpId, RawOp, SignedOp, VersionVector};
+pub mod sync;
+
+pub use bft_json_crdt::{
+    AuthorId, Equivocation, Limits, OpId, Outcome, RawOp, Rejected, SignedOp, SigningKey,
+    VersionVector,
+};
+pub use entry::{Entry, Gap, RunId, Transition};
+pub use error::{Error, Result};
+pub use event::{EventId, LoggedEvent, SledId, render_lines};
+pub use log::{
+    EventListener, EventLog, EventLogConfig, LogStats, MergeDelivery, MergeRejected, MergeReport,
+};
 pub use memstore::MemStore;
 pub use store::{BoxError, OpRecord, OpStore, Position, StoreError, StoreErrorKind};
+pub use sync::{SyncReport, push, sync};

@@ -1,0 +1,40 @@
+//! Errors of [`crate::EventLog`].
+
+use bft_json_crdt::{OpId, Rejected};
+
+use crate::store::{Position, StoreError};
+
+/// Why an event-log operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An op read back from the store failed validation: the store was tampered with
+    /// or damaged. Nothing was dropped silently: open refuses the store.
+    #[error("op {id} at store position {position} failed validation on replay: {reason}")]
+    Tampered {
+        /// Where in the store.
+        position: Position,
+        /// The op (recomputed id where known).
+        id: OpId,
+        /// Why it was refused.
+        #[source]
+        reason: Box<Rejected>,
+    },
+    /// An op's payload is not a valid entry.
+    #[error("op {id} carries an invalid entry payload: {detail}")]
+    BadPayload {
+        /// The op.
+        id: OpId,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The append was cancelled before its outcome was known (the caller's future was
+    /// dropped or the log is shutting down). The entry may or may not be stored.
+    #[error("append cancelled before its outcome was known")]
+    Cancelled,
+}
+
+/// Result alias for event-log operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,237 @@
+//! Appending this sled's entries: sequencing, signing, group commit.
+
+use std::sync::atomic::Ordering;
+
+use bft_json_crdt::{Op, OpId, SignedOp};
+use futures::channel::oneshot;
+
+use super::EventLog;
+use crate::entry::{Entry, Gap, Transition};
+use crate::error::{Error, Result};
+use crate::event::LoggedEvent;
+use crate::store::{OpRecord, OpStore, StoreError};
+
+/// One caller's request, waiting for a leader to write it.
+pub(crate) struct Pending {
+    entries: Vec<Entry>,
+    reply: oneshot::Sender<Result<Vec<LoggedEvent>>>,
+}
+
+/// State owned by whoever holds the writer lock.
+#[derive(Default)]
+pub(crate) struct Writer {
+    /// Signed ops whose store append failed with an unknown outcome: they may be
+    /// stored. They are appended again (idempotent) before any new op, so a seq is
+    /// never reused for different content.
+    in_doubt: Vec<(SignedOp, Entry)>,
+}
+
+/// A copy of a store error for each of several waiters (errors are not `Clone`).
+fn share(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict {
+            author,
+            seq,
+            existing,
+            incoming,
+        } => StoreError::Conflict {
+            author: *author,
+            seq: *seq,
+            existing: *existing,
+            incoming: *incoming,
+        },
+        StoreError::Corrupt { location, detail } => StoreError::Corrupt {
+            location: location.clone(),
+            detail: detail.clone(),
+        },
+        StoreError::Invalid { message } => StoreError::Invalid {
+            message: message.clone(),
+        },
+        StoreError::Unavailable { message, source } => StoreError::Unavailable {
+            message: message.clone(),
+            source: source.as_ref().map(|s| s.to_string().into()),
+        },
+        StoreError::Backend { message, source } => StoreError::Backend {
+            message: message.clone(),
+            source: source.as_ref().map(|s| s.to_string().into()),
+        },
+    }
+}
+
+impl<S: OpStore> EventLog<S> {
+    /// Appends a transition of this sled. Returns once the store made it durable.
+    pub async fn append_transition(&self, t: Transition) -> Result<LoggedEvent> {
+        self.append(Entry::Transition(t)).await
+    }
+
+    /// Appends a gap sentinel: logical ids `gap.from..=gap.to` of run `gap.run` were
+    /// dropped. Returns once the store made it durable.
+    pub async fn append_gap(&self, gap: Gap) -> Result<LoggedEvent> {
+        self.append(Entry::Gap(gap)).await
+    }
+
+    /// Appends one entry.
+    pub async fn append(&self, entry: Entry) -> Result<LoggedEvent> {
+        let mut v = self.append_all(vec![entry]).await?;
+        v.pop().ok_or(Error::Cancelled)
+    }
+
+    /// Appends entries as one contiguous run of seqs, atomically (all or none).
+    ///
+    /// Concurrent calls are grouped: whoever takes the writer lock signs and writes
+    /// every request waiting at that moment in one store call.
+    ///
+    /// An error with an unknown outcome (the store was unreachable mid-write) means
+    /// the entries may be stored; they are then completed by the next append, never
+    /// dropped, and their seqs are never reused for other content.
+    pub async fn append_all(&self, entries: Vec<Entry>) -> Result<Vec<LoggedEvent>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        for e in &entries {
+            e.validate().map_err(|detail| Error::BadPayload {
+                id: OpId::default(),
+                detail,
+            })?;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.queue.lock().push(Pending { entries, reply: tx });
+        {
+            let mut writer = self.writer.lock().await;
+            self.lead(&mut writer).await;
+        }
+        rx.await.map_err(|_| Error::Cancelled)?
+    }
+
+    /// Writes everything queued. Holds the writer lock.
+    async fn lead(&self, w: &mut Writer) {
+        if !w.in_doubt.is_empty() {
+            let records: Vec<OpRecord> = w
+                .in_doubt
+                .iter()
+                .map(|(op, _)| OpRecord::new(op, false))
+                .collect();
+            match self.store.append(&records).await {
+                Ok(()) => {
+                    let ops = std::mem::take(&mut w.in_doubt);
+                    tracing::info!(
+                        ops = ops.len(),
+                        "completed appends whose outcome was unknown"
+                    );
+                    let events = self.state.write().commit(ops);
+                    self.notify(&events);
+                }
+                Err(e) => {
+                    if matches!(e, StoreError::Conflict { .. }) {
+                        w.in_doubt.clear();
+                    }
+                    let waiting = std::mem::take(&mut *self.queue.lock());
+                    for p in waiting {
+                        let _ = p.reply.send(Err(Error::Store(share(&e))));
+                    }
+                    return;
+                }
+            }
+        }
+        loop {
+            let batch = self.take_batch();
+            if batch.is_empty() {
+                return;
+            }
+            let ops = self.sign_batch(&batch);
+            let records: Vec<OpRecord> =
+                ops.iter().map(|(op, _)| OpRecord::new(op, false)).collect();
+            w.in_doubt = ops;
+            self.counters.append_calls.fetch_add(1, Ordering::Relaxed);
+            match self.store.append(&records).await {
+                Ok(()) => {
+                    let ops = std::mem::take(&mut w.in_doubt);
+                    self.counters
+                        .appended
+                        .fetch_add(ops.len() as u64, Ordering::Relaxed);
+                    let replies: Vec<LoggedEvent> = ops
+                        .iter()
+                        .map(|(op, entry)| crate::state::event_of(op, entry.clone()))
+                        .collect();
+                    let events = self.state.write().commit(ops);
+                    self.notify(&events);
+                    let mut it = replies.into_iter();
+                    for p in batch {
+                        let mine: Vec<LoggedEvent> = it.by_ref().take(p.entries.len()).collect();
+                        let _ = p.reply.send(Ok(mine));
+                    }
+                }
+                Err(e) => {
+                    if matches!(e, StoreError::Conflict { .. }) {
+                        // Nothing was written; another writer holds our seqs.
+                        w.in_doubt.clear();
+                    }
+                    tracing::warn!(error = %e, "append failed");
+                    for p in batch {
+                        let _ = p.reply.send(Err(Error::Store(share(&e))));
+                    }
+                }
+            }
+        }
+    }
+
+    fn take_batch(&self) -> Vec<Pending> {
+        let mut q = self.queue.lock();
+        let mut n = 0;
+        let mut k = 0;
+        while k < q.len() && (k == 0 || n + q[k].entries.len() <= self.config.max_batch) {
+            n += q[k].entries.len();
+            k += 1;
+        }
+        q.drain(..k).collect()
+    }
+
+    /// Signs the entries of a batch as a chain of this sled's next seqs.
+    fn sign_batch(&self, batch: &[Pending]) -> Vec<(SignedOp, Entry)> {
+        let st = self.state.read();
+        let replica = &st.replica;
+        let mut seq = replica.max_seq(&self.sled);
+        let mut prev: Option<(OpId, u64)> = replica
+            .ops_after(&self.sled, seq.saturating_sub(1))
+            .into_iter()
+            .find(|o| o.seq() == seq)
+            .map(|o| (o.id(), o.lamport()));
+        // Other sleds' heads we know, newest first, bounded.
+        let mut heads: Vec<(u64, OpId)> = replica
+            .heads()
+            .into_iter()
+            .filter_map(|h| replica.get(&h))
+            .filter(|o| o.author() != self.sled)
+            .map(|o| (o.lamport(), o.id()))
+            .collect();
+        heads.sort_unstable_by(|a, b| b.cmp(a));
+        heads.truncate(self.config.max_extra_deps);
+        let mut out = Vec::new();
+        for p in batch {
+            for entry in &p.entries {
+                seq += 1;
+                let mut deps: Vec<OpId> = Vec::with_capacity(1 + heads.len());
+                let mut max_lamport = 0;
+                if let Some((id, l)) = prev {
+                    deps.push(id);
+                    max_lamport = l;
+                }
+                for (l, id) in heads.drain(..) {
+                    deps.push(id);
+                    max_lamport = max_lamport.max(l);
+                }
+                let op = Op {
+                    author: self.sled,
+                    seq,
+                    lamport: max_lamport + 1,
+                    deps,
+                    payload: entry.to_payload(),
+                }
+                .sign(&self.key);
+                prev = Some((op.id(), op.lamport()));
+                out.push((op, entry.clone()));
+            }
+        }
+        out
+    }
+}

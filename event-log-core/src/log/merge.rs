@@ -1,0 +1,153 @@
+//! Merging ops from other sleds: verify, persist durably, then apply.
+
+use std::sync::atomic::Ordering;
+
+use bft_json_crdt::{OpId, Outcome, RawOp, Rejected, SignedOp};
+
+use super::EventLog;
+use super::open::parse_entry;
+use crate::error::{Error, Result};
+use crate::store::{OpRecord, OpStore};
+
+/// Why a merge refused an op.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MergeRejected {
+    /// The op failed CRDT validation.
+    #[error(transparent)]
+    Op(#[from] Rejected),
+    /// The op is valid but its payload is not a valid entry.
+    #[error("op {id} carries an invalid entry: {detail}")]
+    BadPayload {
+        /// The op.
+        id: OpId,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// The fate of one op in a merge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeDelivery {
+    /// The op id (recomputed where known, else as claimed).
+    pub id: OpId,
+    /// Applied, duplicate, buffered (waiting for deps) or rejected with the reason.
+    pub result: std::result::Result<Outcome, MergeRejected>,
+}
+
+/// What a merge did, op by op: one delivery per input op in input order, then one per
+/// previously buffered op that this merge released.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MergeReport {
+    /// Per-op outcomes.
+    pub deliveries: Vec<MergeDelivery>,
+}
+
+impl MergeReport {
+    fn count(&self, f: impl Fn(&MergeDelivery) -> bool) -> usize {
+        self.deliveries.iter().filter(|d| f(d)).count()
+    }
+    /// Ops applied (persisted and visible).
+    pub fn applied(&self) -> usize {
+        self.count(|d| matches!(d.result, Ok(Outcome::Applied)))
+    }
+    /// Ops already held.
+    pub fn duplicates(&self) -> usize {
+        self.count(|d| matches!(d.result, Ok(Outcome::Duplicate)))
+    }
+    /// Ops waiting for deps.
+    pub fn buffered(&self) -> usize {
+        self.count(|d| matches!(d.result, Ok(Outcome::Buffered { .. })))
+    }
+    /// Ops refused.
+    pub fn rejected(&self) -> Vec<&MergeDelivery> {
+        self.deliveries
+            .iter()
+            .filter(|d| d.result.is_err())
+            .collect()
+    }
+}
+
+impl<S: OpStore> EventLog<S> {
+    /// Merges ops from a peer: decodes and verifies each (batch signatures), buffers
+    /// those whose deps are missing, persists the ready ones durably in causal order,
+    /// then applies them and pushes their events to listeners.
+    ///
+    /// A refused op is reported with its reason and changes nothing else. An `Err`
+    /// means the store failed: nothing of this merge was applied, and the peer should
+    /// send the ops again.
+    pub async fn merge(&self, raw: Vec<RawOp>) -> Result<MergeReport> {
+        let mut report = MergeReport::default();
+        let mut ops: Vec<SignedOp> = Vec::with_capacity(raw.len());
+        let mut slot_of: Vec<usize> = Vec::with_capacity(raw.len());
+        for r in raw {
+            let checked = r
+                .decode(&self.config.limits)
+                .map_err(MergeRejected::Op)
+                .and_then(|op| match parse_entry(&op) {
+                    Ok(_) => Ok(op),
+                    Err(Error::BadPayload { id, detail }) => {
+                        Err(MergeRejected::BadPayload { id, detail })
+                    }
+                    Err(e) => Err(MergeRejected::BadPayload {
+                        id: op.id(),
+                        detail: e.to_string(),
+                    }),
+                });
+            match checked {
+                Ok(op) => {
+                    slot_of.push(report.deliveries.len());
+                    report.deliveries.push(MergeDelivery {
+                        id: op.id(),
+                        result: Ok(Outcome::Applied),
+                    });
+                    ops.push(op);
+                }
+                Err(e) => report.deliveries.push(MergeDelivery {
+                    id: match &e {
+                        MergeRejected::Op(r) => r.op_id(),
+                        MergeRejected::BadPayload { id, .. } => *id,
+                    },
+                    result: Err(e),
+                }),
+            }
+        }
+        let _w = self.writer.lock().await;
+        let ingest = self.state.write().replica.ingest(ops);
+        for (i, d) in ingest.deliveries.into_iter().enumerate() {
+            let result = d.result.map_err(MergeRejected::Op);
+            match slot_of.get(i) {
+                Some(&slot) => report.deliveries[slot].result = result,
+                None => report.deliveries.push(MergeDelivery { id: d.id, result }),
+            }
+        }
+        let mut ready = Vec::with_capacity(ingest.ready.len());
+        for r in &ingest.ready {
+            ready.push((r.op.clone(), parse_entry(&r.op)?));
+        }
+        if !ready.is_empty() {
+            let records: Vec<OpRecord> = ingest
+                .ready
+                .iter()
+                .map(|r| OpRecord::new(&r.op, r.evidence))
+                .collect();
+            self.store.append(&records).await?;
+            let events = self.state.write().commit(ready);
+            self.notify(&events);
+        }
+        let rejected = report.rejected().len() as u64;
+        self.counters
+            .merged
+            .fetch_add(report.applied() as u64, Ordering::Relaxed);
+        self.counters
+            .rejected
+            .fetch_add(rejected, Ordering::Relaxed);
+        if rejected > 0 {
+            for d in report.rejected() {
+                if let Err(e) = &d.result {
+                    tracing::warn!(op = %d.id, reason = %e, "merge refused op");
+                }
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,137 @@
+//! [`EventLog`]: the one type applications use.
+//!
+//! It replays its store on open, signs and appends entries of its own sled with
+//! contiguous seqs (group commit: concurrent appends share one store call), merges
+//! ops from other sleds, and answers reads from in-memory indexes.
+
+mod append;
+mod merge;
+mod open;
+mod read;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bft_json_crdt::{Limits, SigningKey};
+use parking_lot::{Mutex, RwLock};
+
+use crate::event::{LoggedEvent, SledId};
+use crate::state::State;
+use crate::store::OpStore;
+
+pub use merge::{MergeDelivery, MergeRejected, MergeReport};
+
+/// Tunables of an [`EventLog`]. The defaults suit most deployments.
+#[derive(Debug, Clone)]
+pub struct EventLogConfig {
+    /// Op limits; every sled of a deployment must use the same.
+    pub limits: Limits,
+    /// Ops read per store call during replay.
+    pub replay_page: usize,
+    /// Most entries signed and appended in one store call (group commit).
+    pub max_batch: usize,
+    /// Most heads of other sleds an op depends on besides its own previous op.
+    pub max_extra_deps: usize,
+}
+
+impl Default for EventLogConfig {
+    fn default() -> Self {
+        EventLogConfig {
+            limits: Limits::default(),
+            replay_page: 4096,
+            max_batch: 1024,
+            max_extra_deps: 8,
+        }
+    }
+}
+
+/// Receives every event that becomes visible in a log, local or merged, in commit
+/// order. Called synchronously after the store made the ops durable: keep it quick
+/// (send into a channel).
+pub trait EventListener: Send + Sync + 'static {
+    /// New visible events.
+    fn on_events(&self, events: &[LoggedEvent]);
+}
+
+/// Counters a user may graph. Cheap to read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Entries this sled appended since open.
+    pub appended: u64,
+    /// Store calls made by appends (appended / append_calls = group-commit factor).
+    pub append_calls: u64,
+    /// Ops from other sleds applied by merges since open.
+    pub merged: u64,
+    /// Ops refused by merges since open.
+    pub rejected: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    appended: AtomicU64,
+    append_calls: AtomicU64,
+    merged: AtomicU64,
+    rejected: AtomicU64,
+}
+
+/// A durable, replicated, tamper-evident log of transitions, over a store `S`.
+pub struct EventLog<S: OpStore> {
+    store: S,
+    key: SigningKey,
+    sled: SledId,
+    config: EventLogConfig,
+    state: RwLock<State>,
+    queue: Mutex<Vec<append::Pending>>,
+    writer: async_lock::Mutex<append::Writer>,
+    listeners: RwLock<Vec<Arc<dyn EventListener>>>,
+    counters: Counters,
+}
+
+impl<S: OpStore> EventLog<S> {
+    /// This log's sled id (the public key of its signing key).
+    pub fn sled_id(&self) -> SledId {
+        self.sled
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &EventLogConfig {
+        &self.config
+    }
+
+    /// Registers a listener for new visible events.
+    pub fn add_listener(&self, listener: Arc<dyn EventListener>) {
+        self.listeners.write().push(listener);
+    }
+
+    fn notify(&self, events: &[LoggedEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        for l in self.listeners.read().iter() {
+            l.on_events(events);
+        }
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> LogStats {
+        LogStats {
+            appended: self.counters.appended.load(Ordering::Relaxed),
+            append_calls: self.counters.append_calls.load(Ordering::Relaxed),
+            merged: self.counters.merged.load(Ordering::Relaxed),
+            rejected: self.counters.rejected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Closes the store. Appends already returned are durable whether or not this is
+    /// called.
+    pub async fn close(&self) -> crate::Result<()> {
+        let _w = self.writer.lock().await;
+        self.store.close().await?;
+        Ok(())
+    }
+}

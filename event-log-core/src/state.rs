@@ -1,0 +1,97 @@
+//! The in-memory state of an [`crate::EventLog`]: the replica and the event indexes
+//! that make reads cost O(k log n) for k results.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use bft_json_crdt::{Limits, Replica, SignedOp};
+
+use crate::entry::Entry;
+use crate::event::{EventId, LoggedEvent, SledId};
+
+pub(crate) struct State {
+    pub(crate) replica: Replica,
+    /// Events in the view, by (sled, event_id).
+    pub(crate) events: BTreeMap<(SledId, EventId), LoggedEvent>,
+    /// story → its events.
+    pub(crate) by_story: HashMap<String, BTreeSet<(SledId, EventId)>>,
+}
+
+impl State {
+    pub(crate) fn new(limits: Limits) -> Self {
+        State {
+            replica: Replica::new(limits),
+            events: BTreeMap::new(),
+            by_story: HashMap::new(),
+        }
+    }
+
+    /// Applies ops (already validated, persisted, in causal order) and indexes the
+    /// entries that enter the view. Returns the events that became visible.
+    pub(crate) fn commit(&mut self, ops: Vec<(SignedOp, Entry)>) -> Vec<LoggedEvent> {
+        let mut added = Vec::with_capacity(ops.len());
+        let mut touched: HashSet<SledId> = HashSet::new();
+        for (op, entry) in ops {
+            let before = self.replica.excluded_from(&op.author());
+            self.replica.insert(op.clone());
+            if self.replica.excluded_from(&op.author()) != before {
+                touched.insert(op.author());
+            }
+            if self.replica.in_view(&op) {
+                let ev = event_of(&op, entry);
+                self.index(ev.clone());
+                added.push(ev);
+            }
+        }
+        // An equivocation excludes its author from the first equivocated seq on.
+        for sled in touched {
+            if let Some(from) = self.replica.excluded_from(&sled) {
+                let doomed: Vec<(SledId, EventId)> = self
+                    .events
+                    .range((sled, from - 1)..=(sled, EventId::MAX))
+                    .map(|(k, _)| *k)
+                    .collect();
+                for k in doomed {
+                    self.unindex(&k);
+                }
+                added.retain(|e| !(e.sled_id == sled && e.event_id >= from - 1));
+                tracing::warn!(sled = %sled, seq = from, "sled equivocated; its entries from this seq on leave the view");
+            }
+        }
+        added
+    }
+
+    fn index(&mut self, ev: LoggedEvent) {
+        let key = (ev.sled_id, ev.event_id);
+        if let Some(story) = ev.story_id() {
+            self.by_story
+                .entry(story.to_owned())
+                .or_default()
+                .insert(key);
+        }
+        self.events.insert(key, ev);
+    }
+
+    fn unindex(&mut self, key: &(SledId, EventId)) {
+        if let Some(ev) = self.events.remove(key)
+            && let Some(story) = ev.story_id()
+            && let Some(set) = self.by_story.get_mut(story)
+        {
+            set.remove(key);
+            if set.is_empty() {
+                self.by_story.remove(story);
+            }
+        }
+    }
+}
+
+/// The event an op carries.
+pub(crate) fn event_of(op: &SignedOp, entry: Entry) -> LoggedEvent {
+    LoggedEvent {
+        event_id: op.seq() - 1,
+        sled_id: op.author(),
+        at: entry.at(),
+        entry,
+        op_id: op.id(),
+        lamport: op.lamport(),
+    }
+}

@@ -1,0 +1,310 @@
+//! The seed module's expectations, re-expressed against `EventLog`, plus merge,
+//! tamper and timestamp behaviour.
+
+use chrono::{TimeZone, Utc};
+use event_log_core::{
+    Entry, Error, EventLog, Gap, MemStore, MergeRejected, OpRecord, OpStore, Position, Rejected,
+    RunId, SigningKey, Transition, render_lines, sync,
+};
+use pollster::block_on;
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+fn fired(i: u32) -> Transition {
+    Transition::now(format!("test_{i}"), "backlog", "coding", "DepsMet")
+}
+
+/// Seed AC4: N events survive a re-open, in insertion order, ids 0..N.
+#[test]
+fn event_log_survives_reopen() {
+    block_on(async {
+        let store = MemStore::new();
+        let n = 5;
+        {
+            let log = EventLog::open(store.clone(), key(1)).await.unwrap();
+            for i in 0..n {
+                log.append_transition(Transition::now(
+                    format!("story_{i}"),
+                    "backlog",
+                    "coding",
+                    "DepsMet",
+                ))
+                .await
+                .unwrap();
+            }
+        }
+        let log = EventLog::open(store.clone(), key(1)).await.unwrap();
+        let events = log.events();
+        assert_eq!(
+            events.len(),
+            n as usize,
+            "all {n} entries must survive re-open"
+        );
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(e.event_id, i as u64);
+            assert_eq!(e.story_id(), Some(format!("story_{i}").as_str()));
+            assert_eq!(e.sled_id, log.sled_id());
+        }
+        // Sequencing resumes after the highest stored seq.
+        let next = log.append_transition(fired(9)).await.unwrap();
+        assert_eq!(next.event_id, n as u64);
+    });
+}
+
+/// Seed AC4: a gap sentinel is present and rendered with the real events around it.
+#[test]
+fn gap_sentinel_in_log_and_rendered() {
+    block_on(async {
+        let log = EventLog::open(MemStore::new(), key(2)).await.unwrap();
+        for i in 0..3 {
+            log.append_transition(fired(i)).await.unwrap();
+        }
+        let run = RunId(42);
+        log.append_gap(Gap::new(run, 3, 5)).await.unwrap();
+        log.append_transition(fired(99)).await.unwrap();
+
+        let events = log.events();
+        let gap = events
+            .iter()
+            .find(|e| e.is_gap())
+            .expect("gap sentinel must be present");
+        match &gap.entry {
+            Entry::Gap(g) => {
+                assert_eq!((g.from, g.to, g.run), (3, 5, run));
+            }
+            other => panic!("expected a gap, got {other:?}"),
+        }
+        assert_eq!(
+            gap.event_id, 3,
+            "a gap takes a position in the sled's stream"
+        );
+        let text = render_lines(&log.timeline());
+        assert!(
+            text.contains("events between 3 and 5 were dropped"),
+            "got: {text}"
+        );
+        assert!(text.contains("test_0"), "got: {text}");
+        assert!(text.contains("test_99"), "got: {text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5);
+        assert!(lines[3].contains("events between 3 and 5 were dropped"));
+    });
+}
+
+/// Seed AC2: every transition is logged, seqs 0..n.
+#[test]
+fn every_transition_logged_with_contiguous_seqs() {
+    block_on(async {
+        let log = EventLog::open(MemStore::new(), key(3)).await.unwrap();
+        let n = 4u64;
+        for i in 0..n {
+            log.append_transition(fired(i as u32)).await.unwrap();
+        }
+        let seqs: Vec<u64> = log.events().iter().map(|e| e.event_id).collect();
+        assert_eq!(seqs, (0..n).collect::<Vec<_>>());
+    });
+}
+
+/// Concurrent appends from many tasks get unique, contiguous seqs.
+#[test]
+fn concurrent_appends_get_contiguous_seqs() {
+    block_on(async {
+        let log = EventLog::open(MemStore::new(), key(4)).await.unwrap();
+        let futs = (0..64).map(|i| log.append_transition(fired(i)));
+        let results = futures::future::join_all(futs).await;
+        let mut ids: Vec<u64> = results.into_iter().map(|r| r.unwrap().event_id).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (0..64).collect::<Vec<_>>());
+        assert_eq!(log.stats().appended, 64);
+    });
+}
+
+/// Two sleds merging each other's ops converge to the same events and timeline.
+#[test]
+fn two_sleds_converge() {
+    block_on(async {
+        let a = EventLog::open(MemStore::new(), key(5)).await.unwrap();
+        let b = EventLog::open(MemStore::new(), key(6)).await.unwrap();
+        for i in 0..3 {
+            a.append_transition(fired(i)).await.unwrap();
+            b.append_transition(fired(100 + i)).await.unwrap();
+        }
+        let r = sync(&a, &b).await.unwrap();
+        assert_eq!(r.a_to_b.applied(), 3);
+        assert_eq!(r.b_to_a.applied(), 3);
+        a.append_transition(fired(7)).await.unwrap();
+        sync(&a, &b).await.unwrap();
+        assert_eq!(a.events(), b.events());
+        assert_eq!(a.timeline(), b.timeline());
+        assert_eq!(a.version_vector(), b.version_vector());
+        assert_eq!(a.heads(), b.heads());
+        assert_eq!(a.events().len(), 7);
+        // The later op of `a` depends on b's ops it had seen: causal order holds.
+        let tl = a.timeline();
+        assert_eq!(tl.last().unwrap().story_id(), Some("test_7"));
+    });
+}
+
+/// A tampered op is rejected on merge, naming it, and nothing else is lost.
+#[test]
+fn tampered_op_rejected_on_merge() {
+    block_on(async {
+        let a = EventLog::open(MemStore::new(), key(7)).await.unwrap();
+        let b = EventLog::open(MemStore::new(), key(8)).await.unwrap();
+        for i in 0..3 {
+            a.append_transition(fired(i)).await.unwrap();
+        }
+        let mut ops = a.export_since(&Default::default());
+        // Flip a payload byte and claim the new bytes' id: the signature no longer fits.
+        let victim = 1;
+        let n = ops[victim].bytes.len();
+        ops[victim].bytes[n - 70] ^= 0x01;
+        let recomputed =
+            event_log_core::SignedOp::from_bytes(&ops[victim].bytes, &Default::default())
+                .unwrap()
+                .id();
+        ops[victim].id = recomputed;
+        let report = b.merge(ops).await.unwrap();
+        let rejected = report.rejected();
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].id, recomputed);
+        assert!(
+            matches!(
+                rejected[0].result,
+                Err(MergeRejected::Op(Rejected::BadSignature { .. }))
+            ),
+            "{:?}",
+            rejected[0].result
+        );
+        // op 0 applied; op 2 depends on the refused op 1 and waits for it.
+        assert_eq!(report.applied(), 1);
+        assert_eq!(report.buffered(), 1);
+        assert_eq!(b.events().len(), 1);
+        // The genuine op arrives later: both land.
+        let report = b.merge(a.export_since(&b.version_vector())).await.unwrap();
+        assert_eq!(b.events(), a.events(), "{report:?}");
+    });
+}
+
+/// A tampered op in the store fails open with an error naming its position and id.
+#[test]
+fn tampered_op_rejected_on_replay() {
+    block_on(async {
+        let store = MemStore::new();
+        {
+            let log = EventLog::open(store.clone(), key(9)).await.unwrap();
+            for i in 0..3 {
+                log.append_transition(fired(i)).await.unwrap();
+            }
+        }
+        // Damage the bytes of the 2nd row without fixing its id.
+        assert!(store.tamper(Position(2), |r: &mut OpRecord| {
+            let n = r.bytes.len();
+            r.bytes[n - 70] ^= 0x01;
+        }));
+        let err = EventLog::open(store.clone(), key(9))
+            .await
+            .err()
+            .expect("open must fail");
+        match &err {
+            Error::Tampered { position, .. } => assert_eq!(*position, Position(2)),
+            other => panic!("expected Tampered, got {other:?}"),
+        }
+        assert!(err.to_string().contains("#2"), "{err}");
+        // The other rows are untouched.
+        assert_eq!(store.count().await.unwrap(), 3);
+    });
+}
+
+/// Re-signed forgery in the store (bytes and id consistent, signature wrong).
+#[test]
+fn forged_row_with_consistent_id_rejected_on_replay() {
+    block_on(async {
+        let store = MemStore::new();
+        {
+            let log = EventLog::open(store.clone(), key(10)).await.unwrap();
+            log.append_transition(fired(0)).await.unwrap();
+        }
+        assert!(store.tamper(Position(1), |r: &mut OpRecord| {
+            let n = r.bytes.len();
+            r.bytes[n - 70] ^= 0x01;
+            r.id = event_log_core::SignedOp::from_bytes(&r.bytes, &Default::default())
+                .unwrap()
+                .id();
+        }));
+        let err = EventLog::open(store, key(10))
+            .await
+            .err()
+            .expect("open must fail");
+        assert!(
+            matches!(&err, Error::Tampered { reason, .. } if matches!(**reason, Rejected::BadSignature { .. })),
+            "{err:?}"
+        );
+    });
+}
+
+/// Timestamps keep microseconds through the store and a reopen.
+#[test]
+fn timestamps_round_trip_to_the_microsecond() {
+    block_on(async {
+        let store = MemStore::new();
+        let at = Utc.timestamp_opt(1_790_000_000, 123_456_789).unwrap();
+        {
+            let log = EventLog::open(store.clone(), key(11)).await.unwrap();
+            log.append_transition(Transition::new("s", "a", "b", "E", at))
+                .await
+                .unwrap();
+        }
+        let log = EventLog::open(store, key(11)).await.unwrap();
+        let e = &log.events()[0];
+        assert_eq!(e.at.timestamp_subsec_nanos(), 123_456_000);
+        assert_eq!(e.at.timestamp(), 1_790_000_000);
+    });
+}
+
+/// Reads since a cursor and per story return exactly the matching events.
+#[test]
+fn since_and_story_reads() {
+    block_on(async {
+        let log = EventLog::open(MemStore::new(), key(12)).await.unwrap();
+        for i in 0..6 {
+            log.append_transition(Transition::now(format!("s{}", i % 2), "a", "b", "E"))
+                .await
+                .unwrap();
+        }
+        let mut cursor = event_log_core::VersionVector::new();
+        cursor.set(log.sled_id(), 4);
+        let since: Vec<u64> = log
+            .events_since(&cursor)
+            .iter()
+            .map(|e| e.event_id)
+            .collect();
+        assert_eq!(since, vec![4, 5]);
+        assert!(log.events_since(&log.cursor()).is_empty());
+        let s1: Vec<u64> = log.story_events("s1").iter().map(|e| e.event_id).collect();
+        assert_eq!(s1, vec![1, 3, 5]);
+        assert!(log.story_events("nope").is_empty());
+    });
+}
+
+/// Two processes with one key: the second append on a taken seq is a conflict.
+#[test]
+fn two_writers_with_one_key_conflict() {
+    block_on(async {
+        let store = MemStore::new();
+        let a = EventLog::open(store.clone(), key(13)).await.unwrap();
+        let b = EventLog::open(store.clone(), key(13)).await.unwrap();
+        a.append_transition(fired(0)).await.unwrap();
+        let err = b.append_transition(fired(1)).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Store(event_log_core::StoreError::Conflict { seq: 1, .. })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(store.count().await.unwrap(), 1);
+    });
+}

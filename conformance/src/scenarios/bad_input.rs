@@ -78,17 +78,22 @@ pub fn bad_input_rejected<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Fa
             // The damaged op alone: refused, nothing changes.
             let report = log.merge(vec![bad.clone()]).await.ctx("merge")?;
             let d = &report.deliveries[0];
-            let ok = match (how, &d.result) {
-                (Damage::BadSignature, Err(MergeRejected::Op(Rejected::BadSignature { .. }))) => {
-                    true
-                }
-                (Damage::ForgedAuthor, Err(MergeRejected::Op(Rejected::ForgedAuthor { .. }))) => {
-                    true
-                }
-                (Damage::WrongId, Err(MergeRejected::Op(Rejected::BadId { .. }))) => true,
-                (Damage::Truncated, Err(MergeRejected::Op(Rejected::Malformed { .. }))) => true,
-                _ => false,
-            };
+            let ok = matches!(
+                (how, &d.result),
+                (
+                    Damage::BadSignature,
+                    Err(MergeRejected::Op(Rejected::BadSignature { .. }))
+                ) | (
+                    Damage::ForgedAuthor,
+                    Err(MergeRejected::Op(Rejected::ForgedAuthor { .. }))
+                ) | (
+                    Damage::WrongId,
+                    Err(MergeRejected::Op(Rejected::BadId { .. }))
+                ) | (
+                    Damage::Truncated,
+                    Err(MergeRejected::Op(Rejected::Malformed { .. }))
+                )
+            );
             ensure!(
                 ok,
                 "{how:?}: expected its typed rejection, found {:?}",

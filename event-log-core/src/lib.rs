@@ -26,6 +26,8 @@ mod state;
 pub mod store;
 pub mod sync;
 
+/// The CRDT layer, for tools that work on ops directly.
+pub use bft_json_crdt as bft;
 pub use bft_json_crdt::{
     AuthorId, Equivocation, Limits, OpId, Outcome, RawOp, Rejected, SignedOp, SigningKey,
     VersionVector,
@@ -34,7 +36,8 @@ pub use entry::{Entry, Gap, RunId, Transition};
 pub use error::{Error, Result};
 pub use event::{EventId, LoggedEvent, SledId, render_lines};
 pub use log::{
-    EventListener, EventLog, EventLogConfig, LogStats, MergeDelivery, MergeRejected, MergeReport,
+    CatchUp, EventListener, EventLog, EventLogConfig, LogStats, MergeDelivery, MergeRejected,
+    MergeReport,
 };
 pub use memstore::MemStore;
 pub use store::{BoxError, OpRecord, OpStore, Position, StoreError, StoreErrorKind};

@@ -123,7 +123,10 @@ impl OpStore for MemStore {
             }
         }
         for a in authors {
-            let from = (a, vv.get(&a) + 1, OpId([0; 32]));
+            let Some(first) = vv.get(&a).checked_add(1) else {
+                continue;
+            };
+            let from = (a, first, OpId([0; 32]));
             let to = (a, u64::MAX, OpId([0xff; 32]));
             for (&(_, seq, _), &i) in g.by_author.range(from..=to) {
                 if out.len() >= limit && out.last().is_none_or(|l| l.author != a || l.seq != seq) {

@@ -5,6 +5,7 @@
 //! ops from other sleds, and answers reads from in-memory indexes.
 
 mod append;
+mod follow;
 mod merge;
 mod open;
 mod read;
@@ -19,6 +20,7 @@ use crate::event::{LoggedEvent, SledId};
 use crate::state::State;
 use crate::store::OpStore;
 
+pub use follow::CatchUp;
 pub use merge::{MergeDelivery, MergeRejected, MergeReport};
 
 /// Tunables of an [`EventLog`]. The defaults suit most deployments.

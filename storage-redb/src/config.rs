@@ -1,0 +1,60 @@
+//! [`RedbConfig`]: how a [`crate::RedbStore`] opens its file and commits.
+
+/// Options for [`crate::RedbStore::open`]. Start from [`RedbConfig::default`] and
+/// change what you need with the builder methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedbConfig {
+    /// Use redb's two-phase commit: two `fsync`s per commit instead of one. Protects
+    /// against an adversary who controls page write order and crashes the process on
+    /// purpose (see redb's `docs/design.md`, "Security of 1PC+C"). Default `false`:
+    /// plain `Durability::Immediate` already makes every acknowledged append survive
+    /// a crash or power loss.
+    pub two_phase_commit: bool,
+    /// At most this many append requests share one write transaction (group commit).
+    /// Default 256. `0` is treated as 1.
+    pub max_group: usize,
+    /// redb page cache size in bytes; `None` keeps redb's default.
+    pub cache_size: Option<usize>,
+    /// Verify the whole file on every open (redb `set_check_integrity_on_open`).
+    /// Slower opens, but a file damaged outside redb is reported as
+    /// [`event_log_core::StoreError::Corrupt`] instead of being trusted. Default `false`.
+    pub check_integrity_on_open: bool,
+}
+
+impl Default for RedbConfig {
+    fn default() -> Self {
+        RedbConfig {
+            two_phase_commit: false,
+            max_group: 256,
+            cache_size: None,
+            check_integrity_on_open: false,
+        }
+    }
+}
+
+impl RedbConfig {
+    /// Sets [`RedbConfig::two_phase_commit`].
+    pub fn two_phase_commit(mut self, enabled: bool) -> Self {
+        self.two_phase_commit = enabled;
+        self
+    }
+
+    /// Sets [`RedbConfig::max_group`].
+    pub fn max_group(mut self, requests: usize) -> Self {
+        self.max_group = requests;
+        self
+    }
+
+    /// Sets [`RedbConfig::cache_size`].
+    pub fn cache_size(mut self, bytes: usize) -> Self {
+        self.cache_size = Some(bytes);
+        self
+    }
+
+    /// Sets [`RedbConfig::check_integrity_on_open`].
+    pub fn check_integrity_on_open(mut self, enabled: bool) -> Self {
+        self.check_integrity_on_open = enabled;
+        self
+    }
+}

@@ -1,0 +1,193 @@
+//! The read side: blocking queries, each in one redb read transaction (an MVCC
+//! snapshot, so a query never sees half of a group commit and never waits for the
+//! writer). Every record is checked against the index key that led to it.
+
+use std::ops::Bound;
+
+use bft_json_crdt::{AuthorId, OpId, VersionVector};
+use event_log_core::{OpRecord, Position, StoreError};
+use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase};
+
+use crate::error;
+use crate::record::{self, location};
+use crate::tables::{AuthorKey, BY_AUTHOR, BY_ID, OPS};
+
+/// Opens a read transaction.
+fn begin(db: &Database, what: &str) -> Result<ReadTransaction, StoreError> {
+    db.begin_read().map_err(|e| error::storage(what, e))
+}
+
+/// The record an index entry points at; a dangling index entry is corruption.
+fn record_at(
+    ops: &ReadOnlyTable<u64, &'static [u8]>,
+    position: u64,
+) -> Result<OpRecord, StoreError> {
+    let ctx = location(position);
+    match ops.get(position).map_err(|e| error::storage(&ctx, e))? {
+        Some(raw) => record::decode(position, raw.value()),
+        None => Err(StoreError::corrupt(
+            ctx,
+            "an index points at this position, which holds no op",
+        )),
+    }
+}
+
+/// Fails with corruption if the record at `position` is not the op its index names.
+fn check_key(
+    position: u64,
+    r: &OpRecord,
+    author: [u8; 32],
+    seq: u64,
+    id: [u8; 32],
+) -> Result<(), StoreError> {
+    if r.author.0 != author || r.seq != seq || r.id.0 != id {
+        return Err(StoreError::corrupt(
+            location(position),
+            format!(
+                "indexed as op {} (author {}, seq {seq}) but holds op {} (author {}, seq {})",
+                OpId(id),
+                AuthorId(author),
+                r.id,
+                r.author,
+                r.seq
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Ops at positions after `after`, at most `limit` (at least 1).
+pub(crate) fn load(
+    db: &Database,
+    after: Position,
+    limit: usize,
+) -> Result<Vec<(Position, OpRecord)>, StoreError> {
+    let ctx = format!("loading after {after}");
+    let txn = begin(db, &ctx)?;
+    let ops = txn.open_table(OPS).map_err(|e| error::storage(&ctx, e))?;
+    let range = ops
+        .range::<u64>((Bound::Excluded(after.0), Bound::Unbounded))
+        .map_err(|e| error::storage(&ctx, e))?;
+    let mut out = Vec::new();
+    for entry in range.take(limit.max(1)) {
+        let (k, v) = entry.map_err(|e| error::storage(&ctx, e))?;
+        let position = k.value();
+        out.push((Position(position), record::decode(position, v.value())?));
+    }
+    Ok(out)
+}
+
+/// The first author in the by-author index after `after` (or the first of all).
+fn next_author(
+    by_author: &ReadOnlyTable<AuthorKey, u64>,
+    after: Option<[u8; 32]>,
+    ctx: &str,
+) -> Result<Option<[u8; 32]>, StoreError> {
+    let start = match after {
+        None => Bound::Unbounded,
+        Some(a) => Bound::Excluded((a, u64::MAX, [0xff; 32])),
+    };
+    let mut range = by_author
+        .range::<AuthorKey>((start, Bound::Unbounded))
+        .map_err(|e| error::storage(ctx, e))?;
+    match range.next() {
+        None => Ok(None),
+        Some(entry) => {
+            let (k, _) = entry.map_err(|e| error::storage(ctx, e))?;
+            Ok(Some(k.value().0))
+        }
+    }
+}
+
+/// Ops whose seq is above `vv` for their author, by (author, seq, id); at most
+/// `limit` except that one (author, seq) is never split.
+pub(crate) fn since(
+    db: &Database,
+    vv: &VersionVector,
+    limit: usize,
+) -> Result<Vec<OpRecord>, StoreError> {
+    let ctx = "reading ops since a version vector";
+    let limit = limit.max(1);
+    let txn = begin(db, ctx)?;
+    let ops = txn.open_table(OPS).map_err(|e| error::storage(ctx, e))?;
+    let by_author = txn
+        .open_table(BY_AUTHOR)
+        .map_err(|e| error::storage(ctx, e))?;
+    let mut out: Vec<OpRecord> = Vec::new();
+    let mut author = None;
+    while let Some(a) = next_author(&by_author, author, ctx)? {
+        author = Some(a);
+        let Some(from_seq) = vv.get(&AuthorId(a)).checked_add(1) else {
+            continue;
+        };
+        let range = by_author
+            .range::<AuthorKey>((a, from_seq, [0; 32])..=(a, u64::MAX, [0xff; 32]))
+            .map_err(|e| error::storage(ctx, e))?;
+        for entry in range {
+            let (k, v) = entry.map_err(|e| error::storage(ctx, e))?;
+            let (_, seq, id) = k.value();
+            if out.len() >= limit && out.last().is_none_or(|l| l.author.0 != a || l.seq != seq) {
+                return Ok(out);
+            }
+            let position = v.value();
+            let r = record_at(&ops, position)?;
+            check_key(position, &r, a, seq, id)?;
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Highest seq per author: one index probe per author, not a scan.
+pub(crate) fn heads(db: &Database) -> Result<VersionVector, StoreError> {
+    let ctx = "reading heads";
+    let txn = begin(db, ctx)?;
+    let by_author = txn
+        .open_table(BY_AUTHOR)
+        .map_err(|e| error::storage(ctx, e))?;
+    let mut vv = VersionVector::new();
+    let mut author = None;
+    while let Some(a) = next_author(&by_author, author, ctx)? {
+        author = Some(a);
+        let mut range = by_author
+            .range::<AuthorKey>((a, 0, [0; 32])..=(a, u64::MAX, [0xff; 32]))
+            .map_err(|e| error::storage(ctx, e))?;
+        if let Some(entry) = range.next_back() {
+            let (k, _) = entry.map_err(|e| error::storage(ctx, e))?;
+            vv.raise(AuthorId(a), k.value().1);
+        }
+    }
+    Ok(vv)
+}
+
+/// One op by id.
+pub(crate) fn get(db: &Database, id: &OpId) -> Result<Option<OpRecord>, StoreError> {
+    let ctx = format!("reading op {id}");
+    let txn = begin(db, &ctx)?;
+    let by_id = txn.open_table(BY_ID).map_err(|e| error::storage(&ctx, e))?;
+    let Some(position) = by_id
+        .get(id.0)
+        .map_err(|e| error::storage(&ctx, e))?
+        .map(|v| v.value())
+    else {
+        return Ok(None);
+    };
+    let ops = txn.open_table(OPS).map_err(|e| error::storage(&ctx, e))?;
+    let r = record_at(&ops, position)?;
+    if r.id != *id {
+        return Err(StoreError::corrupt(
+            location(position),
+            format!("indexed as op {id} but holds op {}", r.id),
+        ));
+    }
+    Ok(Some(r))
+}
+
+/// Number of ops stored.
+pub(crate) fn count(db: &Database) -> Result<u64, StoreError> {
+    use redb::ReadableTableMetadata;
+    let ctx = "counting ops";
+    let txn = begin(db, ctx)?;
+    let ops = txn.open_table(OPS).map_err(|e| error::storage(ctx, e))?;
+    ops.len().map_err(|e| error::storage(ctx, e))
+}

@@ -1,0 +1,303 @@
+//! The writer thread: the only place that writes, one group commit at a time.
+//!
+//! Append requests arrive on a channel. The thread blocks for the first, takes every
+//! request already queued behind it (up to `max_group`), and runs them all in one
+//! write transaction: one commit, one `fsync`. Each request is checked on its own
+//! against the tables as the earlier requests of the group left them, so a conflict
+//! fails only its own request. Requests are answered only after the commit returned.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
+
+use event_log_core::{OpRecord, StoreError};
+use parking_lot::Mutex;
+use redb::{Database, ReadableTable, Table};
+use tokio::sync::oneshot;
+use tracing::{debug, error, warn};
+
+use crate::error;
+use crate::record;
+use crate::stats::Counters;
+use crate::tables::{AuthorKey, BY_AUTHOR, BY_ID, OPS, PRIMARY};
+
+/// One op of a request, encoded by the caller so the writer only inserts.
+pub(crate) struct PendingOp {
+    id: [u8; 32],
+    author: [u8; 32],
+    seq: u64,
+    evidence: bool,
+    record: Vec<u8>,
+}
+
+impl PendingOp {
+    /// Encodes `r`; fails if it cannot be stored at all.
+    pub(crate) fn new(r: &OpRecord) -> Result<Self, StoreError> {
+        Ok(PendingOp {
+            id: r.id.0,
+            author: r.author.0,
+            seq: r.seq,
+            evidence: r.evidence,
+            record: record::encode(r)?,
+        })
+    }
+}
+
+/// One `append` call waiting for the writer.
+struct Request {
+    ops: Vec<PendingOp>,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The handle the store keeps: the request channel and the thread.
+pub(crate) struct Writer {
+    sender: Mutex<Option<Sender<Request>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the thread needs to know.
+pub(crate) struct WriterSettings {
+    pub(crate) max_group: usize,
+    pub(crate) two_phase_commit: bool,
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable {
+        message: "the redb store is closed (its writer thread has stopped)".into(),
+        source: None,
+    }
+}
+
+impl Writer {
+    /// Starts the writer thread on `db`.
+    pub(crate) fn spawn(
+        db: Arc<Database>,
+        settings: WriterSettings,
+        counters: Arc<Counters>,
+    ) -> Result<Self, StoreError> {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("redb-writer".into())
+            .spawn(move || run(&db, &rx, &settings, &counters))
+            .map_err(|e| StoreError::backend("cannot start the redb writer thread", e))?;
+        Ok(Writer {
+            sender: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Queues an append and waits for its commit (or its refusal).
+    pub(crate) async fn append(&self, ops: Vec<PendingOp>) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let sender = self.sender.lock();
+            let sender = sender.as_ref().ok_or_else(stopped)?;
+            sender.send(Request { ops, reply }).map_err(|_| stopped())?;
+        }
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Closes the channel. The thread commits what is already queued, then exits;
+    /// join the returned handle to wait for that.
+    pub(crate) fn stop(&self) -> Option<JoinHandle<()>> {
+        drop(self.sender.lock().take());
+        self.thread.lock().take()
+    }
+}
+
+/// The thread body: group commits until the channel is closed and drained.
+fn run(db: &Database, rx: &Receiver<Request>, settings: &WriterSettings, counters: &Counters) {
+    debug!("redb writer started");
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < settings.max_group.max(1) {
+            match rx.try_recv() {
+                Ok(r) => group.push(r),
+                Err(_) => break,
+            }
+        }
+        commit_group(db, group, settings, counters);
+    }
+    debug!("redb writer stopped");
+}
+
+/// Commits one group and answers every request in it.
+fn commit_group(
+    db: &Database,
+    group: Vec<Request>,
+    settings: &WriterSettings,
+    counters: &Counters,
+) {
+    let size = group.len() as u64;
+    counters
+        .largest_group
+        .fetch_max(size, std::sync::atomic::Ordering::Relaxed);
+    match write_group(db, &group, settings.two_phase_commit) {
+        Ok(outcomes) => {
+            Counters::add(&counters.commits, 1);
+            let written: u64 = outcomes.iter().filter_map(|o| o.as_ref().ok()).sum();
+            debug!(requests = size, ops = written, "group committed");
+            for (req, outcome) in group.into_iter().zip(outcomes) {
+                let answer = match outcome {
+                    Ok(n) => {
+                        Counters::add(&counters.appends, 1);
+                        Counters::add(&counters.ops_written, n);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        Counters::add(&counters.conflicts, 1);
+                        warn!(error = %e, "append refused");
+                        Err(e)
+                    }
+                };
+                // The caller may have given up waiting; its ops are committed anyway.
+                let _ = req.reply.send(answer);
+            }
+        }
+        Err(e) => {
+            Counters::add(&counters.failures, size);
+            error!(error = %e, requests = size, "group commit failed; nothing of it was stored");
+            for req in group {
+                let _ = req.reply.send(Err(copy_error(&e)));
+            }
+        }
+    }
+}
+
+/// Runs a group in one write transaction. The outer error is a storage failure (the
+/// transaction is dropped, so nothing is stored); the inner results are per request:
+/// the number of new ops written, or the conflict that refused it.
+fn write_group(
+    db: &Database,
+    group: &[Request],
+    two_phase_commit: bool,
+) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
+    let ctx = "group commit";
+    let fail = |e: redb::Error| error::storage(ctx, e);
+    let mut txn = db.begin_write().map_err(|e| fail(e.into()))?;
+    txn.set_durability(redb::Durability::Immediate)
+        .map_err(|e| fail(e.into()))?;
+    txn.set_two_phase_commit(two_phase_commit);
+    let mut outcomes = Vec::with_capacity(group.len());
+    {
+        let mut tables = Tables {
+            ops: txn.open_table(OPS).map_err(|e| fail(e.into()))?,
+            by_id: txn.open_table(BY_ID).map_err(|e| fail(e.into()))?,
+            by_author: txn.open_table(BY_AUTHOR).map_err(|e| fail(e.into()))?,
+            primary: txn.open_table(PRIMARY).map_err(|e| fail(e.into()))?,
+        };
+        let last = tables.ops.last().map_err(|e| fail(e.into()))?;
+        let mut next = last.map_or(0, |(k, _)| k.value());
+        for req in group {
+            match tables.check(&req.ops).map_err(|e| fail(e.into()))? {
+                Err(conflict) => outcomes.push(Err(conflict)),
+                Ok(fresh) => {
+                    for &i in &fresh {
+                        next = next.checked_add(1).ok_or_else(|| StoreError::Invalid {
+                            message: "the store has used every position (u64::MAX)".into(),
+                        })?;
+                        tables
+                            .insert(next, &req.ops[i])
+                            .map_err(|e| fail(e.into()))?;
+                    }
+                    outcomes.push(Ok(fresh.len() as u64));
+                }
+            }
+        }
+    }
+    txn.commit().map_err(|e| fail(e.into()))?;
+    Ok(outcomes)
+}
+
+/// The tables of one write transaction.
+struct Tables<'txn> {
+    ops: Table<'txn, u64, &'static [u8]>,
+    by_id: Table<'txn, [u8; 32], u64>,
+    by_author: Table<'txn, AuthorKey, u64>,
+    primary: Table<'txn, ([u8; 32], u64), [u8; 32]>,
+}
+
+impl Tables<'_> {
+    /// The conflict rule for one request, over the whole request before any write:
+    /// the indices of its new ops (first occurrence of each id not yet stored), or the
+    /// conflict that refuses it.
+    fn check(
+        &self,
+        ops: &[PendingOp],
+    ) -> Result<Result<Vec<usize>, StoreError>, redb::StorageError> {
+        let mut seen: HashSet<[u8; 32]> = HashSet::new();
+        let mut primaries: HashMap<([u8; 32], u64), [u8; 32]> = HashMap::new();
+        let mut fresh = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            if seen.contains(&op.id) || self.by_id.get(op.id)?.is_some() {
+                continue;
+            }
+            seen.insert(op.id);
+            fresh.push(i);
+            if op.evidence {
+                continue;
+            }
+            let key = (op.author, op.seq);
+            let existing = match self.primary.get(key)? {
+                Some(id) => Some(id.value()),
+                None => primaries.get(&key).copied(),
+            };
+            if let Some(existing) = existing {
+                return Ok(Err(StoreError::Conflict {
+                    author: bft_json_crdt::AuthorId(op.author),
+                    seq: op.seq,
+                    existing: bft_json_crdt::OpId(existing),
+                    incoming: bft_json_crdt::OpId(op.id),
+                }));
+            }
+            primaries.insert(key, op.id);
+        }
+        Ok(Ok(fresh))
+    }
+
+    /// Writes one new op at `position` and indexes it.
+    fn insert(&mut self, position: u64, op: &PendingOp) -> Result<(), redb::StorageError> {
+        self.ops.insert(position, op.record.as_slice())?;
+        self.by_id.insert(op.id, position)?;
+        self.by_author
+            .insert((op.author, op.seq, op.id), position)?;
+        if !op.evidence {
+            self.primary.insert((op.author, op.seq), op.id)?;
+        }
+        Ok(())
+    }
+}
+
+/// The same failure for every request of a failed group (`StoreError` is not `Clone`).
+fn copy_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict {
+            author,
+            seq,
+            existing,
+            incoming,
+        } => StoreError::Conflict {
+            author: *author,
+            seq: *seq,
+            existing: *existing,
+            incoming: *incoming,
+        },
+        StoreError::Corrupt { location, detail } => StoreError::corrupt(location, detail),
+        StoreError::Unavailable { message, .. } => StoreError::Unavailable {
+            message: format!("{message}: {}", source_text(e)),
+            source: None,
+        },
+        StoreError::Invalid { message } => StoreError::Invalid {
+            message: message.clone(),
+        },
+        StoreError::Backend { message, .. } => StoreError::Backend {
+            message: format!("{message}: {}", source_text(e)),
+            source: None,
+        },
+    }
+}
+
+fn source_text(e: &StoreError) -> String {
+    std::error::Error::source(e).map_or_else(String::new, |s| s.to_string())
+}

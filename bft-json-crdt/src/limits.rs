@@ -26,7 +26,11 @@ impl Default for Limits {
 
 impl Limits {
     /// Largest encoded op these limits allow, in bytes.
+    ///
+    /// Saturates instead of overflowing, so "unlimited" limits (`usize::MAX`) are fine.
     pub fn max_encoded_len(&self) -> usize {
-        crate::encoding::FIXED_LEN + 32 * self.max_deps + self.max_payload
+        crate::encoding::FIXED_LEN
+            .saturating_add(self.max_deps.saturating_mul(32))
+            .saturating_add(self.max_payload)
     }
 }

@@ -2,13 +2,14 @@
 //! and exposes a deterministic view.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AuthorId, OpId};
 use crate::limits::Limits;
 use crate::op::SignedOp;
-use crate::rejected::Rejected;
+use crate::rejected::{DecodeError, Rejected};
 use crate::verify::verify_batch;
 
 /// Highest seq held per author. A missing author means 0 (nothing held).
@@ -186,48 +187,62 @@ impl Replica {
     /// and then [`Replica::commit`]. Ops whose deps are missing go to the buffer;
     /// buffered ops unblocked by this batch are released into `ready`.
     ///
+    /// Deliveries come in input order; ops are resolved in `(lamport, id)` order, so
+    /// an op whose deps are elsewhere in the batch never needs the buffer. A copy of
+    /// an op is a `Duplicate` unless it is the first valid copy; an exact copy of a
+    /// refused op gets the same rejection.
+    ///
     /// Between `ingest` and `commit` the caller must not ingest other ops. If the
     /// caller never commits (say the store failed), the ready ops are simply lost from
     /// this replica, and a peer sends them again.
     pub fn ingest(&mut self, ops: Vec<SignedOp>) -> Ingest {
         let mut out = Ingest::default();
-        // 1. duplicates (of held, buffered, or earlier in this batch)
-        let mut fresh: Vec<SignedOp> = Vec::with_capacity(ops.len());
-        let mut slots: Vec<Option<usize>> = Vec::with_capacity(ops.len());
-        let mut seen: HashSet<OpId> = HashSet::new();
+        // 1. duplicates of held or buffered ops and exact copies earlier in this batch;
+        //    then the structural checks a locally built `SignedOp` may fail.
+        let mut fresh: Vec<(usize, SignedOp)> = Vec::with_capacity(ops.len());
+        let mut copies: HashMap<(OpId, [u8; 64]), usize> = HashMap::new();
+        // (delivery of an exact copy, delivery of the first copy): a copy of a
+        // refused op is refused alike, a copy of an accepted one is a duplicate.
+        let mut echoes: Vec<(usize, usize)> = Vec::new();
         for op in ops {
             let id = op.id();
-            if self.ops.contains_key(&id) || self.buffer.contains_key(&id) || !seen.insert(id) {
-                slots.push(None);
-                out.deliveries.push(Delivery {
-                    id,
-                    result: Ok(Outcome::Duplicate),
-                });
+            let di = out.deliveries.len();
+            let result = if self.ops.contains_key(&id) || self.buffer.contains_key(&id) {
+                Ok(Outcome::Duplicate)
+            } else if let Some(&first) = copies.get(&(id, *op.signature())) {
+                echoes.push((di, first));
+                Ok(Outcome::Duplicate)
             } else {
-                slots.push(Some(fresh.len()));
-                out.deliveries.push(Delivery {
-                    id,
-                    result: Ok(Outcome::Applied),
-                });
-                fresh.push(op);
-            }
+                copies.insert((id, *op.signature()), di);
+                match self.check_shape(&op) {
+                    Err(e) => Err(e),
+                    Ok(()) => {
+                        fresh.push((di, op));
+                        Ok(Outcome::Applied)
+                    }
+                }
+            };
+            out.deliveries.push(Delivery { id, result });
         }
-        // 2. signatures, batched
-        let refs: Vec<&SignedOp> = fresh.iter().collect();
+        // 2. signatures, batched; only then duplicates by id, so that a copy with a bad
+        //    signature earlier in the batch cannot hide a good copy of the same op.
+        let refs: Vec<&SignedOp> = fresh.iter().map(|(_, op)| op).collect();
         let sig_results = verify_batch(&refs);
-        let mut candidates: Vec<(usize, SignedOp)> = Vec::new();
-        let mut delivery_of: Vec<usize> = Vec::with_capacity(fresh.len());
-        for (di, slot) in slots.iter().enumerate() {
-            if slot.is_some() {
-                delivery_of.push(di);
-            }
-        }
-        for ((i, op), res) in fresh.into_iter().enumerate().zip(sig_results) {
+        let mut candidates: Vec<(usize, SignedOp)> = Vec::with_capacity(fresh.len());
+        let mut valid: HashSet<OpId> = HashSet::new();
+        for ((di, op), res) in fresh.into_iter().zip(sig_results) {
             match res {
-                Ok(()) => candidates.push((delivery_of[i], op)),
-                Err(e) => out.deliveries[delivery_of[i]].result = Err(e),
+                Err(e) => out.deliveries[di].result = Err(e),
+                Ok(()) if !valid.insert(op.id()) => {
+                    out.deliveries[di].result = Ok(Outcome::Duplicate);
+                }
+                Ok(()) => candidates.push((di, op)),
             }
         }
+        // A valid op's deps have lower lamports: resolving in `(lamport, id)` order
+        // makes ops whose deps are in this batch ready without a trip through the
+        // (bounded) buffer, whatever the order of the batch.
+        candidates.sort_by_key(|(_, op)| (op.lamport(), op.id()));
         // 3. causal resolution against held ops plus ops made ready in this call
         let mut ready_ids: HashMap<OpId, SignedOp> = HashMap::new();
         let mut pending_seq: HashMap<(AuthorId, u64), ()> = HashMap::new();
@@ -287,7 +302,41 @@ impl Replica {
                 },
             }
         }
+        for (di, first) in echoes {
+            if let Err(e) = &out.deliveries[first].result {
+                out.deliveries[di].result = Err(e.clone());
+            }
+        }
         out
+    }
+
+    /// Checks what decoding guarantees but a `SignedOp` built with [`crate::Op::sign`]
+    /// may lack: limits, and seq and lamport at least 1.
+    fn check_shape(&self, op: &SignedOp) -> Result<(), Rejected> {
+        let id = op.id();
+        let over = |what: &'static str, limit: usize, actual: usize| Rejected::OverLimits {
+            claimed: id,
+            error: DecodeError::TooLarge {
+                what,
+                limit,
+                actual,
+            },
+        };
+        if op.deps().len() > self.limits.max_deps {
+            return Err(over("deps", self.limits.max_deps, op.deps().len()));
+        }
+        if op.payload().len() > self.limits.max_payload {
+            return Err(over("payload", self.limits.max_payload, op.payload().len()));
+        }
+        for (field, value) in [("seq", op.seq()), ("lamport", op.lamport())] {
+            if value == 0 {
+                return Err(Rejected::Malformed {
+                    claimed: id,
+                    error: DecodeError::ZeroField(field),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn held_at(&self, author: &AuthorId, seq: u64) -> bool {
@@ -326,17 +375,17 @@ impl Replica {
                     "seq 1 must not depend on an op of its own author".into()
                 ));
             }
-            (s, [prev]) if *prev == s - 1 => {}
+            (s, [prev]) if prev.checked_add(1) == Some(s) => {}
             (s, []) => {
                 return Err(bad(format!(
                     "seq {s} must depend on its author's op at seq {}",
-                    s - 1
+                    s.saturating_sub(1)
                 )));
             }
             (s, found) => {
                 return Err(bad(format!(
                     "seq {s} must depend on exactly one op of its author, at seq {}; found seqs {found:?}",
-                    s - 1
+                    s.saturating_sub(1)
                 )));
             }
         }
@@ -408,6 +457,9 @@ impl Replica {
         if self.ops.contains_key(&id) {
             return;
         }
+        // Inserted directly while it waited in the buffer: it no longer waits (its
+        // entries in `waiting` are skipped by `release`).
+        self.buffer.remove(&id);
         for d in op.deps() {
             self.heads.remove(d);
         }
@@ -539,7 +591,7 @@ impl Replica {
         };
         state
             .by_seq
-            .range(after + 1..)
+            .range((Bound::Excluded(after), Bound::Unbounded))
             .flat_map(|(_, ids)| {
                 let mut ids = ids.clone();
                 ids.sort();

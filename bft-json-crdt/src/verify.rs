@@ -15,6 +15,9 @@ use crate::rejected::Rejected;
 /// Below this many ops a batch is not worth its setup.
 const MIN_BATCH: usize = 4;
 
+/// From this many ops on, a batch is split across the available cores.
+const MIN_PARALLEL: usize = 256;
+
 /// Checks the author key: it must be a curve point of large order.
 pub(crate) fn check_author(op: &SignedOp) -> Result<(), Rejected> {
     let forged = || Rejected::ForgedAuthor {
@@ -48,6 +51,41 @@ pub(crate) fn verify_one(op: &SignedOp) -> Result<(), Rejected> {
 /// ones are named and the good ones still accepted. Either path accepts exactly the
 /// same ops.
 pub fn verify_batch(ops: &[&SignedOp]) -> Vec<Result<(), Rejected>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads > 1 && ops.len() >= MIN_PARALLEL {
+        // Large batches (replay, sync) are split across the cores; each chunk is an
+        // independent batch, so the accepted set is the same as on one core.
+        let chunk = ops.len().div_ceil(threads);
+        return std::thread::scope(|s| {
+            let parts: Vec<_> = ops
+                .chunks(chunk)
+                .map(|c| s.spawn(move || verify_serial(c)))
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|h| match h.join() {
+                    Ok(r) => r,
+                    // verification never panics; if a thread died anyway, re-check
+                    // nothing as valid rather than trust it
+                    Err(_) => Vec::new(),
+                })
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .chain(std::iter::repeat_with(|| {
+            Err(Rejected::BadSignature {
+                id: Default::default(),
+                author: Default::default(),
+            })
+        }))
+        .take(ops.len())
+        .collect();
+    }
+    verify_serial(ops)
+}
+
+/// One batch on the calling thread.
+fn verify_serial(ops: &[&SignedOp]) -> Vec<Result<(), Rejected>> {
     if ops.len() < MIN_BATCH {
         return ops.iter().map(|op| verify_one(op)).collect();
     }

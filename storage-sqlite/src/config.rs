@@ -1,0 +1,117 @@
+//! How to open a store: [`SqliteConfig`] and its [`Durability`] modes.
+//!
+//! This module exists so that every knob of the backend is in one documented place,
+//! with defaults that are safe (durable on power loss) rather than fast.
+
+use std::time::Duration;
+
+use event_log_core::StoreError;
+
+/// What an acknowledged append survives.
+///
+/// Both modes run SQLite in WAL mode, where a transaction is atomic: after any crash
+/// the database holds every transaction that reached the disk whole and nothing of the
+/// others, so the file is never corrupt in either mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous = FULL` (and `fullfsync` where the platform needs it): the WAL is
+    /// synced before every commit returns, so an acknowledged append survives a
+    /// process crash, an OS crash and a power loss. The default.
+    #[default]
+    Full,
+    /// `synchronous = NORMAL`: the WAL is synced only at checkpoints. An acknowledged
+    /// append survives a process crash, but the last commits before an OS crash or a
+    /// power loss may be lost (never half-written). Faster; choose it only if a peer
+    /// or the caller can re-send what was lost.
+    Normal,
+}
+
+impl Durability {
+    /// The value of `PRAGMA synchronous` for this mode.
+    pub(crate) fn synchronous(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Options for [`crate::SqliteStore::open`]. Build it from [`SqliteConfig::default`]
+/// and the `with_*` methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqliteConfig {
+    /// What an acknowledged append survives. Default: [`Durability::Full`].
+    pub durability: Durability,
+    /// How long a connection waits for a lock held by another connection or process
+    /// before the call fails with `StoreError::Unavailable`. Default: 5 s.
+    pub busy_timeout: Duration,
+    /// The most read connections open at once (reads run concurrently with the
+    /// writer and with each other). Default: 4. Must be at least 1.
+    pub readers: usize,
+    /// The most append calls committed in one transaction (one group commit).
+    /// Default: 1024. Must be at least 1.
+    pub max_group: usize,
+    /// Create the database file if it does not exist. Default: true. When false,
+    /// opening a missing file fails with `StoreError::Unavailable`.
+    pub create_if_missing: bool,
+}
+
+impl Default for SqliteConfig {
+    fn default() -> Self {
+        SqliteConfig {
+            durability: Durability::Full,
+            busy_timeout: Duration::from_secs(5),
+            readers: 4,
+            max_group: 1024,
+            create_if_missing: true,
+        }
+    }
+}
+
+impl SqliteConfig {
+    /// Sets [`SqliteConfig::durability`].
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets [`SqliteConfig::busy_timeout`].
+    pub fn with_busy_timeout(mut self, busy_timeout: Duration) -> Self {
+        self.busy_timeout = busy_timeout;
+        self
+    }
+
+    /// Sets [`SqliteConfig::readers`].
+    pub fn with_readers(mut self, readers: usize) -> Self {
+        self.readers = readers;
+        self
+    }
+
+    /// Sets [`SqliteConfig::max_group`].
+    pub fn with_max_group(mut self, max_group: usize) -> Self {
+        self.max_group = max_group;
+        self
+    }
+
+    /// Sets [`SqliteConfig::create_if_missing`].
+    pub fn with_create_if_missing(mut self, create_if_missing: bool) -> Self {
+        self.create_if_missing = create_if_missing;
+        self
+    }
+
+    /// Refuses settings the store cannot work with.
+    pub(crate) fn validate(&self) -> Result<(), StoreError> {
+        if self.readers == 0 {
+            return Err(StoreError::Invalid {
+                message: "SqliteConfig::readers must be at least 1".into(),
+            });
+        }
+        if self.max_group == 0 {
+            return Err(StoreError::Invalid {
+                message: "SqliteConfig::max_group must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,145 @@
+//! [`SqliteStore`]: the [`OpStore`] implementation, tying the writer thread and the
+//! read pool together.
+//!
+//! This module promises the `OpStore` contract (see `event_log_core::OpStore`) with
+//! `MemStore`'s exact semantics, and that no call blocks the async executor: appends
+//! go to the writer thread, reads to the blocking pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bft_json_crdt::{OpId, VersionVector};
+use event_log_core::{OpRecord, OpStore, Position, StoreError};
+use tracing::info;
+
+use crate::config::SqliteConfig;
+use crate::query;
+use crate::read::ReadPool;
+use crate::schema;
+use crate::writer::{Writer, WriterStats};
+
+/// An [`OpStore`] in one SQLite file.
+///
+/// Safe to share (`Arc<SqliteStore>`) between tasks. Needs a tokio runtime: reads run
+/// on `spawn_blocking`. Dropping it without [`OpStore::close`] loses nothing: every
+/// acknowledged append is already durable.
+pub struct SqliteStore {
+    path: PathBuf,
+    config: SqliteConfig,
+    writer: Writer,
+    readers: Arc<ReadPool>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it if allowed) the store in the file at `path`, migrating its
+    /// schema forward.
+    ///
+    /// Errors: `Unavailable` naming the path if the file cannot be opened or is
+    /// locked; `Invalid` if the config is unusable or the file's schema is newer than
+    /// this crate knows; `Corrupt` if the file is not a SQLite database.
+    pub async fn open(path: impl AsRef<Path>, config: SqliteConfig) -> Result<Self, StoreError> {
+        config.validate()?;
+        let path = path.as_ref().to_path_buf();
+        let (p, c) = (path.clone(), config.clone());
+        let (write_conn, read_conn) = tokio::task::spawn_blocking(move || {
+            let w = schema::open_writer(&p, &c)?;
+            let r = schema::open_reader(&p, &c)?;
+            Ok::<_, StoreError>((w, r))
+        })
+        .await
+        .map_err(|e| StoreError::backend("open the SQLite store", e))??;
+        // Drop waits at most this long for the writer (see `Writer`'s Drop).
+        let drop_wait = config.busy_timeout + Duration::from_secs(5);
+        let writer = Writer::start(write_conn, config.max_group, drop_wait)?;
+        let readers = Arc::new(ReadPool::new(path.clone(), config.clone(), read_conn));
+        info!(
+            path = %path.display(),
+            durability = ?config.durability,
+            schema_version = schema::SCHEMA_VERSION,
+            "opened SQLite store"
+        );
+        Ok(SqliteStore {
+            path,
+            config,
+            writer,
+            readers,
+        })
+    }
+
+    /// Opens the store at `path` with [`SqliteConfig::default`] (durable on power loss).
+    pub async fn open_default(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open(path, SqliteConfig::default()).await
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &SqliteConfig {
+        &self.config
+    }
+
+    /// The writer's counters (group commits, appends, ops written, conflicts).
+    pub fn stats(&self) -> WriterStats {
+        self.writer.stats()
+    }
+}
+
+#[async_trait]
+impl OpStore for SqliteStore {
+    async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
+        self.writer.append(ops.to_vec()).await
+    }
+
+    async fn load(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<(Position, OpRecord)>, StoreError> {
+        self.readers
+            .run(move |conn| query::load(conn, after, limit))
+            .await
+    }
+
+    async fn since(&self, vv: &VersionVector, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
+        let vv = vv.clone();
+        self.readers
+            .run(move |conn| query::since(conn, &vv, limit))
+            .await
+    }
+
+    async fn heads(&self) -> Result<VersionVector, StoreError> {
+        self.readers.run(query::heads).await
+    }
+
+    async fn get(&self, id: &OpId) -> Result<Option<OpRecord>, StoreError> {
+        let id = *id;
+        self.readers.run(move |conn| query::get(conn, &id)).await
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        self.readers.run(|conn| query::count(conn)).await
+    }
+
+    /// Commits every append already received, stops the writer thread and closes
+    /// the connections. Later calls fail with `StoreError::Unavailable`. Idempotent.
+    async fn close(&self) -> Result<(), StoreError> {
+        let result = self.writer.close().await;
+        self.readers.close();
+        info!(path = %self.path.display(), "closed SQLite store");
+        result
+    }
+}

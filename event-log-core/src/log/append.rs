@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering;
 
 use bft_json_crdt::{Op, OpId, SignedOp};
 use futures::channel::oneshot;
+use futures::future::Either;
 
 use super::EventLog;
 use crate::entry::{Entry, Gap, Transition};
@@ -96,11 +97,20 @@ impl<S: OpStore> EventLog<S> {
         }
         let (tx, rx) = oneshot::channel();
         self.queue.lock().push(Pending { entries, reply: tx });
-        {
-            let mut writer = self.writer.lock().await;
-            self.lead(&mut writer).await;
+        // Wait for whichever comes first: our reply (another leader wrote our request)
+        // or the writer lock (we lead and write everything queued). A request that was
+        // already written must not queue for the lock again, or appenders convoy
+        // through the lock one by one and every store call carries a single entry.
+        let lock = self.writer.lock();
+        futures::pin_mut!(lock);
+        match futures::future::select(rx, lock).await {
+            Either::Left((reply, _)) => reply.map_err(|_| Error::Cancelled)?,
+            Either::Right((mut writer, rx)) => {
+                self.lead(&mut writer).await;
+                drop(writer);
+                rx.await.map_err(|_| Error::Cancelled)?
+            }
         }
-        rx.await.map_err(|_| Error::Cancelled)?
     }
 
     /// Writes everything queued. Holds the writer lock.

@@ -1,0 +1,79 @@
+//! Mapping driver and pool errors onto [`StoreError`] kinds.
+//!
+//! A lost or refused connection, a server shutting down or refusing connections, and a
+//! pool timeout are `Unavailable` (retry later; appends are idempotent, so retrying the
+//! same batch is safe). Everything else the server reports is `Backend`. Messages name
+//! the server by its redacted URL, never with a password.
+
+use deadpool_postgres::PoolError;
+use event_log_core::StoreError;
+use tokio_postgres::error::SqlState;
+
+/// `e` as a store error; `what` says what was being done, `target` is the redacted URL.
+pub(crate) fn from_pg(what: &str, target: &str, e: tokio_postgres::Error) -> StoreError {
+    let message = match e.as_db_error() {
+        Some(db) => format!("{what} on {target}: {db}"),
+        None => format!("{what} on {target}: {e}"),
+    };
+    if is_connection_problem(&e) {
+        StoreError::unavailable(message, e)
+    } else {
+        StoreError::backend(message, e)
+    }
+}
+
+/// A pool error as a store error.
+pub(crate) fn from_pool(what: &str, target: &str, e: PoolError) -> StoreError {
+    match e {
+        PoolError::Backend(e) => from_pg(what, target, e),
+        PoolError::Timeout(kind) => StoreError::Unavailable {
+            message: format!("{what} on {target}: timed out ({kind:?}) waiting for a connection"),
+            source: None,
+        },
+        PoolError::Closed => StoreError::Unavailable {
+            message: format!("{what} on {target}: the store was closed"),
+            source: None,
+        },
+        other => StoreError::backend(format!("{what} on {target}"), other),
+    }
+}
+
+/// Drops `client` instead of returning it to the pool if `e` says its connection is
+/// gone, so the next caller (say, one retrying the same batch) gets a live one even
+/// before the pool notices the connection closed.
+pub(crate) fn discard_if_broken(client: deadpool_postgres::Object, e: &tokio_postgres::Error) {
+    if is_connection_problem(e) {
+        drop(deadpool_postgres::Object::take(client));
+    }
+}
+
+/// True for errors that say "the server or the connection is gone", as opposed to
+/// "the server refused this request".
+fn is_connection_problem(e: &tokio_postgres::Error) -> bool {
+    if let Some(code) = e.code() {
+        let c = code.code();
+        return c.starts_with("08") // connection exception
+            || c.starts_with("53") // insufficient resources (too many connections, …)
+            || *code == SqlState::ADMIN_SHUTDOWN // pg_terminate_backend, fast shutdown
+            || *code == SqlState::CRASH_SHUTDOWN
+            || *code == SqlState::CANNOT_CONNECT_NOW; // starting up / shutting down
+    }
+    // No SQLSTATE: an I/O error, a timeout or a closed connection.
+    e.is_closed() || source_is_io(e)
+}
+
+fn source_is_io(e: &tokio_postgres::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// True if `e` is a unique violation (SQLSTATE 23505).
+pub(crate) fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}

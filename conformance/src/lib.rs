@@ -58,7 +58,8 @@ macro_rules! store_tests {
             concurrent_appenders,
             multi_sled_convergence,
             bad_input_rejected,
-            pagination
+            pagination,
+            meta_round_trip
         );
     };
 }

@@ -57,24 +57,24 @@ impl OpStore for Broken {
         limit: usize,
     ) -> Result<Vec<(Position, OpRecord)>, StoreError> {
         let mut page = self.inner.load(after, limit).await?;
-        if let Flaw::ReordersLoad = self.flaw {
-            if page.len() > 1 {
-                let last = page.last().map(|(p, _)| *p);
-                page.reverse();
-                // keep the cursor moving forward so replay terminates
-                if let (Some(last), Some(first)) = (last, page.first_mut()) {
-                    first.0 = last;
-                }
+        if let Flaw::ReordersLoad = self.flaw
+            && page.len() > 1
+        {
+            let last = page.last().map(|(p, _)| *p);
+            page.reverse();
+            // keep the cursor moving forward so replay terminates
+            if let (Some(last), Some(first)) = (last, page.first_mut()) {
+                first.0 = last;
             }
         }
         Ok(page)
     }
     async fn since(&self, vv: &VersionVector, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
         let mut page = self.inner.since(vv, limit).await?;
-        if let Flaw::SinceSkips = self.flaw {
-            if page.len() > 1 {
-                page.remove(page.len() - 2);
-            }
+        if let Flaw::SinceSkips = self.flaw
+            && page.len() > 1
+        {
+            page.remove(page.len() - 2);
         }
         Ok(page)
     }

@@ -30,6 +30,18 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// The store failed while writing these entries and it is unknown whether they
+    /// were stored. They are never dropped and their seqs are never reused: the log
+    /// completes them (idempotently) before its next append, or on
+    /// [`crate::EventLog::flush`]. Do not append them again.
+    #[error(
+        "append outcome unknown (the entries will be completed by the next append or flush): {source}"
+    )]
+    InDoubt {
+        /// The store error.
+        #[source]
+        source: StoreError,
+    },
     /// The append was cancelled before its outcome was known (the caller's future was
     /// dropped or the log is shutting down). The entry may or may not be stored.
     #[error("append cancelled before its outcome was known")]

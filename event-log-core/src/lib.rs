@@ -17,6 +17,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod checkpoint;
 pub mod entry;
 pub mod error;
 pub mod event;
@@ -37,7 +38,7 @@ pub use error::{Error, Result};
 pub use event::{EventId, LoggedEvent, SledId, render_lines};
 pub use log::{
     CatchUp, EventListener, EventLog, EventLogConfig, LogStats, MergeDelivery, MergeRejected,
-    MergeReport,
+    MergeReport, OpenStats,
 };
 pub use memstore::MemStore;
 pub use store::{BoxError, OpRecord, OpStore, Position, StoreError, StoreErrorKind};

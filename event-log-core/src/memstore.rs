@@ -18,6 +18,7 @@ struct Inner {
     primary: HashMap<(AuthorId, u64), usize>,
     /// (author, seq, id) → row, for `since`.
     by_author: BTreeMap<(AuthorId, u64, OpId), usize>,
+    meta: HashMap<String, Vec<u8>>,
 }
 
 /// An in-memory store. Nothing survives the process, so "durable" means "held by
@@ -154,5 +155,17 @@ impl OpStore for MemStore {
 
     async fn count(&self) -> Result<u64, StoreError> {
         Ok(self.inner.lock().rows.len() as u64)
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.inner.lock().meta.get(key).cloned())
+    }
+
+    async fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.inner
+            .lock()
+            .meta
+            .insert(key.to_owned(), value.to_vec());
+        Ok(())
     }
 }

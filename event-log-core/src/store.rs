@@ -227,6 +227,29 @@ pub trait OpStore: Send + Sync + 'static {
     /// Number of ops stored (evidence included).
     async fn count(&self) -> Result<u64, StoreError>;
 
+    /// Reads a small value kept beside the ops under `key` (the log keeps a signed
+    /// replay checkpoint there, so a reopen need not re-verify every signature).
+    ///
+    /// Optional. The default keeps nothing: a log over such a store verifies every
+    /// signature on every open, which is correct, only slower.
+    ///
+    /// ### To ensure correctness
+    /// - Returns exactly the bytes of the last [`OpStore::put_meta`] for `key`, or `None`.
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = key;
+        Ok(None)
+    }
+
+    /// Stores a small value under `key`, replacing any previous one. Optional, see
+    /// [`OpStore::get_meta`]; the default does nothing.
+    ///
+    /// ### To ensure correctness
+    /// - Atomic: a reader sees the old value or the new one, never a mix.
+    async fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let _ = (key, value);
+        Ok(())
+    }
+
     /// Flushes and releases resources. Optional: stores are durable at every append,
     /// so dropping a store without `close` loses nothing; the default does nothing.
     async fn close(&self) -> Result<(), StoreError> {
@@ -258,6 +281,12 @@ impl<S: OpStore + ?Sized> OpStore for std::sync::Arc<S> {
     async fn count(&self) -> Result<u64, StoreError> {
         (**self).count().await
     }
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).get_meta(key).await
+    }
+    async fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        (**self).put_meta(key, value).await
+    }
     async fn close(&self) -> Result<(), StoreError> {
         (**self).close().await
     }
@@ -286,6 +315,12 @@ impl<S: OpStore + ?Sized> OpStore for Box<S> {
     }
     async fn count(&self) -> Result<u64, StoreError> {
         (**self).count().await
+    }
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).get_meta(key).await
+    }
+    async fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        (**self).put_meta(key, value).await
     }
     async fn close(&self) -> Result<(), StoreError> {
         (**self).close().await

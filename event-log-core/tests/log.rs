@@ -308,3 +308,38 @@ fn two_writers_with_one_key_conflict() {
         assert_eq!(store.count().await.unwrap(), 1);
     });
 }
+
+/// A reopen verifies only the ops stored after the sled's signed checkpoint.
+#[test]
+fn reopen_uses_the_signed_checkpoint() {
+    block_on(async {
+        let store = MemStore::new();
+        {
+            let log = EventLog::open(store.clone(), key(14)).await.unwrap();
+            for i in 0..5 {
+                log.append_transition(fired(i)).await.unwrap();
+            }
+        }
+        let log = EventLog::open(store.clone(), key(14)).await.unwrap();
+        assert_eq!(log.open_stats().replayed, 5);
+        assert_eq!(
+            log.open_stats().verified,
+            5,
+            "first open verifies everything"
+        );
+        log.append_transition(fired(5)).await.unwrap();
+        drop(log);
+        let log = EventLog::open(store.clone(), key(14)).await.unwrap();
+        assert_eq!(log.open_stats().replayed, 6);
+        assert_eq!(
+            log.open_stats().verified,
+            1,
+            "only the op after the checkpoint"
+        );
+        drop(log);
+        // Another sled's key cannot use (or forge) this sled's checkpoint.
+        let other = EventLog::open(store.clone(), key(15)).await.unwrap();
+        assert_eq!(other.open_stats().verified, 6);
+        assert_eq!(other.events().len(), 6);
+    });
+}

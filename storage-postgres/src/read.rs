@@ -32,6 +32,8 @@ pub(crate) struct ReadSql {
     heads: String,
     get: String,
     count: String,
+    meta_get: String,
+    meta_put: String,
 }
 
 impl ReadSql {
@@ -88,6 +90,12 @@ impl ReadSql {
             ),
             get: format!("SELECT {COLUMNS} FROM {ops} WHERE id = $1"),
             count: format!("SELECT count(*) FROM {ops}"),
+            meta_get: format!("SELECT value FROM {} WHERE key = $1", t.meta),
+            meta_put: format!(
+                "INSERT INTO {} (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                t.meta
+            ),
         }
     }
 }
@@ -188,6 +196,26 @@ impl PostgresStore {
             None => 0,
         };
         Ok(n as u64)
+    }
+
+    pub(crate) async fn get_meta_value(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let rows = self
+            .read("reading a meta value", &self.sql().read.meta_get, &[&key])
+            .await?;
+        match rows.first() {
+            Some(row) => Ok(Some(col(row, 0, "meta value")?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) async fn put_meta_value(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.read(
+            "writing a meta value",
+            &self.sql().read.meta_put,
+            &[&key, &value],
+        )
+        .await?;
+        Ok(())
     }
 }
 

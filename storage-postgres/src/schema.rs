@@ -35,7 +35,7 @@ use crate::config::quote_ident;
 use crate::error::from_pg;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Quoted, schema-qualified table names.
 #[derive(Debug, Clone)]
@@ -46,6 +46,8 @@ pub(crate) struct Tables {
     pub ops: String,
     /// `"schema".schema_version`.
     pub version: String,
+    /// `"schema".meta`.
+    pub meta: String,
 }
 
 impl Tables {
@@ -55,6 +57,7 @@ impl Tables {
         Tables {
             ops: format!("{q}.ops"),
             version: format!("{q}.schema_version"),
+            meta: format!("{q}.meta"),
             schema: q,
         }
     }
@@ -62,8 +65,9 @@ impl Tables {
 
 /// Migration `n` (1-based) is `MIGRATIONS[n - 1]`, written against the table names.
 fn migrations(t: &Tables) -> Vec<String> {
-    vec![format!(
-        "CREATE TABLE {ops} (
+    vec![
+        format!(
+            "CREATE TABLE {ops} (
              position    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
              id          bytea   NOT NULL UNIQUE CHECK (length(id) = 32),
              author      bytea   NOT NULL CHECK (length(author) = 32),
@@ -77,8 +81,17 @@ fn migrations(t: &Tables) -> Vec<String> {
          CREATE UNIQUE INDEX ops_primary_author_seq ON {ops} (author, seq) WHERE NOT evidence;
          CREATE INDEX ops_author_seq_id ON {ops} (author, seq, id);
          COMMENT ON TABLE {ops} IS 'event-log ops: one signed op per row; see storage-postgres';",
-        ops = t.ops
-    )]
+            ops = t.ops
+        ),
+        // Version 2: small values kept beside the ops (the log's replay checkpoints).
+        format!(
+            "CREATE TABLE {meta} (
+                 key   text  PRIMARY KEY,
+                 value bytea NOT NULL
+             );",
+            meta = t.meta
+        ),
+    ]
 }
 
 /// Creates the schema if needed and brings it to [`SCHEMA_VERSION`].

@@ -188,6 +188,14 @@ impl OpStore for PostgresStore {
         self.count_ops().await
     }
 
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_meta_value(key).await
+    }
+
+    async fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.put_meta_value(key, value).await
+    }
+
     /// Closes the pool: later calls on this store (and its clones) fail with
     /// `Unavailable`. Subscriptions keep their own connections.
     async fn close(&self) -> Result<(), StoreError> {

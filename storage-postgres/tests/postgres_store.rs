@@ -248,7 +248,10 @@ async fn reopen_keeps_everything() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![storage_postgres::SCHEMA_VERSION]);
+    assert_eq!(
+        versions,
+        (1..=storage_postgres::SCHEMA_VERSION).collect::<Vec<_>>()
+    );
     store.append(&chain(1, 6, 1, "r")).await.unwrap();
     assert_eq!(store.heads().await.unwrap().get(&ops[0].author), 6);
 }

@@ -25,6 +25,7 @@
 //! | `ops_by_id` | `[u8; 32]` id | `u64` position | idempotency, [`get`](event_log_core::OpStore::get) |
 //! | `ops_by_author` | `([u8; 32], u64, [u8; 32])` (author, seq, id) | `u64` position | [`since`](event_log_core::OpStore::since), [`heads`](event_log_core::OpStore::heads) |
 //! | `primary` | `([u8; 32], u64)` (author, seq) | `[u8; 32]` id | the conflict rule: one primary op per (author, seq) |
+//! | `kv` | `&str` key | `&[u8]` value | small values kept beside the ops: the log's signed replay checkpoints ([`get_meta`](event_log_core::OpStore::get_meta)) |
 //!
 //! A record (value of `ops`) is a fixed layout, versioned by its first byte:
 //!

@@ -174,6 +174,16 @@ impl OpStore for RedbStore {
         self.read(read::count).await
     }
 
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.to_owned();
+        self.read(move |db| read::get_meta(db, &key)).await
+    }
+
+    async fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let (key, value) = (key.to_owned(), value.to_vec());
+        self.read(move |db| read::put_meta(db, &key, &value)).await
+    }
+
     /// Commits what is queued, stops the writer thread and releases the file.
     /// Later calls fail with [`StoreError::Unavailable`]; closing twice is `Ok`.
     async fn close(&self) -> Result<(), StoreError> {

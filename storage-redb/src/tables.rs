@@ -29,6 +29,9 @@ pub(crate) const BY_AUTHOR: TableDefinition<AuthorKey, u64> = TableDefinition::n
 pub(crate) const PRIMARY: TableDefinition<([u8; 32], u64), [u8; 32]> =
     TableDefinition::new("primary");
 
+/// `key → bytes`: small values kept beside the ops (the log's replay checkpoints).
+pub(crate) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+
 /// Key of [`BY_AUTHOR`]: (author, seq, id).
 pub(crate) type AuthorKey = ([u8; 32], u64, [u8; 32]);
 

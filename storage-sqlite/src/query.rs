@@ -169,3 +169,11 @@ fn author(r: &rusqlite::Row<'_>) -> Result<AuthorId, StoreError> {
     let position = row::position(r, 0)?;
     row::blob32(r, 1, "author", position).map(AuthorId)
 }
+
+/// A meta value by key.
+pub(crate) fn get_meta(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    use rusqlite::OptionalExtension;
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+        .map_err(|e| StoreError::backend("read a meta value", e))
+}

@@ -39,6 +39,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE UNIQUE INDEX ops_primary ON ops (author, seq) WHERE evidence = 0;
     CREATE INDEX ops_author_seq_id ON ops (author, seq, id);",
+    // Version 2: small values kept beside the ops (the log's replay checkpoints).
+    "CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );",
 ];
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (

@@ -130,6 +130,17 @@ impl OpStore for SqliteStore {
         self.readers.run(move |conn| query::get(conn, &id)).await
     }
 
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.to_owned();
+        self.readers
+            .run(move |conn| query::get_meta(conn, &key))
+            .await
+    }
+
+    async fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.writer.put_meta(key, value).await
+    }
+
     async fn count(&self) -> Result<u64, StoreError> {
         self.readers.run(|conn| query::count(conn)).await
     }

@@ -57,7 +57,14 @@ struct Counters {
 
 enum Msg {
     Append(Request),
+    PutMeta(MetaRequest),
     Shutdown,
+}
+
+struct MetaRequest {
+    key: String,
+    value: Vec<u8>,
+    reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
 struct Request {
@@ -111,6 +118,22 @@ impl Writer {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Msg::Append(Request { ops, reply }))
+            .map_err(|_| error::closed())?;
+        answer.await.map_err(|_| StoreError::Unavailable {
+            message: "the SQLite writer stopped before answering".into(),
+            source: None,
+        })?
+    }
+
+    /// Stores a meta value (in its own transaction, after the appends before it).
+    pub(crate) async fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Msg::PutMeta(MetaRequest {
+                key: key.to_owned(),
+                value: value.to_vec(),
+                reply,
+            }))
             .map_err(|_| error::closed())?;
         answer.await.map_err(|_| StoreError::Unavailable {
             message: "the SQLite writer stopped before answering".into(),
@@ -192,6 +215,21 @@ fn run(
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Append(request) => group.push(request),
+                Msg::PutMeta(m) => {
+                    // Keep order: what was queued before the meta write commits first.
+                    if !group.is_empty() {
+                        commit_group(&mut conn, std::mem::take(&mut group), counters);
+                    }
+                    let result = conn
+                        .execute(
+                            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                            rusqlite::params![m.key, m.value],
+                        )
+                        .map(|_| ())
+                        .map_err(|e| StoreError::backend("write a meta value", e));
+                    let _ = m.reply.send(result);
+                }
                 Msg::Shutdown => rx.close(),
             }
             if group.len() >= max_group {

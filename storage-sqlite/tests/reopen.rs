@@ -51,7 +51,7 @@ async fn schema_version_table_is_present() {
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, i64::from(SCHEMA_VERSION));
-    assert_eq!(SCHEMA_VERSION, 1);
+    assert_eq!(SCHEMA_VERSION, 2);
     let payload: String = conn
         .query_row("SELECT payload FROM ops", [], |r| r.get(0))
         .unwrap();
@@ -66,7 +66,11 @@ async fn schema_version_table_is_present() {
     let rows: i64 = conn
         .query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(rows, 1);
+    assert_eq!(
+        rows,
+        i64::from(SCHEMA_VERSION),
+        "one row per migration, none again"
+    );
 }
 
 /// A file written by a newer schema is refused with `Invalid`, naming both versions.
@@ -81,7 +85,7 @@ async fn newer_schema_is_refused() {
     assert_eq!(err.kind(), StoreErrorKind::Invalid, "{err}");
     let text = err.to_string();
     assert!(
-        text.contains("version 7") && text.contains("up to 1"),
+        text.contains("version 7") && text.contains("up to 2"),
         "{text}"
     );
 }
@@ -163,4 +167,36 @@ async fn two_stores_on_one_file() {
     assert_eq!(err.kind(), StoreErrorKind::Conflict);
     assert_eq!(a.count().await.unwrap(), 4);
     assert_eq!(b.count().await.unwrap(), 4);
+}
+
+/// A version-1 file (before the meta table) is migrated in place on open.
+#[tokio::test]
+async fn version_1_file_is_migrated() {
+    let (_dir, path) = location();
+    {
+        let conn = raw(&path);
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
+             CREATE TABLE ops (
+                position INTEGER PRIMARY KEY AUTOINCREMENT,
+                id BLOB NOT NULL UNIQUE, author BLOB NOT NULL, seq INTEGER NOT NULL,
+                evidence INTEGER NOT NULL, payload TEXT NOT NULL, bytes BLOB NOT NULL);
+             CREATE UNIQUE INDEX ops_primary ON ops (author, seq) WHERE evidence = 0;
+             CREATE INDEX ops_author_seq_id ON ops (author, seq, id);
+             INSERT INTO schema_version (version) VALUES (1);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path, SqliteConfig::default())
+        .await
+        .unwrap();
+    store.put_meta("k", b"v").await.unwrap();
+    assert_eq!(
+        store.get_meta("k").await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    let version: i64 = raw(&path)
+        .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
 }

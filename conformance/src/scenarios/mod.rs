@@ -14,7 +14,9 @@ pub use concurrency::concurrent_appenders;
 pub use convergence::multi_sled_convergence;
 pub use pagination::pagination;
 pub use restart::restart_programs;
-pub use store_level::{conflict_rejected_atomically, idempotent_append, round_trip};
+pub use store_level::{
+    conflict_rejected_atomically, idempotent_append, meta_round_trip, round_trip,
+};
 
 use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};

@@ -184,3 +184,52 @@ async fn conflict_case<H: StoreHarness>(h: &H) -> Check {
     ensure_eq!(store.count().await.ctx("count")?, 4, "count");
     Ok(())
 }
+
+/// Meta values (the log's replay checkpoints) read back exactly as last written,
+/// also after a reopen. Optional: a store that keeps none returns `None` throughout.
+pub fn meta_round_trip<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Failure> {
+    once("meta_round_trip", rt.block_on(meta_case(h)))
+}
+
+async fn meta_case<H: StoreHarness>(h: &H) -> Check {
+    let (_guard, loc) = h.create().await.ctx("create")?;
+    let store = h.open(&loc).await.ctx("open")?;
+    ensure_eq!(
+        store.get_meta("k").await.ctx("get_meta")?,
+        None,
+        "meta of a fresh store"
+    );
+    store.put_meta("k", b"first").await.ctx("put_meta")?;
+    let Some(v) = store.get_meta("k").await.ctx("get_meta")? else {
+        // The optional capability is absent: nothing may ever come back.
+        store.put_meta("k", b"second").await.ctx("put_meta")?;
+        ensure_eq!(
+            store.get_meta("k").await.ctx("get_meta")?,
+            None,
+            "a store without meta"
+        );
+        return Ok(());
+    };
+    ensure_eq!(v, b"first".to_vec(), "meta value read back");
+    let big = vec![0xA5u8; 4096];
+    store.put_meta("k", &big).await.ctx("put_meta")?;
+    store.put_meta("other", b"x").await.ctx("put_meta")?;
+    drop(store);
+    let store = h.open(&loc).await.ctx("reopen")?;
+    ensure_eq!(
+        store.get_meta("k").await.ctx("get_meta")?,
+        Some(big),
+        "meta value after overwrite and reopen"
+    );
+    ensure_eq!(
+        store.get_meta("other").await.ctx("get_meta")?,
+        Some(b"x".to_vec()),
+        "second key"
+    );
+    ensure_eq!(
+        store.get_meta("missing").await.ctx("get_meta")?,
+        None,
+        "unknown key"
+    );
+    Ok(())
+}

@@ -113,6 +113,42 @@ impl<S: OpStore> EventLog<S> {
         }
     }
 
+    /// Completes appends whose outcome was unknown ([`Error::InDoubt`]) and writes
+    /// anything queued, without new entries. Returns how many in-doubt entries it
+    /// completed; an `Err` means the store still fails (nothing is lost: they stay in
+    /// doubt for the next try).
+    pub async fn flush(&self) -> Result<usize> {
+        let mut w = self.writer.lock().await;
+        let pending = w.in_doubt.len();
+        if pending == 0 {
+            return Ok(0);
+        }
+        let records: Vec<OpRecord> = w
+            .in_doubt
+            .iter()
+            .map(|(op, _)| OpRecord::new(op, false))
+            .collect();
+        match self.store.append(&records).await {
+            Ok(()) => {
+                let ops = std::mem::take(&mut w.in_doubt);
+                let events = self.state.write().commit(ops);
+                self.notify(&events);
+                Ok(pending)
+            }
+            Err(e) => {
+                if matches!(e, StoreError::Conflict { .. }) {
+                    w.in_doubt.clear();
+                }
+                Err(Error::Store(e))
+            }
+        }
+    }
+
+    /// Entries whose append outcome is unknown, waiting for the next append or flush.
+    pub async fn in_doubt(&self) -> usize {
+        self.writer.lock().await.in_doubt.len()
+    }
+
     /// Writes everything queued. Holds the writer lock.
     async fn lead(&self, w: &mut Writer) {
         if !w.in_doubt.is_empty() {
@@ -143,7 +179,14 @@ impl<S: OpStore> EventLog<S> {
                 }
             }
         }
+        let mut first = true;
         loop {
+            if !first {
+                // Let the appenders just answered run and queue their next entries, so
+                // the next store call carries a full group instead of a straggler.
+                YieldNow(false).await;
+            }
+            first = false;
             let batch = self.take_batch();
             if batch.is_empty() {
                 return;
@@ -172,13 +215,19 @@ impl<S: OpStore> EventLog<S> {
                     }
                 }
                 Err(e) => {
-                    if matches!(e, StoreError::Conflict { .. }) {
+                    let conflict = matches!(e, StoreError::Conflict { .. });
+                    if conflict {
                         // Nothing was written; another writer holds our seqs.
                         w.in_doubt.clear();
                     }
                     tracing::warn!(error = %e, "append failed");
                     for p in batch {
-                        let _ = p.reply.send(Err(Error::Store(share(&e))));
+                        let err = if conflict {
+                            Error::Store(share(&e))
+                        } else {
+                            Error::InDoubt { source: share(&e) }
+                        };
+                        let _ = p.reply.send(Err(err));
                     }
                 }
             }
@@ -198,6 +247,16 @@ impl<S: OpStore> EventLog<S> {
 
     /// Signs the entries of a batch as a chain of this sled's next seqs.
     fn sign_batch(&self, batch: &[Pending]) -> Vec<(SignedOp, Entry)> {
+        let (drafts, entries) = self.draft_batch(batch);
+        Op::sign_all(drafts, &self.key)
+            .into_iter()
+            .zip(entries)
+            .collect()
+    }
+
+    /// Links the batch's ops (seqs, deps, lamports, ids) under the state lock; the
+    /// costly signing happens after the lock is released.
+    fn draft_batch(&self, batch: &[Pending]) -> (Vec<Op>, Vec<Entry>) {
         let st = self.state.read();
         let replica = &st.replica;
         let mut seq = replica.max_seq(&self.sled);
@@ -216,7 +275,8 @@ impl<S: OpStore> EventLog<S> {
             .collect();
         heads.sort_unstable_by(|a, b| b.cmp(a));
         heads.truncate(self.config.max_extra_deps);
-        let mut out = Vec::new();
+        let mut drafts: Vec<Op> = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
         for p in batch {
             for entry in &p.entries {
                 seq += 1;
@@ -236,12 +296,32 @@ impl<S: OpStore> EventLog<S> {
                     lamport: max_lamport + 1,
                     deps,
                     payload: entry.to_payload(),
-                }
-                .sign(&self.key);
-                prev = Some((op.id(), op.lamport()));
-                out.push((op, entry.clone()));
+                };
+                // Ids do not cover signatures: link the chain first, sign in parallel.
+                prev = Some((op.id_for(&self.sled), op.lamport));
+                drafts.push(op);
+                entries.push(entry.clone());
             }
         }
-        out
+        (drafts, entries)
+    }
+}
+
+/// Yields once to the executor (runtime-agnostic).
+struct YieldNow(bool);
+
+impl std::future::Future for YieldNow {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            std::task::Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
     }
 }

@@ -87,6 +87,17 @@ pub struct EventLog<S: OpStore> {
     writer: async_lock::Mutex<append::Writer>,
     listeners: RwLock<Vec<Arc<dyn EventListener>>>,
     counters: Counters,
+    opened: OpenStats,
+}
+
+/// What [`EventLog::open`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenStats {
+    /// Ops replayed from the store.
+    pub replayed: u64,
+    /// Ops whose signatures and links were verified (the others were covered by this
+    /// sled's signed replay checkpoint and only had their ids re-hashed).
+    pub verified: u64,
 }
 
 impl<S: OpStore> EventLog<S> {
@@ -117,6 +128,11 @@ impl<S: OpStore> EventLog<S> {
         for l in self.listeners.read().iter() {
             l.on_events(events);
         }
+    }
+
+    /// What the open replayed and verified.
+    pub fn open_stats(&self) -> OpenStats {
+        self.opened
     }
 
     /// Counters since open.

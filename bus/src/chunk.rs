@@ -1,0 +1,133 @@
+//! [`Chunk`]: one group commit of the persister — a run of consecutive logical ids,
+//! as the entries that record them (transitions, and gaps for the ids dropped).
+//!
+//! A chunk always covers a contiguous logical range `start..end`, so whatever its
+//! fate (stored, in doubt, given up) the persister can account for every id in it,
+//! and a given-up chunk turns into exactly one gap range.
+
+use std::sync::Arc;
+
+use event_log_core::{Entry, Gap, RunId, Transition};
+
+/// One entry of a chunk, before it becomes an [`Entry`] (transitions stay shared with
+/// the channel until an append attempt needs them owned).
+#[derive(Debug, Clone)]
+enum Item {
+    Transition(Arc<Transition>),
+    Gap(Gap),
+}
+
+/// Consecutive logical ids of one run, ready to append with one `append_all`.
+#[derive(Debug, Clone)]
+pub(crate) struct Chunk {
+    run: RunId,
+    items: Vec<Item>,
+    /// First logical id covered.
+    start: u64,
+    /// One past the last logical id covered.
+    end: u64,
+    transitions: u64,
+}
+
+impl Chunk {
+    /// An empty chunk whose first id will be `start`.
+    pub(crate) fn new(run: RunId, start: u64) -> Self {
+        Chunk {
+            run,
+            items: Vec::new(),
+            start,
+            end: start,
+            transitions: 0,
+        }
+    }
+
+    /// The next logical id this chunk would cover.
+    pub(crate) fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// First logical id covered.
+    pub(crate) fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Logical ids covered.
+    pub(crate) fn ids(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// Entries (not ids) held.
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Transitions held.
+    pub(crate) fn transitions(&self) -> u64 {
+        self.transitions
+    }
+
+    /// Gap entries held and the ids they cover.
+    pub(crate) fn gaps(&self) -> (u64, u64) {
+        self.items.iter().fold((0, 0), |(n, ids), i| match i {
+            Item::Gap(g) => (n + 1, ids + g.len()),
+            Item::Transition(_) => (n, ids),
+        })
+    }
+
+    /// Adds the transition with logical id `self.end()`.
+    pub(crate) fn push_transition(&mut self, t: Arc<Transition>) {
+        self.items.push(Item::Transition(t));
+        self.end += 1;
+        self.transitions += 1;
+    }
+
+    /// Records that the `n` ids from `self.end()` on were dropped. Merges with a gap
+    /// ending right before, so adjacent dropped ids make one sentinel.
+    pub(crate) fn push_gap(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let from = self.end;
+        let to = from + n - 1;
+        match self.items.last_mut() {
+            Some(Item::Gap(g)) if g.to.checked_add(1) == Some(from) => g.to = to,
+            _ => self.items.push(Item::Gap(Gap::new(self.run, from, to))),
+        }
+        self.end = to + 1;
+    }
+
+    /// The entries to append, in logical order.
+    pub(crate) fn entries(&self) -> Vec<Entry> {
+        self.items
+            .iter()
+            .map(|i| match i {
+                Item::Transition(t) => Entry::Transition(Transition::clone(t)),
+                Item::Gap(g) => Entry::Gap(g.clone()),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adjacent_gaps_merge_and_ranges_stay_contiguous() {
+        let run = RunId(1);
+        let mut c = Chunk::new(run, 5);
+        c.push_gap(2);
+        c.push_gap(3);
+        c.push_transition(Arc::new(Transition::now("s", "a", "b", "e")));
+        c.push_gap(1);
+        assert_eq!((c.start(), c.end(), c.ids()), (5, 12, 7));
+        assert_eq!(c.gaps(), (2, 6));
+        let e = c.entries();
+        assert!(matches!(&e[0], Entry::Gap(g) if g.from == 5 && g.to == 9 && g.run == run));
+        assert!(matches!(&e[2], Entry::Gap(g) if g.from == 11 && g.to == 11));
+    }
+}

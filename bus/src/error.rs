@@ -1,0 +1,34 @@
+//! Errors of the bus crate.
+
+use crate::stats::PersisterStats;
+
+/// A bus or feed could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BusError {
+    /// A broadcast channel needs room for at least one message.
+    #[error("channel capacity must be at least 1 (got 0)")]
+    ZeroCapacity,
+    /// tokio's broadcast channel refuses capacities above `usize::MAX / 2`.
+    #[error("channel capacity {0} is too large (at most usize::MAX / 2)")]
+    CapacityTooLarge(usize),
+}
+
+/// Why a persister run ended abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum PersisterError {
+    /// Another writer holds this sled's seqs (two processes signing with one key). The
+    /// persister stops: every further append would be refused too. `stats` are its
+    /// counters at that moment; the batch that conflicted is counted in
+    /// [`PersisterStats::pending_gap`] (received, never stored, never recorded).
+    #[error("persister stopped: the store refused our seqs ({source}); counters: {stats:?}")]
+    Conflict {
+        /// Counters when it stopped.
+        stats: PersisterStats,
+        /// The store's refusal.
+        #[source]
+        source: event_log_core::Error,
+    },
+    /// The persister task panicked or was aborted.
+    #[error("persister task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}

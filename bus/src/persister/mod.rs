@@ -1,0 +1,152 @@
+//! The persisting subscriber: the task that turns a [`BusReceiver`] into durable log
+//! entries.
+//!
+//! What it promises, per run (one fresh [`RunId`]; logical id 0 is the first
+//! transition published after the receiver was subscribed):
+//!
+//! - every logical id ends up either as a persisted transition or inside exactly one
+//!   gap sentinel of this run, in logical order: gap ranges are disjoint and
+//!   ascending, and `persisted + Σ gap sizes = published while subscribed`;
+//! - a `Lagged(n)` from the channel becomes **one** gap sentinel covering exactly the
+//!   n ids the receiver never saw (adjacent dropped ids merge into one sentinel);
+//! - a failing store is retried with exponential backoff ([`RetryPolicy`]); a batch
+//!   still refused after the budget is given up and its ids become a *pending gap*,
+//!   appended (merged with adjacent dropped ids) as soon as the store works again;
+//! - everything already available in the receiver is appended with one
+//!   `append_all` (group commit), order kept exactly;
+//! - on channel close or [`PersisterHandle::shutdown`] it drains its receiver,
+//!   appends what it got, and returns its final [`PersisterStats`].
+//!
+//! ## Failed appends with an unknown outcome
+//!
+//! [`EventLog::append_all`] documents that a store error may leave the entries *in
+//! doubt*: signed, maybe stored, and completed by the log's next successful append
+//! (never dropped, never re-sequenced). Re-sending them would store them twice, so the
+//! persister re-sends a batch only when the log never signed it, and otherwise counts
+//! it in [`PersisterStats::in_doubt`] until a later append settles it. It tells the
+//! two cases apart by the log's [`LogStats::append_calls`] counter, which is exact
+//! while the persister is the only task appending to this log (merges do not count);
+//! run at most one persister per log and append elsewhere through the bus.
+//!
+//! [`LogStats::append_calls`]: event_log_core::LogStats::append_calls
+
+mod task;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use event_log_core::{EventLog, OpStore, RunId};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::bus::BusReceiver;
+use crate::error::PersisterError;
+use crate::stats::{Counters, PersisterStats};
+use task::Persister;
+
+/// How a failing store is retried: `max_retries` more attempts after the first,
+/// sleeping `initial_backoff`, then twice as long each time, at most `max_backoff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries of one batch after its first attempt before it is given up.
+    pub max_retries: u32,
+    /// Sleep before the first retry.
+    pub initial_backoff: Duration,
+    /// Longest sleep between retries; also how often a pending gap is retried while
+    /// no new transition arrives.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 6,
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Tunables of a persister.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersisterConfig {
+    /// Most entries appended with one `append_all` (one group commit). Default 1024.
+    pub max_batch: usize,
+    /// How store errors are retried.
+    pub retry: RetryPolicy,
+}
+
+impl Default for PersisterConfig {
+    fn default() -> Self {
+        PersisterConfig {
+            max_batch: 1024,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Controls a running persister: read its counters, stop it, wait for it.
+///
+/// Dropping the handle does not stop the task; it then runs until the bus closes.
+#[derive(Debug)]
+pub struct PersisterHandle {
+    run: RunId,
+    counters: Arc<Counters>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<Result<PersisterStats, PersisterError>>,
+}
+
+impl PersisterHandle {
+    /// The run id its gap sentinels carry.
+    pub fn run_id(&self) -> RunId {
+        self.run
+    }
+
+    /// Its counters now (a few relaxed loads; never reads the log).
+    pub fn stats(&self) -> PersisterStats {
+        self.counters.snapshot(self.run)
+    }
+
+    /// True once the task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Asks the task to stop, waits until it has appended everything its receiver
+    /// already held, and returns its final counters.
+    pub async fn shutdown(self) -> Result<PersisterStats, PersisterError> {
+        let _ = self.shutdown.send(true);
+        self.task.await?
+    }
+
+    /// Waits for the task to end by itself (when every [`crate::TransitionBus`] clone
+    /// is dropped) and returns its final counters.
+    pub async fn join(self) -> Result<PersisterStats, PersisterError> {
+        let _shutdown = self.shutdown;
+        self.task.await?
+    }
+}
+
+/// Spawns the persisting subscriber on the current tokio runtime.
+///
+/// `receiver` should come from [`crate::TransitionBus::subscribe`]; what was
+/// published after that call, even before this one, is logical id 0 onwards.
+/// Must be called from within a tokio runtime.
+pub fn spawn_persister<S: OpStore>(
+    receiver: BusReceiver,
+    log: Arc<EventLog<S>>,
+    config: PersisterConfig,
+) -> PersisterHandle {
+    let run = RunId::random();
+    let counters = Arc::new(Counters::default());
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let persister = Persister::new(log, receiver, run, config, counters.clone());
+    tracing::info!(run = %run, "persister started");
+    let task = tokio::spawn(persister.run(shutdown_rx));
+    PersisterHandle {
+        run,
+        counters,
+        shutdown,
+        task,
+    }
+}

@@ -1,2 +1,62 @@
-//! event-log: a durable, replicated, tamper-evident log of state transitions.
+//! **event-log**: a durable, replicated, tamper-evident log of state transitions.
+//!
+//! A service publishes *transitions* (a work item moved from one stage to another).
+//! Each is persisted, survives restarts, replicates across the nodes (*sleds*) of a
+//! deployment, and is never lost silently: a consumer that falls behind records a
+//! *gap sentinel* naming exactly the dropped ones. Each sled signs its entries with an
+//! Ed25519 key; entries are ops of a Byzantine-tolerant CRDT, so replicas converge and
+//! forged or tampered entries are refused.
+//!
+//! This crate is the facade: it re-exports the core ([`EventLog`], [`Transition`],
+//! [`MemStore`], the [`OpStore`] trait…), the bus and every store selected by cargo
+//! feature, and opens a log from a URL:
+//!
+//! | URL | store | feature |
+//! |---|---|---|
+//! | `memory:` | [`MemStore`] (nothing survives the process) | always |
+//! | `sqlite://path/to/log.db` (`?durability=normal`) | SQLite, WAL, `synchronous=FULL` | `sqlite` (default) |
+//! | `redb://path/to/log.redb` | redb, `Durability::Immediate` | `redb` |
+//! | `postgres://user@host/db` (`?schema=name`) | PostgreSQL | `postgres` |
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = event_log::keys::load_or_create("sled.key")?;
+//! let log = event_log::open("sqlite://events.db", key).await?;
+//! log.append_transition(event_log::Transition::now("story-1", "backlog", "coding", "DepsMet"))
+//!     .await?;
+//! for line in log.timeline() {
+//!     println!("{line}");
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! An unselected backend is never compiled: `cargo build --no-default-features
+//! --features redb` pulls in neither rusqlite nor tokio-postgres.
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod keys;
+mod url;
+
 pub use event_log_core::*;
+pub use url::{AnyStore, OpenError, SCHEMES, Scheme, open, open_store, open_with};
+
+/// The bus: broadcast of transitions, the persisting subscriber, live feeds.
+#[cfg(feature = "bus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bus")))]
+pub use bus;
+
+/// The SQLite store.
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use storage_sqlite as sqlite;
+
+/// The redb store.
+#[cfg(feature = "redb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redb")))]
+pub use storage_redb as redb;
+
+/// The PostgreSQL store.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use storage_postgres as postgres;

@@ -58,6 +58,8 @@
 //! [`PostgresStore::subscribe`] listens on a dedicated connection that reconnects with
 //! backoff; after a reconnect (or if the subscriber lags) it says so, and the caller
 //! catches up with `since`. Notifications are wake-ups, never the data. See [`notify`].
+//! [`spawn_follower`] runs that loop for an `EventLog` sharing the schema with other
+//! sleds: see [`follower`].
 //!
 //! # TLS
 //! [`PostgresStore::open`] connects in plain text (`NoTls`).
@@ -69,12 +71,17 @@ mod append;
 mod config;
 mod connect;
 mod error;
+pub mod follower;
 pub mod notify;
 mod read;
 pub mod schema;
 mod store;
+mod teardown;
 
 pub use config::{DEFAULT_SCHEMA, PostgresConfig, SynchronousCommit, validate_schema_name};
+pub use follower::{
+    FollowerConfig, FollowerHandle, FollowerStats, spawn_follower, spawn_follower_on,
+};
 pub use notify::{Notice, Subscription};
 pub use schema::SCHEMA_VERSION;
 pub use store::PostgresStore;

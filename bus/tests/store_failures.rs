@@ -39,7 +39,9 @@ async fn store_failing_then_recovering_loses_nothing() {
     }
     wait_until("store recovered", || p.stats().persisted == 20).await;
     let stats = p.shutdown().await.unwrap();
-    assert_eq!(stats.store_errors, 3);
+    // Three store calls fail; the log may absorb one by retrying its in-doubt group
+    // at once, so the persister sees two or three failed appends.
+    assert!((2..=3).contains(&stats.store_errors), "{stats:?}");
     assert!(stats.is_settled(), "{stats:?}");
     assert_eq!((stats.persisted, stats.gaps, stats.abandoned), (20, 0, 0));
     check_runs(&log.sled_events(&log.sled_id()), &[(stats.run, 20)]);

@@ -60,34 +60,21 @@ async fn copy<A: event_log::OpStore, B: event_log::OpStore>(
     to: &event_log::EventLog<B>,
     chunk: usize,
 ) -> Result<(usize, usize, usize), event_log::Error> {
-    let missing = from.export_since(&to.version_vector());
-    let pb = bar(Some(missing.len() as u64), "syncing");
-    let (mut sent, mut applied, mut rejected) = (0, 0, 0);
-    for part in missing.chunks(chunk.max(1)) {
-        let report = to.merge(part.to_vec()).await?;
-        sent += part.len();
-        applied += report.applied();
-        rejected += report.rejected().len();
-        for r in report.rejected() {
-            if let Err(e) = &r.result {
-                eprintln!("refused op {}: {e}", r.id);
-            }
-        }
-        pb.inc(part.len() as u64);
-    }
+    let pb = bar(None, "syncing");
+    let report = event_log::push_chunked(from, to, chunk, |sent, total| {
+        pb.set_length(total as u64);
+        pb.set_position(sent as u64);
+    })
+    .await?;
     pb.finish_and_clear();
-    // Heads the target does not know: walk back (equivocating branches).
-    let unknown: Vec<_> = from
-        .heads()
-        .into_iter()
-        .filter(|h| !to.contains(h))
-        .collect();
-    if !unknown.is_empty() {
-        let ops = from.ancestry_unknown(&unknown, |id| to.contains(id));
-        sent += ops.len();
-        let report = to.merge(ops).await?;
-        applied += report.applied();
-        rejected += report.rejected().len();
+    for r in report.rejected() {
+        if let Err(e) = &r.result {
+            eprintln!("refused op {}: {e}", r.id);
+        }
     }
-    Ok((sent, applied, rejected))
+    Ok((
+        report.deliveries.len(),
+        report.applied(),
+        report.rejected().len(),
+    ))
 }

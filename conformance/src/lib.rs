@@ -59,7 +59,8 @@ macro_rules! store_tests {
             multi_sled_convergence,
             bad_input_rejected,
             pagination,
-            meta_round_trip
+            meta_round_trip,
+            bus_lag
         );
     };
 }

@@ -42,4 +42,4 @@ pub use log::{
 };
 pub use memstore::MemStore;
 pub use store::{BoxError, OpRecord, OpStore, Position, StoreError, StoreErrorKind};
-pub use sync::{SyncReport, push, sync};
+pub use sync::{SyncReport, push, push_chunked, sync};

@@ -131,6 +131,54 @@ pub enum StoreError {
     },
 }
 
+/// A copy keeps the kind, the fields and the text of the source chain (sources are
+/// not `Clone`, so a copy's source is their rendered text). Used to give every caller
+/// of a failed group commit the same error.
+impl Clone for StoreError {
+    fn clone(&self) -> Self {
+        fn text(source: &Option<BoxError>) -> Option<BoxError> {
+            source.as_ref().map(|s| {
+                let mut t = s.to_string();
+                let mut next = s.source();
+                while let Some(c) = next {
+                    t.push_str(": ");
+                    t.push_str(&c.to_string());
+                    next = c.source();
+                }
+                t.into()
+            })
+        }
+        match self {
+            StoreError::Conflict {
+                author,
+                seq,
+                existing,
+                incoming,
+            } => StoreError::Conflict {
+                author: *author,
+                seq: *seq,
+                existing: *existing,
+                incoming: *incoming,
+            },
+            StoreError::Corrupt { location, detail } => StoreError::Corrupt {
+                location: location.clone(),
+                detail: detail.clone(),
+            },
+            StoreError::Unavailable { message, source } => StoreError::Unavailable {
+                message: message.clone(),
+                source: text(source),
+            },
+            StoreError::Invalid { message } => StoreError::Invalid {
+                message: message.clone(),
+            },
+            StoreError::Backend { message, source } => StoreError::Backend {
+                message: message.clone(),
+                source: text(source),
+            },
+        }
+    }
+}
+
 impl StoreError {
     /// The kind of this error.
     pub fn kind(&self) -> StoreErrorKind {

@@ -24,7 +24,28 @@ pub async fn push<A: OpStore, B: OpStore>(
     from: &EventLog<A>,
     to: &EventLog<B>,
 ) -> Result<MergeReport> {
-    let mut report = to.merge(from.export_since(&to.version_vector())).await?;
+    push_chunked(from, to, 1000, |_, _| {}).await
+}
+
+/// [`push`] in chunks of `chunk` ops, in causal order: each chunk is verified and
+/// made durable in `to` before the next is sent, so an interrupted push resumes where
+/// it stopped. `progress(sent, total)` is called after each chunk.
+pub async fn push_chunked<A: OpStore, B: OpStore>(
+    from: &EventLog<A>,
+    to: &EventLog<B>,
+    chunk: usize,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<MergeReport> {
+    let missing = from.export_since(&to.version_vector());
+    let total = missing.len();
+    let mut report = MergeReport::default();
+    let mut sent = 0;
+    for part in missing.chunks(chunk.max(1)) {
+        let r = to.merge(part.to_vec()).await?;
+        report.deliveries.extend(r.deliveries);
+        sent += part.len();
+        progress(sent, total);
+    }
     let unknown: Vec<_> = from
         .heads()
         .into_iter()

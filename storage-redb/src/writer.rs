@@ -159,7 +159,7 @@ fn commit_group(
             Counters::add(&counters.failures, size);
             error!(error = %e, requests = size, "group commit failed; nothing of it was stored");
             for req in group {
-                let _ = req.reply.send(Err(copy_error(&e)));
+                let _ = req.reply.send(Err(e.clone()));
             }
         }
     }
@@ -267,37 +267,4 @@ impl Tables<'_> {
         }
         Ok(())
     }
-}
-
-/// The same failure for every request of a failed group (`StoreError` is not `Clone`).
-fn copy_error(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Conflict {
-            author,
-            seq,
-            existing,
-            incoming,
-        } => StoreError::Conflict {
-            author: *author,
-            seq: *seq,
-            existing: *existing,
-            incoming: *incoming,
-        },
-        StoreError::Corrupt { location, detail } => StoreError::corrupt(location, detail),
-        StoreError::Unavailable { message, .. } => StoreError::Unavailable {
-            message: format!("{message}: {}", source_text(e)),
-            source: None,
-        },
-        StoreError::Invalid { message } => StoreError::Invalid {
-            message: message.clone(),
-        },
-        StoreError::Backend { message, .. } => StoreError::Backend {
-            message: format!("{message}: {}", source_text(e)),
-            source: None,
-        },
-    }
-}
-
-fn source_text(e: &StoreError) -> String {
-    std::error::Error::source(e).map_or_else(String::new, |s| s.to_string())
 }

@@ -36,49 +36,6 @@ pub(crate) fn closed() -> StoreError {
     }
 }
 
-/// A copy of `e` without its source, for the other requests of a group that failed
-/// as a whole (the first request gets the original error).
-pub(crate) fn echo(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Conflict {
-            author,
-            seq,
-            existing,
-            incoming,
-        } => StoreError::Conflict {
-            author: *author,
-            seq: *seq,
-            existing: *existing,
-            incoming: *incoming,
-        },
-        StoreError::Corrupt { location, detail } => StoreError::Corrupt {
-            location: location.clone(),
-            detail: detail.clone(),
-        },
-        StoreError::Unavailable { message, source } => StoreError::Unavailable {
-            message: with_source(message, source.as_deref()),
-            source: None,
-        },
-        StoreError::Invalid { message } => StoreError::Invalid {
-            message: message.clone(),
-        },
-        StoreError::Backend { message, source } => StoreError::Backend {
-            message: with_source(message, source.as_deref()),
-            source: None,
-        },
-    }
-}
-
-fn with_source(
-    message: &str,
-    source: Option<&(dyn std::error::Error + Send + Sync + 'static)>,
-) -> String {
-    match source {
-        Some(source) => format!("{message}: {source}"),
-        None => message.to_string(),
-    }
-}
-
 /// A mapper for `map_err` that names the action: `.map_err(error::at("count ops"))`.
 pub(crate) fn at(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| sqlite(what, e)

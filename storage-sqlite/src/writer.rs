@@ -277,10 +277,10 @@ fn commit_group(conn: &mut Connection, group: Vec<Request>, counters: &Counters)
             counters
                 .failures
                 .fetch_add(requests as u64, Ordering::Relaxed);
-            let template = error::echo(&e);
+            let template = e.clone();
             let mut first = Some(e);
             for request in group {
-                let answer = first.take().unwrap_or_else(|| error::echo(&template));
+                let answer = first.take().unwrap_or_else(|| template.clone());
                 let _ = request.reply.send(Err(answer));
             }
         }

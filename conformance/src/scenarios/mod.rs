@@ -3,6 +3,7 @@
 //! [`crate::store_tests!`] emits one `#[test]` per entry of [`crate::for_each_scenario!`].
 
 mod bad_input;
+mod bus_lag;
 mod concurrency;
 mod convergence;
 mod pagination;
@@ -10,6 +11,7 @@ mod restart;
 mod store_level;
 
 pub use bad_input::bad_input_rejected;
+pub use bus_lag::bus_lag;
 pub use concurrency::concurrent_appenders;
 pub use convergence::multi_sled_convergence;
 pub use pagination::pagination;

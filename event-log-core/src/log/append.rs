@@ -18,6 +18,9 @@ pub(crate) struct Pending {
     reply: oneshot::Sender<Result<Vec<LoggedEvent>>>,
 }
 
+/// Requests and the ops signed for them, ready to write.
+type SignedGroup = (Vec<Pending>, Vec<(SignedOp, Entry)>);
+
 /// State owned by whoever holds the writer lock.
 #[derive(Default)]
 pub(crate) struct Writer {
@@ -25,38 +28,6 @@ pub(crate) struct Writer {
     /// stored. They are appended again (idempotent) before any new op, so a seq is
     /// never reused for different content.
     in_doubt: Vec<(SignedOp, Entry)>,
-}
-
-/// A copy of a store error for each of several waiters (errors are not `Clone`).
-fn share(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Conflict {
-            author,
-            seq,
-            existing,
-            incoming,
-        } => StoreError::Conflict {
-            author: *author,
-            seq: *seq,
-            existing: *existing,
-            incoming: *incoming,
-        },
-        StoreError::Corrupt { location, detail } => StoreError::Corrupt {
-            location: location.clone(),
-            detail: detail.clone(),
-        },
-        StoreError::Invalid { message } => StoreError::Invalid {
-            message: message.clone(),
-        },
-        StoreError::Unavailable { message, source } => StoreError::Unavailable {
-            message: message.clone(),
-            source: source.as_ref().map(|s| s.to_string().into()),
-        },
-        StoreError::Backend { message, source } => StoreError::Backend {
-            message: message.clone(),
-            source: source.as_ref().map(|s| s.to_string().into()),
-        },
-    }
 }
 
 impl<S: OpStore> EventLog<S> {
@@ -119,10 +90,14 @@ impl<S: OpStore> EventLog<S> {
     /// doubt for the next try).
     pub async fn flush(&self) -> Result<usize> {
         let mut w = self.writer.lock().await;
-        let pending = w.in_doubt.len();
-        if pending == 0 {
+        if w.in_doubt.is_empty() {
             return Ok(0);
         }
+        Ok(self.retry_in_doubt(&mut w).await?)
+    }
+
+    /// Appends the in-doubt ops again (idempotent) and applies them; returns how many.
+    async fn retry_in_doubt(&self, w: &mut Writer) -> std::result::Result<usize, StoreError> {
         let records: Vec<OpRecord> = w
             .in_doubt
             .iter()
@@ -131,15 +106,18 @@ impl<S: OpStore> EventLog<S> {
         match self.store.append(&records).await {
             Ok(()) => {
                 let ops = std::mem::take(&mut w.in_doubt);
+                let n = ops.len();
+                tracing::info!(ops = n, "completed appends whose outcome was unknown");
                 let events = self.state.write().commit(ops);
                 self.notify(&events);
-                Ok(pending)
+                Ok(n)
             }
             Err(e) => {
                 if matches!(e, StoreError::Conflict { .. }) {
+                    // Nothing was written and another writer holds these seqs.
                     w.in_doubt.clear();
                 }
-                Err(Error::Store(e))
+                Err(e)
             }
         }
     }
@@ -150,53 +128,55 @@ impl<S: OpStore> EventLog<S> {
     }
 
     /// Writes everything queued. Holds the writer lock.
+    ///
+    /// Pipelined: while one group is being written, the next group is taken from the
+    /// queue, linked after the group in flight and signed, so signing overlaps the
+    /// store's sync. Store calls stay one at a time, in order, so every store's append
+    /// order stays causal. If a write fails, the group signed behind it is put back in
+    /// the queue unwritten (its seqs were never used).
     async fn lead(&self, w: &mut Writer) {
-        if !w.in_doubt.is_empty() {
-            let records: Vec<OpRecord> = w
-                .in_doubt
-                .iter()
-                .map(|(op, _)| OpRecord::new(op, false))
-                .collect();
-            match self.store.append(&records).await {
-                Ok(()) => {
-                    let ops = std::mem::take(&mut w.in_doubt);
-                    tracing::info!(
-                        ops = ops.len(),
-                        "completed appends whose outcome was unknown"
-                    );
-                    let events = self.state.write().commit(ops);
-                    self.notify(&events);
-                }
-                Err(e) => {
-                    if matches!(e, StoreError::Conflict { .. }) {
-                        w.in_doubt.clear();
-                    }
-                    let waiting = std::mem::take(&mut *self.queue.lock());
-                    for p in waiting {
-                        let _ = p.reply.send(Err(Error::Store(share(&e))));
-                    }
-                    return;
-                }
-            }
-        }
+        let mut next: Option<SignedGroup> = None;
         let mut first = true;
         loop {
-            if !first {
-                // Let the appenders just answered run and queue their next entries, so
-                // the next store call carries a full group instead of a straggler.
-                YieldNow(false).await;
-            }
-            first = false;
-            let batch = self.take_batch();
-            if batch.is_empty() {
+            if !w.in_doubt.is_empty() && !self.complete_in_doubt(w).await {
+                if let Some((batch, _)) = next.take() {
+                    self.requeue(batch);
+                }
                 return;
             }
-            let ops = self.sign_batch(&batch);
+            let (batch, ops) = match next.take() {
+                Some(prepared) => prepared,
+                None => {
+                    if !first {
+                        // Let the appenders just answered queue their next entries, so
+                        // the next store call carries a full group, not a straggler.
+                        YieldNow(false).await;
+                    }
+                    first = false;
+                    let batch = self.take_batch();
+                    if batch.is_empty() {
+                        return;
+                    }
+                    let ops = self.sign_batch(&batch, None);
+                    (batch, ops)
+                }
+            };
             let records: Vec<OpRecord> =
                 ops.iter().map(|(op, _)| OpRecord::new(op, false)).collect();
+            let last = ops.last().map(|(op, _)| op.clone());
             w.in_doubt = ops;
             self.counters.append_calls.fetch_add(1, Ordering::Relaxed);
-            match self.store.append(&records).await {
+            let prepare = async {
+                YieldNow(false).await;
+                let batch = self.take_batch();
+                if batch.is_empty() {
+                    return None;
+                }
+                let ops = self.sign_batch(&batch, last.as_ref());
+                Some((batch, ops))
+            };
+            let (result, prepared) = futures::join!(self.store.append(&records), prepare);
+            match result {
                 Ok(()) => {
                     let ops = std::mem::take(&mut w.in_doubt);
                     self.counters
@@ -213,8 +193,12 @@ impl<S: OpStore> EventLog<S> {
                         let mine: Vec<LoggedEvent> = it.by_ref().take(p.entries.len()).collect();
                         let _ = p.reply.send(Ok(mine));
                     }
+                    next = prepared;
                 }
                 Err(e) => {
+                    if let Some((batch, _)) = prepared {
+                        self.requeue(batch);
+                    }
                     let conflict = matches!(e, StoreError::Conflict { .. });
                     if conflict {
                         // Nothing was written; another writer holds our seqs.
@@ -223,15 +207,38 @@ impl<S: OpStore> EventLog<S> {
                     tracing::warn!(error = %e, "append failed");
                     for p in batch {
                         let err = if conflict {
-                            Error::Store(share(&e))
+                            Error::Store(e.clone())
                         } else {
-                            Error::InDoubt { source: share(&e) }
+                            Error::InDoubt { source: e.clone() }
                         };
                         let _ = p.reply.send(Err(err));
                     }
                 }
             }
         }
+    }
+
+    /// Completes the in-doubt ops. On failure, fails every queued request (their
+    /// seqs would follow the ops in doubt) and returns false.
+    async fn complete_in_doubt(&self, w: &mut Writer) -> bool {
+        match self.retry_in_doubt(w).await {
+            Ok(_) => true,
+            Err(e) => {
+                let waiting = std::mem::take(&mut *self.queue.lock());
+                for p in waiting {
+                    let _ = p.reply.send(Err(Error::Store(e.clone())));
+                }
+                false
+            }
+        }
+    }
+
+    /// Puts requests back at the front of the queue, unwritten.
+    fn requeue(&self, batch: Vec<Pending>) {
+        let mut q = self.queue.lock();
+        let rest = std::mem::take(&mut *q);
+        *q = batch;
+        q.extend(rest);
     }
 
     fn take_batch(&self) -> Vec<Pending> {
@@ -246,35 +253,44 @@ impl<S: OpStore> EventLog<S> {
     }
 
     /// Signs the entries of a batch as a chain of this sled's next seqs.
-    fn sign_batch(&self, batch: &[Pending]) -> Vec<(SignedOp, Entry)> {
-        let (drafts, entries) = self.draft_batch(batch);
+    fn sign_batch(&self, batch: &[Pending], after: Option<&SignedOp>) -> Vec<(SignedOp, Entry)> {
+        let (drafts, entries) = self.draft_batch(batch, after);
         Op::sign_all(drafts, &self.key)
             .into_iter()
             .zip(entries)
             .collect()
     }
 
-    /// Links the batch's ops (seqs, deps, lamports, ids) under the state lock; the
-    /// costly signing happens after the lock is released.
-    fn draft_batch(&self, batch: &[Pending]) -> (Vec<Op>, Vec<Entry>) {
-        let st = self.state.read();
-        let replica = &st.replica;
-        let mut seq = replica.max_seq(&self.sled);
-        let mut prev: Option<(OpId, u64)> = replica
-            .ops_after(&self.sled, seq.saturating_sub(1))
-            .into_iter()
-            .find(|o| o.seq() == seq)
-            .map(|o| (o.id(), o.lamport()));
-        // Other sleds' heads we know, newest first, bounded.
-        let mut heads: Vec<(u64, OpId)> = replica
-            .heads()
-            .into_iter()
-            .filter_map(|h| replica.get(&h))
-            .filter(|o| o.author() != self.sled)
-            .map(|o| (o.lamport(), o.id()))
-            .collect();
-        heads.sort_unstable_by(|a, b| b.cmp(a));
-        heads.truncate(self.config.max_extra_deps);
+    /// Links the batch's ops (seqs, deps, lamports, ids), reading the state under its
+    /// lock; the costly signing happens after the lock is released.
+    ///
+    /// With `after` (the last op of a group still being written), the batch continues
+    /// that op's chain and depends on nothing else.
+    fn draft_batch(&self, batch: &[Pending], after: Option<&SignedOp>) -> (Vec<Op>, Vec<Entry>) {
+        let (mut seq, mut prev, mut heads) = match after {
+            Some(op) => (op.seq(), Some((op.id(), op.lamport())), Vec::new()),
+            None => {
+                let st = self.state.read();
+                let replica = &st.replica;
+                let seq = replica.max_seq(&self.sled);
+                let prev: Option<(OpId, u64)> = replica
+                    .ops_after(&self.sled, seq.saturating_sub(1))
+                    .into_iter()
+                    .find(|o| o.seq() == seq)
+                    .map(|o| (o.id(), o.lamport()));
+                // Other sleds' heads we know, newest first, bounded.
+                let mut heads: Vec<(u64, OpId)> = replica
+                    .heads()
+                    .into_iter()
+                    .filter_map(|h| replica.get(&h))
+                    .filter(|o| o.author() != self.sled)
+                    .map(|o| (o.lamport(), o.id()))
+                    .collect();
+                heads.sort_unstable_by(|a, b| b.cmp(a));
+                heads.truncate(self.config.max_extra_deps);
+                (seq, prev, heads)
+            }
+        };
         let mut drafts: Vec<Op> = Vec::new();
         let mut entries: Vec<Entry> = Vec::new();
         for p in batch {

@@ -28,7 +28,16 @@ impl State {
     /// Applies ops (already validated, persisted, in causal order) and indexes the
     /// entries that enter the view. Returns the events that became visible.
     pub(crate) fn commit(&mut self, ops: Vec<(SignedOp, Entry)>) -> Vec<LoggedEvent> {
-        let mut added = Vec::with_capacity(ops.len());
+        self.commit_with(ops, true)
+    }
+
+    /// [`State::commit`] without collecting the new events (replay has no listeners).
+    pub(crate) fn commit_quiet(&mut self, ops: Vec<(SignedOp, Entry)>) {
+        self.commit_with(ops, false);
+    }
+
+    fn commit_with(&mut self, ops: Vec<(SignedOp, Entry)>, collect: bool) -> Vec<LoggedEvent> {
+        let mut added = Vec::with_capacity(if collect { ops.len() } else { 0 });
         let mut touched: HashSet<SledId> = HashSet::new();
         for (op, entry) in ops {
             let before = self.replica.excluded_from(&op.author());
@@ -38,8 +47,10 @@ impl State {
             }
             if self.replica.in_view(&op) {
                 let ev = event_of(&op, entry);
-                self.index(ev.clone());
-                added.push(ev);
+                if collect {
+                    added.push(ev.clone());
+                }
+                self.index(ev);
             }
         }
         // An equivocation excludes its author from the first equivocated seq on.

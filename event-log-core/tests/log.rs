@@ -337,9 +337,20 @@ fn reopen_uses_the_signed_checkpoint() {
             "only the op after the checkpoint"
         );
         drop(log);
+        // close() extends the checkpoint over what this log appended.
+        let log = EventLog::open(store.clone(), key(14)).await.unwrap();
+        for i in 6..9 {
+            log.append_transition(fired(i)).await.unwrap();
+        }
+        log.close().await.unwrap();
+        drop(log);
+        let log = EventLog::open(store.clone(), key(14)).await.unwrap();
+        assert_eq!(log.open_stats().replayed, 9);
+        assert_eq!(log.open_stats().verified, 0, "close checkpointed everything");
+        drop(log);
         // Another sled's key cannot use (or forge) this sled's checkpoint.
         let other = EventLog::open(store.clone(), key(15)).await.unwrap();
-        assert_eq!(other.open_stats().verified, 6);
-        assert_eq!(other.events().len(), 6);
+        assert_eq!(other.open_stats().verified, 9);
+        assert_eq!(other.events().len(), 9);
     });
 }

@@ -58,7 +58,7 @@ pub fn bad_input_rejected<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Fa
         Just(Damage::Truncated)
     ];
     let strat = (how, 1u64..6, any::<prop::sample::Index>(), any::<usize>());
-    prop("bad_input_rejected", 12, strat, |(how, n, which, cut)| {
+    prop("bad_input_rejected", 32, strat, |(how, n, which, cut)| {
         rt.block_on(async {
             let (_guard, loc) = h.create().await.ctx("create")?;
             let log = EventLog::open(h.open(&loc).await.ctx("open")?, key(0))

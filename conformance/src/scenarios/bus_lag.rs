@@ -31,7 +31,7 @@ fn run_plan() -> impl Strategy<Value = Run> {
 /// gap ranges are disjoint and in order, each gap names its own run, and all of it
 /// holds after the reopen.
 pub fn bus_lag<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Failure> {
-    prop("bus_lag", 6, (run_plan(), run_plan()), |(a, b)| {
+    prop("bus_lag", 12, (run_plan(), run_plan()), |(a, b)| {
         rt.block_on(async {
             let (_guard, loc) = h.create().await.ctx("create")?;
             let mut runs: Vec<(PersisterStats, u64)> = Vec::new();

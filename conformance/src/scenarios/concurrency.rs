@@ -15,7 +15,7 @@ use crate::{ensure, ensure_eq};
 /// duplicates, all present after a reopen.
 pub fn concurrent_appenders<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Failure> {
     let strat = (2usize..12, 1usize..12);
-    prop("concurrent_appenders", 4, strat, |(k, m)| {
+    prop("concurrent_appenders", 8, strat, |(k, m)| {
         rt.block_on(async {
             let (_guard, loc) = h.create().await.ctx("create")?;
             let log = Arc::new(

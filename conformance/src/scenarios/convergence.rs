@@ -54,7 +54,7 @@ fn plan() -> impl Strategy<Value = Plan> {
 /// duplicates and an equivocating sled, and reach identical views, version vectors
 /// and equivocation reports — also after each reopens.
 pub fn multi_sled_convergence<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Failure> {
-    prop("multi_sled_convergence", 6, plan(), |p| {
+    prop("multi_sled_convergence", 16, plan(), |p| {
         rt.block_on(run(h, p))
     })
 }

@@ -21,7 +21,7 @@ pub fn pagination<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Failure> {
         1usize..10,
         prop::collection::vec(0u64..8, 4),
     );
-    prop("pagination", 10, strat, |(lens, limit, partial)| {
+    prop("pagination", 24, strat, |(lens, limit, partial)| {
         rt.block_on(async {
             let (_guard, loc) = h.create().await.ctx("create")?;
             let store = h.open(&loc).await.ctx("open")?;

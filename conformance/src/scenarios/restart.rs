@@ -51,7 +51,7 @@ fn step() -> impl Strategy<Value = Step> {
 /// continues the sequence.
 pub fn restart_programs<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Failure> {
     let strat = prop::collection::vec(step(), 1..16);
-    prop("restart_programs", 10, strat, |program| {
+    prop("restart_programs", 24, strat, |program| {
         rt.block_on(run(h, program))
     })
 }

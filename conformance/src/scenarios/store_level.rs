@@ -14,7 +14,7 @@ use crate::{ensure, ensure_eq};
 /// `get`/`count`.
 pub fn round_trip<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Failure> {
     let strat = (prop::collection::vec(1u64..12, 1..4), 1usize..6);
-    prop("round_trip", 12, strat, |(lens, batch)| {
+    prop("round_trip", 32, strat, |(lens, batch)| {
         rt.block_on(async {
             let (_guard, loc) = h.create().await.ctx("create")?;
             let store = h.open(&loc).await.ctx("open")?;
@@ -73,7 +73,7 @@ pub fn round_trip<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Failure> {
 /// the new ones after everything else.
 pub fn idempotent_append<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Failure> {
     let strat = (2u64..16, any::<prop::sample::Index>(), any::<bool>());
-    prop("idempotent_append", 12, strat, |(n, cut, mixed)| {
+    prop("idempotent_append", 32, strat, |(n, cut, mixed)| {
         rt.block_on(async {
             let (_guard, loc) = h.create().await.ctx("create")?;
             let store = h.open(&loc).await.ctx("open")?;

@@ -88,6 +88,8 @@ pub struct EventLog<S: OpStore> {
     listeners: RwLock<Vec<Arc<dyn EventListener>>>,
     counters: Counters,
     opened: OpenStats,
+    /// The verified prefix of the store, extended by [`EventLog::checkpoint`].
+    verified: async_lock::Mutex<(crate::checkpoint::Chain, crate::store::Position)>,
 }
 
 /// What [`EventLog::open`] did.
@@ -145,9 +147,12 @@ impl<S: OpStore> EventLog<S> {
         }
     }
 
-    /// Closes the store. Appends already returned are durable whether or not this is
-    /// called.
+    /// Saves a checkpoint (see [`EventLog::checkpoint`]) and closes the store.
+    /// Appends already returned are durable whether or not this is called.
     pub async fn close(&self) -> crate::Result<()> {
+        if let Err(e) = self.checkpoint().await {
+            tracing::warn!(error = %e, "cannot save the replay checkpoint at close");
+        }
         let _w = self.writer.lock().await;
         self.store.close().await?;
         Ok(())

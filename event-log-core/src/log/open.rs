@@ -24,6 +24,7 @@ impl<S: OpStore> EventLog<S> {
     pub async fn open_with(store: S, key: SigningKey, config: EventLogConfig) -> Result<Self> {
         let sled = bft_json_crdt::AuthorId::from(&key.verifying_key());
         let ckpt_key = checkpoint::key(&sled);
+        // (A checkpoint is sealed by this sled's key; another key ignores it.)
         let mut trusted = match store.get_meta(&ckpt_key).await {
             Ok(bytes) => bytes.and_then(|b| Checkpoint::open(&b, &key)),
             Err(e) => {
@@ -56,14 +57,7 @@ impl<S: OpStore> EventLog<S> {
             .into());
         }
         if verified > 0 {
-            let c = Checkpoint {
-                position: last,
-                ops: chain.ops,
-                digest: chain.digest(),
-            };
-            if let Err(e) = store.put_meta(&ckpt_key, &c.seal(&key)).await {
-                tracing::warn!(error = %e, "cannot save the replay checkpoint");
-            }
+            save_checkpoint(&store, &key, &chain, last).await;
         }
         tracing::info!(sled = %sled, ops = chain.ops, verified, events = state.events.len(), "event log opened");
         Ok(EventLog {
@@ -80,7 +74,60 @@ impl<S: OpStore> EventLog<S> {
                 replayed: chain.ops,
                 verified,
             },
+            verified: async_lock::Mutex::new((chain, last)),
         })
+    }
+}
+
+/// Seals and stores a checkpoint; a failure only costs verification time later.
+pub(crate) async fn save_checkpoint<S: OpStore>(store: &S, key: &SigningKey, chain: &Chain, last: Position) {
+    let c = Checkpoint {
+        position: last,
+        ops: chain.ops,
+        digest: chain.digest(),
+    };
+    let sled = bft_json_crdt::AuthorId::from(&key.verifying_key());
+    if let Err(e) = store.put_meta(&checkpoint::key(&sled), &c.seal(key)).await {
+        tracing::warn!(error = %e, "cannot save the replay checkpoint");
+    }
+}
+
+impl<S: OpStore> EventLog<S> {
+    /// Extends this sled's signed replay checkpoint over the ops stored since the last
+    /// one that this log already holds (it verified them when they were appended or
+    /// merged), and saves it, so the next open re-verifies nothing before it. Stops at
+    /// the first stored op this log does not hold (another writer's, not yet caught
+    /// up). Called by [`EventLog::close`]; call it periodically in long-running
+    /// services. Returns how many ops it added.
+    pub async fn checkpoint(&self) -> Result<u64> {
+        let mut guard = self.verified.lock().await;
+        let (chain, position) = &mut *guard;
+        let mut added = 0u64;
+        'pages: loop {
+            let page = self.store.load(*position, self.config.replay_page.max(1)).await?;
+            if page.is_empty() {
+                break;
+            }
+            for (pos, rec) in &page {
+                let raw = RawOp {
+                    id: rec.id,
+                    bytes: rec.bytes.clone(),
+                };
+                let Ok(op) = raw.decode(&self.config.limits) else {
+                    break 'pages;
+                };
+                if !self.contains(&op.id()) {
+                    break 'pages;
+                }
+                chain.add(&op);
+                *position = *pos;
+                added += 1;
+            }
+        }
+        if added > 0 {
+            save_checkpoint(&self.store, &self.key, chain, *position).await;
+        }
+        Ok(added)
     }
 }
 
@@ -107,29 +154,36 @@ async fn replay<S: OpStore>(
     let mut verified = 0u64;
     let limit = trusted.map_or(Position::START, |c| c.position);
     let mut checked = trusted.is_none();
-    loop {
-        let page = store.load(after, config.replay_page.max(1)).await?;
-        let Some((last, _)) = page.last() else { break };
+    let page_size = config.replay_page.max(1);
+    let mut page = store.load(after, page_size).await?;
+    // Each page is decoded and applied while the store reads the next one.
+    while let Some((last, _)) = page.last() {
         after = *last;
-        let split = page.partition_point(|(pos, _)| *pos <= limit);
-        let (prefix, rest) = page.split_at(split);
-        let mut ops = Vec::with_capacity(prefix.len());
-        for (pos, rec) in prefix {
-            let (op, entry) = decode_record(*pos, rec, config)?;
-            chain.add(&op);
-            ops.push((op, entry));
-        }
-        state.commit(ops);
-        if let Some(c) = trusted.filter(|_| !checked && (!rest.is_empty() || after == limit)) {
-            if chain.ops != c.ops || chain.digest() != c.digest {
-                return Ok(Replayed::CheckpointMismatch);
+        let work = async {
+            let split = page.partition_point(|(pos, _)| *pos <= limit);
+            let (prefix, rest) = page.split_at(split);
+            let ops = decode_all(prefix, config)?;
+            for (op, _) in &ops {
+                chain.add(op);
             }
-            checked = true;
+            state.commit_quiet(ops);
+            if let Some(c) = trusted.filter(|_| !checked && (!rest.is_empty() || after == limit)) {
+                if chain.ops != c.ops || chain.digest() != c.digest {
+                    return Ok(false);
+                }
+                checked = true;
+            }
+            if !rest.is_empty() {
+                verified += rest.len() as u64;
+                replay_page(&mut state, &mut chain, rest, config)?;
+            }
+            Ok::<bool, Error>(true)
+        };
+        let (next, matched) = futures::join!(store.load(after, page_size), work);
+        if !matched? {
+            return Ok(Replayed::CheckpointMismatch);
         }
-        if !rest.is_empty() {
-            verified += rest.len() as u64;
-            replay_page(&mut state, &mut chain, rest, config)?;
-        }
+        page = next?;
     }
     if !checked {
         // The store ends before the checkpoint's position.
@@ -175,6 +229,31 @@ pub(crate) fn decode_record(
     }
     let entry = parse_entry(&op)?;
     Ok((op, entry))
+}
+
+/// Decodes many stored ops (ids re-hashed, payloads parsed), spread over the cores.
+fn decode_all(page: &[(Position, OpRecord)], config: &EventLogConfig) -> Result<Vec<(SignedOp, Entry)>> {
+    const MIN_PARALLEL: usize = 512;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let one = |part: &[(Position, OpRecord)]| -> Result<Vec<(SignedOp, Entry)>> {
+        part.iter().map(|(pos, rec)| decode_record(*pos, rec, config)).collect()
+    };
+    if threads < 2 || page.len() < MIN_PARALLEL {
+        return one(page);
+    }
+    let chunk = page.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = page
+            .chunks(chunk)
+            .map(|c| (c, s.spawn(move || one(c))))
+            .collect();
+        let mut out = Vec::with_capacity(page.len());
+        for (c, h) in parts {
+            // Decoding never panics; if a thread died anyway, decode its part here.
+            out.extend(h.join().unwrap_or_else(|_| one(c))?);
+        }
+        Ok(out)
+    })
 }
 
 /// Parses and validates the entry an op carries.
@@ -238,6 +317,6 @@ fn replay_page(
         };
         ready.push((r.op, entry));
     }
-    state.commit(ready);
+    state.commit_quiet(ready);
     Ok(())
 }

@@ -2,6 +2,7 @@
 # The project's one test command: README and CI call exactly this.
 #
 #   scripts/test.sh [cargo test arguments...]
+#   scripts/test.sh --run COMMAND [ARGS...]     (e.g. a benchmark that needs the server)
 #
 # Starts a throwaway PostgreSQL 15 server (so storage-postgres tests run against a
 # real server), exports EVENT_LOG_TEST_PG_URL, runs
@@ -21,6 +22,14 @@ cd "$repo_root"
 # (`-p NAME`, `--package NAME`), only those are tested: cargo would otherwise let
 # --workspace override them.
 run_tests() {
+    # `scripts/test.sh --run CMD...` runs CMD beside the throwaway server instead of
+    # the tests (e.g. `scripts/test.sh --run cargo bench -p storage-postgres`).
+    if [[ "${1:-}" == "--run" ]]; then
+        shift
+        local status=0
+        "$@" || status=$?
+        return "$status"
+    fi
     local scope=(--workspace) arg
     for arg in "$@"; do
         [[ "$arg" == "--" ]] && break

@@ -225,10 +225,7 @@ pub async fn run(a: Args) -> CmdResult {
         within: Some(single.as_secs_f64() <= 2.0 * lat_base.as_secs_f64()),
     });
     rows.push(Row {
-        figure: format!(
-            "append, 32 producers ({:.1} entries/store call)",
-            group
-        ),
+        figure: format!("append, 32 producers ({:.1} entries/store call)", group),
         value: rate32,
         unit: "events/s".into(),
         baseline_name: "signing rate (1 core)".into(),

@@ -346,7 +346,11 @@ fn reopen_uses_the_signed_checkpoint() {
         drop(log);
         let log = EventLog::open(store.clone(), key(14)).await.unwrap();
         assert_eq!(log.open_stats().replayed, 9);
-        assert_eq!(log.open_stats().verified, 0, "close checkpointed everything");
+        assert_eq!(
+            log.open_stats().verified,
+            0,
+            "close checkpointed everything"
+        );
         drop(log);
         // Another sled's key cannot use (or forge) this sled's checkpoint.
         let other = EventLog::open(store.clone(), key(15)).await.unwrap();

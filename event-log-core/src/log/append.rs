@@ -145,7 +145,17 @@ impl<S: OpStore> EventLog<S> {
                 return;
             }
             let (batch, ops) = match next.take() {
-                Some(prepared) => prepared,
+                Some((mut batch, mut ops)) => {
+                    // Whoever queued while the last group was written joins this one,
+                    // so groups grow instead of splitting into small cohorts.
+                    let extra = self.take_batch();
+                    if !extra.is_empty() {
+                        let more = self.sign_batch(&extra, ops.last().map(|(op, _)| op));
+                        batch.extend(extra);
+                        ops.extend(more);
+                    }
+                    (batch, ops)
+                }
                 None => {
                     if !first {
                         // Let the appenders just answered queue their next entries, so

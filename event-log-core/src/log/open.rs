@@ -80,7 +80,12 @@ impl<S: OpStore> EventLog<S> {
 }
 
 /// Seals and stores a checkpoint; a failure only costs verification time later.
-pub(crate) async fn save_checkpoint<S: OpStore>(store: &S, key: &SigningKey, chain: &Chain, last: Position) {
+pub(crate) async fn save_checkpoint<S: OpStore>(
+    store: &S,
+    key: &SigningKey,
+    chain: &Chain,
+    last: Position,
+) {
     let c = Checkpoint {
         position: last,
         ops: chain.ops,
@@ -104,7 +109,10 @@ impl<S: OpStore> EventLog<S> {
         let (chain, position) = &mut *guard;
         let mut added = 0u64;
         'pages: loop {
-            let page = self.store.load(*position, self.config.replay_page.max(1)).await?;
+            let page = self
+                .store
+                .load(*position, self.config.replay_page.max(1))
+                .await?;
             if page.is_empty() {
                 break;
             }
@@ -232,11 +240,16 @@ pub(crate) fn decode_record(
 }
 
 /// Decodes many stored ops (ids re-hashed, payloads parsed), spread over the cores.
-fn decode_all(page: &[(Position, OpRecord)], config: &EventLogConfig) -> Result<Vec<(SignedOp, Entry)>> {
+fn decode_all(
+    page: &[(Position, OpRecord)],
+    config: &EventLogConfig,
+) -> Result<Vec<(SignedOp, Entry)>> {
     const MIN_PARALLEL: usize = 512;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let one = |part: &[(Position, OpRecord)]| -> Result<Vec<(SignedOp, Entry)>> {
-        part.iter().map(|(pos, rec)| decode_record(*pos, rec, config)).collect()
+        part.iter()
+            .map(|(pos, rec)| decode_record(*pos, rec, config))
+            .collect()
     };
     if threads < 2 || page.len() < MIN_PARALLEL {
         return one(page);

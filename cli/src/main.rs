@@ -113,8 +113,14 @@ fn keygen(out: &std::path::Path) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A key that only reads and merges (never appends): tools that open a store
-/// without being one of its sleds.
-pub fn reader_key() -> event_log::SigningKey {
-    event_log::keys::generate()
+/// Opens a log as a tool that is not one of its sleds: a throwaway key that never
+/// appends, and no replay checkpoint written, so reading a store writes nothing to it.
+pub async fn open_reader(
+    url: &str,
+) -> Result<event_log::EventLog<event_log::AnyStore>, event_log::OpenError> {
+    let config = event_log::EventLogConfig {
+        save_checkpoints: false,
+        ..Default::default()
+    };
+    event_log::open_with(url, event_log::keys::generate(), config).await
 }

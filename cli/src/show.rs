@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use event_log::LoggedEvent;
 
-use crate::{CmdResult, cursor, reader_key};
+use crate::{CmdResult, cursor};
 
 /// Arguments of `evlog show`.
 #[derive(clap::Args, Debug)]
@@ -31,7 +31,7 @@ pub struct Args {
 
 /// Runs `evlog show`.
 pub async fn run(a: Args) -> CmdResult {
-    let log = event_log::open(&a.store, reader_key()).await?;
+    let log = crate::open_reader(&a.store).await?;
     let sleds: Vec<_> = log.version_vector().iter().map(|(s, _)| *s).collect();
     let mut events: Vec<LoggedEvent> = match &a.since {
         Some(c) => log.events_since(&cursor::parse(c, &sleds)?),

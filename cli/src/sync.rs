@@ -8,8 +8,8 @@
 
 use std::process::ExitCode;
 
+use crate::CmdResult;
 use crate::progress::bar;
-use crate::{CmdResult, reader_key};
 
 /// Arguments of `evlog sync`.
 #[derive(clap::Args, Debug)]
@@ -30,8 +30,8 @@ pub struct Args {
 
 /// Runs `evlog sync`.
 pub async fn run(a: Args) -> CmdResult {
-    let from = event_log::open(&a.from, reader_key()).await?;
-    let to = event_log::open(&a.to, reader_key()).await?;
+    let from = crate::open_reader(&a.from).await?;
+    let to = crate::open_reader(&a.to).await?;
     let (sent, applied, rejected) = copy(&from, &to, a.chunk).await?;
     println!(
         "{} -> {}: {sent} ops sent, {applied} applied, {rejected} refused",

@@ -8,8 +8,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::CmdResult;
 use crate::show::print_events;
-use crate::{CmdResult, reader_key};
 
 /// Arguments of `evlog tail`.
 #[derive(clap::Args, Debug)]
@@ -33,7 +33,7 @@ pub struct Args {
 
 /// Runs `evlog tail`.
 pub async fn run(a: Args) -> CmdResult {
-    let log = event_log::open(&a.store, reader_key()).await?;
+    let log = crate::open_reader(&a.store).await?;
     let mut cursor = if a.from_start {
         Default::default()
     } else {

@@ -358,3 +358,30 @@ fn reopen_uses_the_signed_checkpoint() {
         assert_eq!(other.events().len(), 9);
     });
 }
+
+/// A read-only tool (checkpoints off) writes nothing to the store it opens.
+#[test]
+fn readers_with_checkpoints_off_write_nothing() {
+    block_on(async {
+        let store = MemStore::new();
+        {
+            let log = EventLog::open(store.clone(), key(16)).await.unwrap();
+            log.append_transition(fired(0)).await.unwrap();
+        }
+        let config = event_log_core::EventLogConfig {
+            save_checkpoints: false,
+            ..Default::default()
+        };
+        let reader = EventLog::open_with(store.clone(), key(17), config)
+            .await
+            .unwrap();
+        assert_eq!(reader.events().len(), 1);
+        reader.close().await.unwrap();
+        let sled = event_log_core::SledId::from(&key(17).verifying_key());
+        let meta = store
+            .get_meta(&format!("replay-checkpoint/{sled}"))
+            .await
+            .unwrap();
+        assert_eq!(meta, None);
+    });
+}

@@ -34,6 +34,10 @@ pub struct EventLogConfig {
     pub max_batch: usize,
     /// Most heads of other sleds an op depends on besides its own previous op.
     pub max_extra_deps: usize,
+    /// Save this sled's signed replay checkpoint (at open, at close, on
+    /// [`EventLog::checkpoint`]). Turn it off for read-only tools that open a store
+    /// with a throwaway key, so they write nothing to it.
+    pub save_checkpoints: bool,
 }
 
 impl Default for EventLogConfig {
@@ -43,6 +47,7 @@ impl Default for EventLogConfig {
             replay_page: 4096,
             max_batch: 1024,
             max_extra_deps: 8,
+            save_checkpoints: true,
         }
     }
 }

@@ -56,7 +56,7 @@ impl<S: OpStore> EventLog<S> {
             )
             .into());
         }
-        if verified > 0 {
+        if verified > 0 && config.save_checkpoints {
             save_checkpoint(&store, &key, &chain, last).await;
         }
         tracing::info!(sled = %sled, ops = chain.ops, verified, events = state.events.len(), "event log opened");
@@ -132,7 +132,7 @@ impl<S: OpStore> EventLog<S> {
                 added += 1;
             }
         }
-        if added > 0 {
+        if added > 0 && self.config.save_checkpoints {
             save_checkpoint(&self.store, &self.key, chain, *position).await;
         }
         Ok(added)

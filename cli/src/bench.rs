@@ -255,7 +255,6 @@ pub async fn run(a: Args) -> CmdResult {
         Some(u) => Arc::from(event_log::open_store(u).await?),
         None => store.clone(),
     };
-    let base_count = reopen_store.count().await?;
     let fill_key = SigningKey::from_bytes(&[44; 32]);
     let pb = bar(Some(a.events), "filling");
     let mut prev = None;
@@ -270,7 +269,6 @@ pub async fn run(a: Args) -> CmdResult {
         pb.inc(k);
     }
     pb.finish_and_clear();
-    let total = base_count + a.events;
     let t = Instant::now();
     let mut after = Position::START;
     let mut scanned = 0u64;
@@ -330,7 +328,6 @@ pub async fn run(a: Args) -> CmdResult {
         });
     }
     drop(reopened);
-    let _ = total;
 
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -90,13 +90,23 @@ impl Op {
             let handles: Vec<_> = parts
                 .into_iter()
                 .map(|part| {
-                    s.spawn(move || part.into_iter().map(|op| op.sign(key)).collect::<Vec<_>>())
+                    let copy = part.clone();
+                    (
+                        copy,
+                        s.spawn(move || {
+                            part.into_iter().map(|op| op.sign(key)).collect::<Vec<_>>()
+                        }),
+                    )
                 })
                 .collect();
             handles
                 .into_iter()
-                // Signing cannot panic (no input validation happens in it).
-                .flat_map(|h| h.join().unwrap_or_default())
+                // Signing does not panic; should a thread die anyway, its part is
+                // signed again here, so no op is lost or paired with the wrong entry.
+                .flat_map(|(part, h)| {
+                    h.join()
+                        .unwrap_or_else(|_| part.into_iter().map(|op| op.sign(key)).collect())
+                })
                 .collect()
         })
     }

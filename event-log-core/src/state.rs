@@ -40,6 +40,11 @@ impl State {
         let mut added = Vec::with_capacity(if collect { ops.len() } else { 0 });
         let mut touched: HashSet<SledId> = HashSet::new();
         for (op, entry) in ops {
+            if self.replica.contains(&op.id()) {
+                // Already applied (e.g. caught up from a shared store before an
+                // in-doubt append was completed): nothing new to index or announce.
+                continue;
+            }
             let before = self.replica.excluded_from(&op.author());
             self.replica.insert(op.clone());
             if self.replica.excluded_from(&op.author()) != before {

@@ -167,3 +167,55 @@ async fn failures_during_pipelined_appends_lose_nothing() {
     let reopened = EventLog::open(mem, key).await.unwrap();
     assert_eq!(reopened.events(), events);
 }
+
+/// A leader hands the writer lock on: under a continuous stream of appends from
+/// other tasks, one task's append and a merge still complete (liveness, not speed:
+/// the timeout only turns a hang into a failure).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_and_merges_are_not_starved_by_a_busy_leader() {
+    let log = Arc::new(
+        EventLog::open(SlowStore(MemStore::new()), SigningKey::from_bytes(&[4; 32]))
+            .await
+            .unwrap(),
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut producers = Vec::new();
+    for p in 0..8 {
+        let (log, stop) = (log.clone(), stop.clone());
+        producers.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                log.append_transition(Transition::now(format!("p{p}-{i}"), "a", "b", "E"))
+                    .await
+                    .unwrap();
+                i += 1;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let peer = EventLog::open(MemStore::new(), SigningKey::from_bytes(&[5; 32]))
+        .await
+        .unwrap();
+    peer.append_transition(Transition::now("peer", "a", "b", "E"))
+        .await
+        .unwrap();
+    let work = async {
+        log.append_transition(Transition::now("mine", "a", "b", "E"))
+            .await
+            .unwrap();
+        let report = log
+            .merge(peer.export_since(&Default::default()))
+            .await
+            .unwrap();
+        assert_eq!(report.applied(), 1);
+    };
+    let finished = tokio::time::timeout(Duration::from_secs(30), work).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for p in producers {
+        p.await.unwrap();
+    }
+    assert!(
+        finished.is_ok(),
+        "an append and a merge must complete while others append"
+    );
+}

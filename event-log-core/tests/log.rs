@@ -385,3 +385,64 @@ fn readers_with_checkpoints_off_write_nothing() {
         assert_eq!(meta, None);
     });
 }
+
+/// Ops a merge buffered and a catch-up later released are persisted before they are
+/// applied, so the store stays causal and reopens.
+#[test]
+fn catch_up_persists_ops_released_from_the_buffer() {
+    block_on(async {
+        let shared = MemStore::new();
+        let s1 = EventLog::open(shared.clone(), key(20)).await.unwrap();
+        let s2 = EventLog::open(shared.clone(), key(21)).await.unwrap();
+        let peer = EventLog::open(MemStore::new(), key(22)).await.unwrap();
+        peer.append_transition(fired(1)).await.unwrap();
+        peer.append_transition(fired(2)).await.unwrap();
+        let ops = peer.export_since(&Default::default());
+        // s1 gets B only: buffered. s2 gets A: stored in the shared store.
+        assert_eq!(s1.merge(vec![ops[1].clone()]).await.unwrap().buffered(), 1);
+        assert_eq!(s2.merge(vec![ops[0].clone()]).await.unwrap().applied(), 1);
+        let c = s1.catch_up().await.unwrap();
+        assert_eq!(c.applied, 2, "A read from the store, and B released by it");
+        assert_eq!(
+            s1.events().len(),
+            2,
+            "A from the store, B released from the buffer"
+        );
+        assert_eq!(
+            shared.count().await.unwrap(),
+            2,
+            "B was persisted before it was applied"
+        );
+        s1.append_transition(fired(3)).await.unwrap();
+        drop((s1, s2));
+        let reopened = EventLog::open(shared, key(20)).await.unwrap();
+        assert_eq!(reopened.events().len(), 3);
+    });
+}
+
+/// `checkpoint()` vouches only for the exact ops the log verified: a stored signature
+/// changed after the append is not covered, and the next open catches it.
+#[test]
+fn checkpoint_does_not_cover_a_changed_signature() {
+    block_on(async {
+        let store = MemStore::new();
+        let log = EventLog::open(store.clone(), key(23)).await.unwrap();
+        log.append_transition(fired(0)).await.unwrap();
+        log.append_transition(fired(1)).await.unwrap();
+        assert!(store.tamper(Position(2), |r: &mut OpRecord| {
+            let n = r.bytes.len();
+            r.bytes[n - 1] ^= 0x01; // last signature byte: the id is unchanged
+        }));
+        assert_eq!(log.checkpoint().await.unwrap(), 1, "only the untouched op");
+        drop(log);
+        let err = EventLog::open(store, key(23))
+            .await
+            .err()
+            .expect("open must fail");
+        assert!(
+            matches!(&err, Error::Tampered { position, reason, .. }
+                if *position == Position(2) && matches!(**reason, Rejected::BadSignature { .. })),
+            "{err:?}"
+        );
+    });
+}

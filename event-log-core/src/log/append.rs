@@ -18,8 +18,62 @@ pub(crate) struct Pending {
     reply: oneshot::Sender<Result<Vec<LoggedEvent>>>,
 }
 
-/// Requests and the ops signed for them, ready to write.
-type SignedGroup = (Vec<Pending>, Vec<(SignedOp, Entry)>);
+/// Most groups one leader writes before handing the writer lock on, so a leader's
+/// own append returns and merges, catch-ups and flushes get their turn.
+const MAX_GROUPS_PER_LEADER: usize = 8;
+
+/// The callers of a group. Dropped without being taken (the leader's future was
+/// cancelled): a group not yet handed to the store goes back to the queue; a group in
+/// flight tells its callers the outcome is unknown (the log completes it later).
+struct Waiters<'a> {
+    list: Vec<Pending>,
+    queue: Option<&'a parking_lot::Mutex<Vec<Pending>>>,
+}
+
+impl<'a> Waiters<'a> {
+    fn requeue_on_drop(list: Vec<Pending>, queue: &'a parking_lot::Mutex<Vec<Pending>>) -> Self {
+        Waiters {
+            list,
+            queue: Some(queue),
+        }
+    }
+
+    fn in_flight(&mut self) {
+        self.queue = None;
+    }
+
+    fn take(mut self) -> Vec<Pending> {
+        std::mem::take(&mut self.list)
+    }
+}
+
+impl Drop for Waiters<'_> {
+    fn drop(&mut self) {
+        if self.list.is_empty() {
+            return;
+        }
+        let list = std::mem::take(&mut self.list);
+        match self.queue {
+            Some(queue) => {
+                let mut q = queue.lock();
+                let rest = std::mem::take(&mut *q);
+                *q = list;
+                q.extend(rest);
+            }
+            None => {
+                for p in list {
+                    let _ = p.reply.send(Err(Error::InDoubt {
+                        source: StoreError::Unavailable {
+                            message: "the append leading this group was cancelled while writing it"
+                                .into(),
+                            source: None,
+                        },
+                    }));
+                }
+            }
+        }
+    }
+}
 
 /// State owned by whoever holds the writer lock.
 #[derive(Default)]
@@ -72,20 +126,25 @@ impl<S: OpStore> EventLog<S> {
         // or the writer lock (we lead and write everything queued). A request that was
         // already written must not queue for the lock again, or appenders convoy
         // through the lock one by one and every store call carries a single entry.
-        let lock = self.writer.lock();
-        futures::pin_mut!(lock);
-        match futures::future::select(rx, lock).await {
-            Either::Left((reply, _)) => reply.map_err(|_| Error::Cancelled)?,
-            Either::Right((mut writer, rx)) => {
-                self.lead(&mut writer).await;
-                drop(writer);
-                rx.await.map_err(|_| Error::Cancelled)?
+        let mut rx = rx;
+        loop {
+            let lock = self.writer.lock();
+            futures::pin_mut!(lock);
+            match futures::future::select(rx, lock).await {
+                Either::Left((reply, _)) => return reply.map_err(|_| Error::Cancelled)?,
+                Either::Right((mut writer, pending)) => {
+                    // A leader writes a bounded number of groups and hands the lock on;
+                    // if ours was not among them, wait again for the reply or the lock.
+                    self.lead(&mut writer).await;
+                    drop(writer);
+                    rx = pending;
+                }
             }
         }
     }
 
-    /// Completes appends whose outcome was unknown ([`Error::InDoubt`]) and writes
-    /// anything queued, without new entries. Returns how many in-doubt entries it
+    /// Completes appends whose outcome was unknown ([`Error::InDoubt`]), without
+    /// new entries. Returns how many in-doubt entries it
     /// completed; an `Err` means the store still fails (nothing is lost: they stay in
     /// doubt for the next try).
     pub async fn flush(&self) -> Result<usize> {
@@ -135,23 +194,22 @@ impl<S: OpStore> EventLog<S> {
     /// order stays causal. If a write fails, the group signed behind it is put back in
     /// the queue unwritten (its seqs were never used).
     async fn lead(&self, w: &mut Writer) {
-        let mut next: Option<SignedGroup> = None;
+        let mut next: Option<(Waiters<'_>, Vec<(SignedOp, Entry)>)> = None;
         let mut first = true;
-        loop {
+        for _ in 0..MAX_GROUPS_PER_LEADER {
             if !w.in_doubt.is_empty() && !self.complete_in_doubt(w).await {
-                if let Some((batch, _)) = next.take() {
-                    self.requeue(batch);
-                }
+                // Dropping `next` puts its requests back in the queue, unwritten.
                 return;
             }
-            let (batch, ops) = match next.take() {
+            let (mut batch, ops) = match next.take() {
                 Some((mut batch, mut ops)) => {
                     // Whoever queued while the last group was written joins this one,
                     // so groups grow instead of splitting into small cohorts.
-                    let extra = self.take_batch();
+                    let room = self.config.max_batch.saturating_sub(ops.len());
+                    let extra = self.take_batch(room);
                     if !extra.is_empty() {
                         let more = self.sign_batch(&extra, ops.last().map(|(op, _)| op));
-                        batch.extend(extra);
+                        batch.list.extend(extra);
                         ops.extend(more);
                     }
                     (batch, ops)
@@ -163,29 +221,33 @@ impl<S: OpStore> EventLog<S> {
                         YieldNow(false).await;
                     }
                     first = false;
-                    let batch = self.take_batch();
-                    if batch.is_empty() {
+                    let list = self.take_batch(self.config.max_batch);
+                    if list.is_empty() {
                         return;
                     }
-                    let ops = self.sign_batch(&batch, None);
-                    (batch, ops)
+                    let ops = self.sign_batch(&list, None);
+                    (Waiters::requeue_on_drop(list, &self.queue), ops)
                 }
             };
             let records: Vec<OpRecord> =
                 ops.iter().map(|(op, _)| OpRecord::new(op, false)).collect();
             let last = ops.last().map(|(op, _)| op.clone());
             w.in_doubt = ops;
+            // From here the group may reach the store: if this future is dropped, its
+            // callers learn that the outcome is unknown, not that nothing happened.
+            batch.in_flight();
             self.counters.append_calls.fetch_add(1, Ordering::Relaxed);
             let prepare = async {
                 YieldNow(false).await;
-                let batch = self.take_batch();
-                if batch.is_empty() {
+                let list = self.take_batch(self.config.max_batch);
+                if list.is_empty() {
                     return None;
                 }
-                let ops = self.sign_batch(&batch, last.as_ref());
-                Some((batch, ops))
+                let ops = self.sign_batch(&list, last.as_ref());
+                Some((Waiters::requeue_on_drop(list, &self.queue), ops))
             };
             let (result, prepared) = futures::join!(self.store.append(&records), prepare);
+            let batch = batch.take();
             match result {
                 Ok(()) => {
                     let ops = std::mem::take(&mut w.in_doubt);
@@ -206,9 +268,8 @@ impl<S: OpStore> EventLog<S> {
                     next = prepared;
                 }
                 Err(e) => {
-                    if let Some((batch, _)) = prepared {
-                        self.requeue(batch);
-                    }
+                    // `prepared` is dropped: its requests go back to the queue.
+                    drop(prepared);
                     let conflict = matches!(e, StoreError::Conflict { .. });
                     if conflict {
                         // Nothing was written; another writer holds our seqs.
@@ -226,6 +287,7 @@ impl<S: OpStore> EventLog<S> {
                 }
             }
         }
+        // Hand the lock on; a prepared group goes back to the queue, unwritten.
     }
 
     /// Completes the in-doubt ops. On failure, fails every queued request (their
@@ -243,19 +305,16 @@ impl<S: OpStore> EventLog<S> {
         }
     }
 
-    /// Puts requests back at the front of the queue, unwritten.
-    fn requeue(&self, batch: Vec<Pending>) {
-        let mut q = self.queue.lock();
-        let rest = std::mem::take(&mut *q);
-        *q = batch;
-        q.extend(rest);
-    }
-
-    fn take_batch(&self) -> Vec<Pending> {
+    /// Takes queued requests holding at most `room` entries (at least one request
+    /// when `room` > 0, however large).
+    fn take_batch(&self, room: usize) -> Vec<Pending> {
+        if room == 0 {
+            return Vec::new();
+        }
         let mut q = self.queue.lock();
         let mut n = 0;
         let mut k = 0;
-        while k < q.len() && (k == 0 || n + q[k].entries.len() <= self.config.max_batch) {
+        while k < q.len() && (k == 0 || n + q[k].entries.len() <= room) {
             n += q[k].entries.len();
             k += 1;
         }

@@ -6,7 +6,7 @@ use bft_json_crdt::{Outcome, RawOp};
 use super::EventLog;
 use super::open::parse_entry;
 use crate::error::Result;
-use crate::store::OpStore;
+use crate::store::{OpRecord, OpStore};
 
 /// What one [`EventLog::catch_up`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,6 +72,18 @@ impl<S: OpStore> EventLog<S> {
                         tracing::warn!(op = %d.id, %reason, "store holds an op that fails validation");
                     }
                 }
+            }
+            // Ops released from the buffer came from an earlier merge, not from the
+            // store: persist them before applying (the rest are already stored).
+            let in_page: std::collections::HashSet<_> = page.iter().map(|r| r.id).collect();
+            let released: Vec<OpRecord> = ingest
+                .ready
+                .iter()
+                .filter(|r| !in_page.contains(&r.op.id()))
+                .map(|r| OpRecord::new(&r.op, r.evidence))
+                .collect();
+            if !released.is_empty() {
+                self.store.append(&released).await?;
             }
             let mut ready = Vec::with_capacity(ingest.ready.len());
             for r in ingest.ready {

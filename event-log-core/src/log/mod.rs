@@ -152,9 +152,13 @@ impl<S: OpStore> EventLog<S> {
         }
     }
 
-    /// Saves a checkpoint (see [`EventLog::checkpoint`]) and closes the store.
+    /// Completes appends in doubt, saves a checkpoint (see [`EventLog::checkpoint`])
+    /// and closes the store.
     /// Appends already returned are durable whether or not this is called.
     pub async fn close(&self) -> crate::Result<()> {
+        if let Err(e) = self.flush().await {
+            tracing::warn!(error = %e, "appends in doubt could not be completed at close");
+        }
         if let Err(e) = self.checkpoint().await {
             tracing::warn!(error = %e, "cannot save the replay checkpoint at close");
         }

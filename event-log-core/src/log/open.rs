@@ -124,7 +124,16 @@ impl<S: OpStore> EventLog<S> {
                 let Ok(op) = raw.decode(&self.config.limits) else {
                     break 'pages;
                 };
-                if !self.contains(&op.id()) {
+                // Vouch only for the exact op this log verified: same id, same
+                // signature (the id does not cover it), row fields matching the bytes.
+                let held = self
+                    .state
+                    .read()
+                    .replica
+                    .get(&op.id())
+                    .map(|h| *h.signature());
+                if held != Some(*op.signature()) || op.author() != rec.author || op.seq() != rec.seq
+                {
                     break 'pages;
                 }
                 chain.add(&op);

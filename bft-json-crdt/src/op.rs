@@ -260,19 +260,22 @@ pub struct RawOp {
 impl RawOp {
     /// Decodes the bytes and checks the claimed id against the recomputed one.
     pub fn decode(&self, limits: &Limits) -> Result<SignedOp, Rejected> {
-        let op = SignedOp::from_bytes(&self.bytes, limits).map_err(|error| match error {
-            DecodeError::TooLarge { .. } => Rejected::OverLimits {
-                claimed: self.id,
-                error,
-            },
-            _ => Rejected::Malformed {
-                claimed: self.id,
-                error,
-            },
+        Self::decode_claimed(self.id, &self.bytes, limits)
+    }
+
+    /// [`RawOp::decode`] for a claimed id and borrowed bytes (no copy of a `RawOp`).
+    pub fn decode_claimed(
+        claimed: OpId,
+        bytes: &[u8],
+        limits: &Limits,
+    ) -> Result<SignedOp, Rejected> {
+        let op = SignedOp::from_bytes(bytes, limits).map_err(|error| match error {
+            DecodeError::TooLarge { .. } => Rejected::OverLimits { claimed, error },
+            _ => Rejected::Malformed { claimed, error },
         })?;
-        if op.id() != self.id {
+        if op.id() != claimed {
             return Err(Rejected::BadId {
-                claimed: self.id,
+                claimed,
                 actual: op.id(),
             });
         }

@@ -114,10 +114,45 @@ pub struct Equivocation {
     pub ops: Vec<OpId>,
 }
 
+/// The ops held at one `(author, seq)`: one, or several under equivocation. Most
+/// seqs hold one op, so it is kept inline (no allocation per op).
+enum SeqOps {
+    One(OpId),
+    Many(Vec<OpId>),
+}
+
+impl SeqOps {
+    fn push(&mut self, id: OpId) {
+        match self {
+            SeqOps::One(first) => *self = SeqOps::Many(vec![*first, id]),
+            SeqOps::Many(ids) => ids.push(id),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            SeqOps::One(_) => 1,
+            SeqOps::Many(ids) => ids.len(),
+        }
+    }
+
+    /// The ids, ascending.
+    fn sorted(&self) -> Vec<OpId> {
+        match self {
+            SeqOps::One(id) => vec![*id],
+            SeqOps::Many(ids) => {
+                let mut v = ids.clone();
+                v.sort();
+                v
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct AuthorState {
     /// seq → ops held at that seq (more than one only under equivocation).
-    by_seq: BTreeMap<u64, Vec<OpId>>,
+    by_seq: BTreeMap<u64, SeqOps>,
     /// From this seq on, the author's ops are excluded from the view.
     excluded_from: Option<u64>,
 }
@@ -467,15 +502,22 @@ impl Replica {
         let author = op.author();
         let seq = op.seq();
         let state = self.authors.entry(author).or_default();
-        let at_seq = state.by_seq.entry(seq).or_default();
-        at_seq.push(id);
-        let equivocated = at_seq.len() > 1;
+        let equivocated = match state.by_seq.entry(seq) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(SeqOps::One(id));
+                false
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                o.get_mut().push(id);
+                true
+            }
+        };
         if equivocated && state.excluded_from.is_none_or(|s| seq < s) {
             state.excluded_from = Some(seq);
             let doomed: Vec<OpId> = state
                 .by_seq
                 .range(seq..)
-                .flat_map(|(_, ids)| ids.iter().copied())
+                .flat_map(|(_, ids)| ids.sorted())
                 .collect();
             for d in doomed {
                 if let Some(o) = self.ops.get(&d) {
@@ -568,14 +610,10 @@ impl Replica {
                 s.by_seq
                     .iter()
                     .filter(|(_, ids)| ids.len() > 1)
-                    .map(|(seq, ids)| {
-                        let mut ops = ids.clone();
-                        ops.sort();
-                        Equivocation {
-                            author: *a,
-                            seq: *seq,
-                            ops,
-                        }
+                    .map(|(seq, ids)| Equivocation {
+                        author: *a,
+                        seq: *seq,
+                        ops: ids.sorted(),
                     })
             })
             .collect();
@@ -592,11 +630,7 @@ impl Replica {
         state
             .by_seq
             .range((Bound::Excluded(after), Bound::Unbounded))
-            .flat_map(|(_, ids)| {
-                let mut ids = ids.clone();
-                ids.sort();
-                ids
-            })
+            .flat_map(|(_, ids)| ids.sorted())
             .filter_map(|id| self.ops.get(&id))
             .collect()
     }

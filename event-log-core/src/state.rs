@@ -79,10 +79,15 @@ impl State {
     fn index(&mut self, ev: LoggedEvent) {
         let key = (ev.sled_id, ev.event_id);
         if let Some(story) = ev.story_id() {
-            self.by_story
-                .entry(story.to_owned())
-                .or_default()
-                .insert(key);
+            match self.by_story.get_mut(story) {
+                Some(set) => {
+                    set.insert(key);
+                }
+                None => {
+                    self.by_story
+                        .insert(story.to_owned(), BTreeSet::from([key]));
+                }
+            }
         }
         self.events.insert(key, ev);
     }

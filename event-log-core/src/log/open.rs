@@ -220,17 +220,13 @@ pub(crate) fn decode_record(
     rec: &OpRecord,
     config: &EventLogConfig,
 ) -> Result<(SignedOp, Entry)> {
-    let raw = RawOp {
-        id: rec.id,
-        bytes: rec.bytes.clone(),
-    };
-    let op = raw
-        .decode(&config.limits)
-        .map_err(|reason| Error::Tampered {
+    let op = RawOp::decode_claimed(rec.id, &rec.bytes, &config.limits).map_err(|reason| {
+        Error::Tampered {
             position,
             id: rec.id,
             reason: Box::new(reason),
-        })?;
+        }
+    })?;
     if op.author() != rec.author || op.seq() != rec.seq {
         return Err(StoreError::corrupt(
             format!("position {position} (op {})", rec.id),

@@ -181,6 +181,9 @@ pub struct Replica {
     buffer: HashMap<OpId, Buffered>,
     /// missing dep → buffered ops waiting for it.
     waiting: HashMap<OpId, Vec<OpId>>,
+    /// Buffered ops whose last missing dep arrived through [`Replica::insert`] (a local
+    /// op, not an ingested one); see [`Replica::take_unblocked`].
+    unblocked: Vec<SignedOp>,
 }
 
 impl Default for Replica {
@@ -200,6 +203,7 @@ impl Replica {
             heads: BTreeSet::new(),
             buffer: HashMap::new(),
             waiting: HashMap::new(),
+            unblocked: Vec::new(),
         }
     }
 
@@ -495,6 +499,10 @@ impl Replica {
         // Inserted directly while it waited in the buffer: it no longer waits (its
         // entries in `waiting` are skipped by `release`).
         self.buffer.remove(&id);
+        // Buffered ops that waited only for this one can now be checked and applied;
+        // ops made ready by `ingest` were released there already.
+        let freed = self.release(id);
+        self.unblocked.extend(freed);
         for d in op.deps() {
             self.heads.remove(d);
         }
@@ -530,6 +538,13 @@ impl Replica {
             self.view.insert((op.lamport(), id));
         }
         self.ops.insert(id, op);
+    }
+
+    /// Buffered ops unblocked by [`Replica::insert`] of a local op since the last call.
+    /// They are not applied yet: pass them to [`Replica::ingest`] (and persist the
+    /// ready ones) like newly received ops.
+    pub fn take_unblocked(&mut self) -> Vec<SignedOp> {
+        std::mem::take(&mut self.unblocked)
     }
 
     /// True if the op is held (applied).

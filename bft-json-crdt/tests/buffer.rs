@@ -265,3 +265,40 @@ proptest! {
         prop_assert_eq!(one.buffered(), 0);
     }
 }
+
+/// A buffered op whose missing dep is applied with `insert` (a local op) is handed
+/// back by `take_unblocked`, and can then be ingested normally.
+#[test]
+fn insert_of_a_local_op_unblocks_buffered_ops() {
+    use bft_json_crdt::{Op, Outcome, Replica, SigningKey};
+    let local = SigningKey::from_bytes(&[31; 32]);
+    let peer = SigningKey::from_bytes(&[32; 32]);
+    let a = Op {
+        author: Default::default(),
+        seq: 1,
+        lamport: 1,
+        deps: vec![],
+        payload: b"a".to_vec(),
+    }
+    .sign(&local);
+    let b = Op {
+        author: Default::default(),
+        seq: 1,
+        lamport: 2,
+        deps: vec![a.id()],
+        payload: b"b".to_vec(),
+    }
+    .sign(&peer);
+    let mut r = Replica::default();
+    let d = r.apply(b.clone());
+    assert!(matches!(d[0].result, Ok(Outcome::Buffered { .. })), "{d:?}");
+    r.insert(a.clone());
+    let freed = r.take_unblocked();
+    assert_eq!(freed, vec![b.clone()]);
+    assert_eq!(r.buffered(), 0);
+    let ingest = r.ingest(freed);
+    assert_eq!(ingest.ready.len(), 1);
+    r.commit(ingest.ready);
+    assert!(r.contains(&b.id()));
+    assert!(r.take_unblocked().is_empty());
+}

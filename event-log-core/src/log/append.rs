@@ -169,6 +169,7 @@ impl<S: OpStore> EventLog<S> {
                 tracing::info!(ops = n, "completed appends whose outcome was unknown");
                 let events = self.state.write().commit(ops);
                 self.notify(&events);
+                self.settle_unblocked().await;
                 Ok(n)
             }
             Err(e) => {
@@ -260,6 +261,7 @@ impl<S: OpStore> EventLog<S> {
                         .collect();
                     let events = self.state.write().commit(ops);
                     self.notify(&events);
+                    self.settle_unblocked().await;
                     let mut it = replies.into_iter();
                     for p in batch {
                         let mine: Vec<LoggedEvent> = it.by_ref().take(p.entries.len()).collect();
@@ -288,6 +290,48 @@ impl<S: OpStore> EventLog<S> {
             }
         }
         // Hand the lock on; a prepared group goes back to the queue, unwritten.
+    }
+
+    /// Peer ops that waited in the buffer for one of our own ops (possible when a peer
+    /// saw our op in a shared store before we committed it): validate, persist and
+    /// apply them now. On a store error they are dropped from the buffer and logged;
+    /// the peer sends them again.
+    async fn settle_unblocked(&self) {
+        let ingest = {
+            let mut st = self.state.write();
+            let ops = st.replica.take_unblocked();
+            if ops.is_empty() {
+                return;
+            }
+            st.replica.ingest(ops)
+        };
+        let mut ready = Vec::with_capacity(ingest.ready.len());
+        for r in &ingest.ready {
+            match super::open::parse_entry(&r.op) {
+                Ok(entry) => ready.push((r.op.clone(), entry, r.evidence)),
+                Err(e) => tracing::warn!(error = %e, "buffered op carries an invalid entry"),
+            }
+        }
+        if ready.is_empty() {
+            return;
+        }
+        let records: Vec<OpRecord> = ready
+            .iter()
+            .map(|(op, _, evidence)| OpRecord::new(op, *evidence))
+            .collect();
+        match self.store.append(&records).await {
+            Ok(()) => {
+                let ops = ready
+                    .into_iter()
+                    .map(|(op, entry, _)| (op, entry))
+                    .collect();
+                let events = self.state.write().commit(ops);
+                self.notify(&events);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not persist buffered ops released by a local append")
+            }
+        }
     }
 
     /// Completes the in-doubt ops. On failure, fails every queued request (their

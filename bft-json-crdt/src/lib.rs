@@ -30,5 +30,12 @@ pub use rejected::{DecodeError, Rejected};
 pub use replica::{Delivery, Equivocation, Ingest, Outcome, ReadyOp, Replica, VersionVector};
 pub use verify::verify_batch;
 
+/// Cores this process may use, read once: `std::thread::available_parallelism`
+/// reads cgroup files on every call, too slow for a per-batch decision.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Re-exported so users need not depend on `ed25519-dalek` to hold keys.
 pub use ed25519_dalek::{SigningKey, VerifyingKey};

@@ -27,6 +27,10 @@ pub struct Op {
     pub payload: Vec<u8>,
 }
 
+/// Fewest ops `Op::sign_all` spreads over several cores: below it, handing the work
+/// to the pool costs more than it saves.
+const MIN_PARALLEL_SIGN: usize = 8;
+
 impl Op {
     fn canonical(mut self) -> Self {
         self.deps.sort_unstable();
@@ -73,42 +77,17 @@ impl Op {
     }
 
     /// Signs many ops with one key, spreading the signatures over the available
-    /// cores when there are enough of them. Same result as signing one by one.
+    /// cores (rayon's pool) when there are enough of them. Same result as signing one
+    /// by one.
     pub fn sign_all(ops: Vec<Op>, key: &SigningKey) -> Vec<SignedOp> {
-        const MIN_PARALLEL: usize = 32;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if threads < 2 || ops.len() < MIN_PARALLEL {
+        use rayon::prelude::*;
+        if crate::cores() < 2 || ops.len() < MIN_PARALLEL_SIGN {
             return ops.into_iter().map(|op| op.sign(key)).collect();
         }
-        let chunk = ops.len().div_ceil(threads);
-        let mut parts: Vec<Vec<Op>> = Vec::new();
-        let mut ops = ops.into_iter().peekable();
-        while ops.peek().is_some() {
-            parts.push(ops.by_ref().take(chunk).collect());
-        }
-        std::thread::scope(|s| {
-            let handles: Vec<_> = parts
-                .into_iter()
-                .map(|part| {
-                    let copy = part.clone();
-                    (
-                        copy,
-                        s.spawn(move || {
-                            part.into_iter().map(|op| op.sign(key)).collect::<Vec<_>>()
-                        }),
-                    )
-                })
-                .collect();
-            handles
-                .into_iter()
-                // Signing does not panic; should a thread die anyway, its part is
-                // signed again here, so no op is lost or paired with the wrong entry.
-                .flat_map(|(part, h)| {
-                    h.join()
-                        .unwrap_or_else(|_| part.into_iter().map(|op| op.sign(key)).collect())
-                })
-                .collect()
-        })
+        ops.into_par_iter()
+            .with_min_len(MIN_PARALLEL_SIGN / 2)
+            .map(|op| op.sign(key))
+            .collect()
     }
 
     /// Attaches an arbitrary signature without signing, keeping the author as set.

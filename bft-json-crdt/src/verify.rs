@@ -51,7 +51,7 @@ pub(crate) fn verify_one(op: &SignedOp) -> Result<(), Rejected> {
 /// ones are named and the good ones still accepted. Either path accepts exactly the
 /// same ops.
 pub fn verify_batch(ops: &[&SignedOp]) -> Vec<Result<(), Rejected>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::cores();
     if threads > 1 && ops.len() >= MIN_PARALLEL {
         // Large batches (replay, sync) are split across the cores; each chunk is an
         // independent batch, so the accepted set is the same as on one core.

@@ -250,7 +250,7 @@ fn decode_all(
     config: &EventLogConfig,
 ) -> Result<Vec<(SignedOp, Entry)>> {
     const MIN_PARALLEL: usize = 512;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = bft_json_crdt::cores();
     let one = |part: &[(Position, OpRecord)]| -> Result<Vec<(SignedOp, Entry)>> {
         part.iter()
             .map(|(pos, rec)| decode_record(*pos, rec, config))

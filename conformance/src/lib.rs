@@ -60,6 +60,7 @@ macro_rules! store_tests {
             bad_input_rejected,
             pagination,
             meta_round_trip,
+            ordered_append,
             bus_lag
         );
     };

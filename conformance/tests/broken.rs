@@ -17,6 +17,9 @@ enum Flaw {
     IgnoresConflicts,
     /// `since` ignores the limit-grouping rule and skips the last op of a page.
     SinceSkips,
+    /// Claims to pipeline ordered appends but writes them without checking the
+    /// predecessor.
+    IgnoresGuard,
 }
 
 #[derive(Clone)]
@@ -49,6 +52,18 @@ impl OpStore for Broken {
                 self.inner.append(&relaxed).await
             }
             _ => self.inner.append(ops).await,
+        }
+    }
+    fn append_pipeline(&self) -> usize {
+        match self.flaw {
+            Flaw::IgnoresGuard => 2,
+            _ => 1,
+        }
+    }
+    async fn append_after(&self, after: Option<&OpId>, ops: &[OpRecord]) -> Result<(), StoreError> {
+        match self.flaw {
+            Flaw::IgnoresGuard => self.inner.append(ops).await,
+            _ => self.inner.append_after(after, ops).await,
         }
     }
     async fn load(
@@ -161,4 +176,13 @@ fn catches_a_store_that_ignores_conflicts() {
 #[test]
 fn catches_a_store_whose_since_skips_ops() {
     must_fail(Flaw::SinceSkips, "pagination", scenarios::pagination);
+}
+
+#[test]
+fn catches_a_store_that_ignores_the_ordered_append_guard() {
+    must_fail(
+        Flaw::IgnoresGuard,
+        "ordered_append",
+        scenarios::ordered_append,
+    );
 }

@@ -21,41 +21,9 @@ struct Inner {
     meta: HashMap<String, Vec<u8>>,
 }
 
-/// An in-memory store. Nothing survives the process, so "durable" means "held by
-/// this value": clones share the same ops, and reopening an [`crate::EventLog`] on
-/// a clone is how tests simulate a restart.
-#[derive(Clone, Default)]
-pub struct MemStore {
-    inner: std::sync::Arc<Mutex<Inner>>,
-}
-
-impl MemStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Replaces the bytes of the op at `position` (1-based) — for tests that simulate
-    /// damage on disk. Returns false if there is no such position.
-    pub fn tamper(&self, position: Position, f: impl FnOnce(&mut OpRecord)) -> bool {
-        let mut g = self.inner.lock();
-        let Some(i) = (position.0 as usize).checked_sub(1) else {
-            return false;
-        };
-        match g.rows.get_mut(i) {
-            Some(r) => {
-                f(r);
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-#[async_trait]
-impl OpStore for MemStore {
-    async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
-        let mut g = self.inner.lock();
+impl Inner {
+    fn append(&mut self, ops: &[OpRecord]) -> Result<(), StoreError> {
+        let g = self;
         // Check the whole batch first, so a conflict writes nothing.
         let mut batch_primary: HashMap<(AuthorId, u64), OpId> = HashMap::new();
         let mut batch_ids: HashMap<OpId, ()> = HashMap::new();
@@ -96,6 +64,56 @@ impl OpStore for MemStore {
             g.rows.push(r.clone());
         }
         Ok(())
+    }
+}
+
+/// An in-memory store. Nothing survives the process, so "durable" means "held by
+/// this value": clones share the same ops, and reopening an [`crate::EventLog`] on
+/// a clone is how tests simulate a restart.
+#[derive(Clone, Default)]
+pub struct MemStore {
+    inner: std::sync::Arc<Mutex<Inner>>,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the bytes of the op at `position` (1-based) — for tests that simulate
+    /// damage on disk. Returns false if there is no such position.
+    pub fn tamper(&self, position: Position, f: impl FnOnce(&mut OpRecord)) -> bool {
+        let mut g = self.inner.lock();
+        let Some(i) = (position.0 as usize).checked_sub(1) else {
+            return false;
+        };
+        match g.rows.get_mut(i) {
+            Some(r) => {
+                f(r);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[async_trait]
+impl OpStore for MemStore {
+    async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
+        self.inner.lock().append(ops)
+    }
+
+    /// Atomic: the check and the append happen under one lock, and an append runs
+    /// to completion in its first poll, so calls take effect in call order.
+    async fn append_after(&self, after: Option<&OpId>, ops: &[OpRecord]) -> Result<(), StoreError> {
+        let mut g = self.inner.lock();
+        if let Some(after) = after
+            && !g.by_id.contains_key(after)
+        {
+            return Err(StoreError::MissingPredecessor { after: *after });
+        }
+        g.append(ops)
     }
 
     async fn load(

@@ -74,6 +74,8 @@ pub enum StoreErrorKind {
     Unavailable,
     /// The caller asked for something the store cannot do (bad config or argument).
     Invalid,
+    /// An ordered append found the op it continues missing; nothing was written.
+    MissingPredecessor,
     /// Any other backend failure.
     Backend,
 }
@@ -119,6 +121,13 @@ pub enum StoreError {
     Invalid {
         /// What is wrong.
         message: String,
+    },
+    /// [`OpStore::append_after`] found the op it continues not stored when it took
+    /// effect (the earlier append failed). Nothing was written.
+    #[error("ordered append refused: the op it continues, {after}, is not stored")]
+    MissingPredecessor {
+        /// The op the refused append continues.
+        after: OpId,
     },
     /// Another backend failure.
     #[error("store backend error: {message}")]
@@ -171,6 +180,9 @@ impl Clone for StoreError {
             StoreError::Invalid { message } => StoreError::Invalid {
                 message: message.clone(),
             },
+            StoreError::MissingPredecessor { after } => {
+                StoreError::MissingPredecessor { after: *after }
+            }
             StoreError::Backend { message, source } => StoreError::Backend {
                 message: message.clone(),
                 source: text(source),
@@ -187,6 +199,7 @@ impl StoreError {
             StoreError::Corrupt { .. } => StoreErrorKind::Corrupt,
             StoreError::Unavailable { .. } => StoreErrorKind::Unavailable,
             StoreError::Invalid { .. } => StoreErrorKind::Invalid,
+            StoreError::MissingPredecessor { .. } => StoreErrorKind::MissingPredecessor,
             StoreError::Backend { .. } => StoreErrorKind::Backend,
         }
     }
@@ -240,6 +253,39 @@ pub trait OpStore: Send + Sync + 'static {
     /// - **Order**: new ops get positions after every op already stored, in the order
     ///   of the slice. Callers hand ops in causal order, so load order is causal.
     async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError>;
+
+    /// How many appends of one writer may be in flight at once through
+    /// [`OpStore::append_after`]. The default, 1, means none are pipelined: the log
+    /// waits for each append before the next. A store returning more must honour
+    /// `append_after`'s ordering and guard (the conformance suite checks both).
+    fn append_pipeline(&self) -> usize {
+        1
+    }
+
+    /// Appends `ops` that continue the op `after` (the last op of the same writer's
+    /// previous append, which may still be in flight), or with `after == None`, ops
+    /// that need no check but must still come after the writer's earlier calls.
+    ///
+    /// ### To ensure correctness
+    /// Everything [`OpStore::append`] promises, and:
+    /// - **Guarded**: if `after` is not stored when this append takes effect, nothing
+    ///   is written and it fails with [`StoreError::MissingPredecessor`]. So a failed
+    ///   append never leaves a later one stored after a hole.
+    /// - **Ordered** (stores with [`OpStore::append_pipeline`] > 1): calls take effect
+    ///   in the order their futures were first polled, each after the previous one
+    ///   finished (committed or failed).
+    ///
+    /// The default checks `after` and then appends: correct for callers that await
+    /// each append before the next, which is how the log uses a store whose
+    /// `append_pipeline` is 1.
+    async fn append_after(&self, after: Option<&OpId>, ops: &[OpRecord]) -> Result<(), StoreError> {
+        if let Some(after) = after
+            && self.get(after).await?.is_none()
+        {
+            return Err(StoreError::MissingPredecessor { after: *after });
+        }
+        self.append(ops).await
+    }
 
     /// Ops in append order, for replay: those at positions after `after`, at most
     /// `limit` of them (`limit >= 1`).
@@ -310,6 +356,12 @@ impl<S: OpStore + ?Sized> OpStore for std::sync::Arc<S> {
     async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
         (**self).append(ops).await
     }
+    fn append_pipeline(&self) -> usize {
+        (**self).append_pipeline()
+    }
+    async fn append_after(&self, after: Option<&OpId>, ops: &[OpRecord]) -> Result<(), StoreError> {
+        (**self).append_after(after, ops).await
+    }
     async fn load(
         &self,
         after: Position,
@@ -344,6 +396,12 @@ impl<S: OpStore + ?Sized> OpStore for std::sync::Arc<S> {
 impl<S: OpStore + ?Sized> OpStore for Box<S> {
     async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
         (**self).append(ops).await
+    }
+    fn append_pipeline(&self) -> usize {
+        (**self).append_pipeline()
+    }
+    async fn append_after(&self, after: Option<&OpId>, ops: &[OpRecord]) -> Result<(), StoreError> {
+        (**self).append_after(after, ops).await
     }
     async fn load(
         &self,

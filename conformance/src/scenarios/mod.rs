@@ -6,6 +6,7 @@ mod bad_input;
 mod bus_lag;
 mod concurrency;
 mod convergence;
+mod ordered;
 mod pagination;
 mod restart;
 mod store_level;
@@ -14,6 +15,7 @@ pub use bad_input::bad_input_rejected;
 pub use bus_lag::bus_lag;
 pub use concurrency::concurrent_appenders;
 pub use convergence::multi_sled_convergence;
+pub use ordered::ordered_append;
 pub use pagination::pagination;
 pub use restart::restart_programs;
 pub use store_level::{

@@ -219,3 +219,207 @@ async fn appends_and_merges_are_not_starved_by_a_busy_leader() {
         "an append and a merge must complete while others append"
     );
 }
+
+/// How a [`LaneStore`] call ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Takes effect normally.
+    Ok,
+    /// Fails before writing anything, with an unknown outcome for the caller.
+    LostBefore,
+    /// Writes, then fails as if the answer was lost.
+    LostAfter,
+}
+
+/// A MemStore that pipelines like a database connection: calls take a ticket when
+/// first polled, take effect strictly in ticket order after a varying delay, and the
+/// ordered append checks its predecessor. Chosen calls fail before or after writing.
+struct LaneStore {
+    inner: MemStore,
+    depth: usize,
+    tickets: std::sync::atomic::AtomicU64,
+    done: tokio::sync::watch::Sender<u64>,
+    fates: Vec<Fate>,
+}
+
+impl LaneStore {
+    fn new(inner: MemStore, depth: usize, fates: Vec<Fate>) -> Self {
+        LaneStore {
+            inner,
+            depth,
+            tickets: Default::default(),
+            done: tokio::sync::watch::Sender::new(0),
+            fates,
+        }
+    }
+
+    /// Runs `f` when every earlier ticket has taken effect, with this call's fate.
+    async fn in_order(
+        &self,
+        ticket: u64,
+        f: impl AsyncFnOnce() -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        // Calls overlap in flight: a varying delay before the server "runs" them.
+        tokio::time::sleep(Duration::from_micros(200 * (ticket % 4))).await;
+        let mut done = self.done.subscribe();
+        done.wait_for(|d| *d == ticket).await.unwrap();
+        let fate = self.fates.get(ticket as usize).copied().unwrap_or(Fate::Ok);
+        let result = match fate {
+            Fate::Ok => f().await,
+            Fate::LostBefore => Err(StoreError::Unavailable {
+                message: format!("injected: call {ticket} lost before writing"),
+                source: None,
+            }),
+            Fate::LostAfter => f().await.and(Err(StoreError::Unavailable {
+                message: format!("injected: call {ticket} lost after writing"),
+                source: None,
+            })),
+        };
+        self.done.send_modify(|d| *d += 1);
+        result
+    }
+}
+
+#[async_trait]
+impl OpStore for LaneStore {
+    async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
+        let ticket = self
+            .tickets
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.in_order(ticket, async || self.inner.append(ops).await)
+            .await
+    }
+    fn append_pipeline(&self) -> usize {
+        self.depth
+    }
+    async fn append_after(&self, after: Option<&OpId>, ops: &[OpRecord]) -> Result<(), StoreError> {
+        let ticket = self
+            .tickets
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.in_order(ticket, async || self.inner.append_after(after, ops).await)
+            .await
+    }
+    async fn load(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<(Position, OpRecord)>, StoreError> {
+        self.inner.load(after, limit).await
+    }
+    async fn since(&self, vv: &VersionVector, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
+        self.inner.since(vv, limit).await
+    }
+    async fn heads(&self) -> Result<VersionVector, StoreError> {
+        self.inner.heads().await
+    }
+    async fn get(&self, id: &OpId) -> Result<Option<OpRecord>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn count(&self) -> Result<u64, StoreError> {
+        self.inner.count().await
+    }
+}
+
+/// Proptest cases: `PROPTEST_CASES` if set, else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(cases(24)))]
+
+    /// With several groups in flight at once, calls lost before or after writing lose
+    /// nothing and leave no hole: every acknowledged entry is stored once, the stored
+    /// seqs are contiguous from 1 (so no op waits for a predecessor that will never
+    /// come), ids stay contiguous, and a reopen sees the same log.
+    #[test]
+    fn pipelined_appends_survive_lost_calls(
+        depth in 2usize..5,
+        fates in proptest::collection::vec(
+            proptest::prop_oneof![
+                6 => proptest::strategy::Just(Fate::Ok),
+                1 => proptest::strategy::Just(Fate::LostBefore),
+                1 => proptest::strategy::Just(Fate::LostAfter),
+            ],
+            0..40,
+        ),
+    ) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mem = MemStore::new();
+            let key = SigningKey::from_bytes(&[6; 32]);
+            let log = Arc::new(
+                EventLog::open(LaneStore::new(mem.clone(), depth, fates), key.clone())
+                    .await
+                    .unwrap(),
+            );
+            let mut tasks = Vec::new();
+            for p in 0..12 {
+                let log = log.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut outcomes = Vec::new();
+                    for i in 0..6 {
+                        let story = format!("p{p}-{i}");
+                        let r = log
+                            .append_transition(Transition::now(story.clone(), "a", "b", "E"))
+                            .await;
+                        outcomes.push((story, r));
+                    }
+                    outcomes
+                }));
+            }
+            let mut acked = std::collections::HashSet::new();
+            let mut maybe = 0;
+            for t in tasks {
+                for (story, r) in t.await.unwrap() {
+                    match r {
+                        Ok(_) => {
+                            acked.insert(story);
+                        }
+                        Err(event_log_core::Error::InDoubt { .. })
+                        | Err(event_log_core::Error::Store(_)) => maybe += 1,
+                        Err(e) => panic!("unexpected error: {e}"),
+                    }
+                }
+            }
+            // A flush is a store call too, and may be lost: retry until one lands.
+            let mut flushed = false;
+            for _ in 0..64 {
+                if log.flush().await.is_ok() {
+                    flushed = true;
+                    break;
+                }
+            }
+            assert!(flushed, "a flush lands once the injected failures are spent");
+            assert_eq!(log.in_doubt().await, 0);
+            let stored = mem.load(Position::START, usize::MAX).await.unwrap();
+            let seqs: Vec<u64> = stored.iter().map(|(_, r)| r.seq).collect();
+            assert_eq!(
+                seqs,
+                (1..=stored.len() as u64).collect::<Vec<_>>(),
+                "stored seqs are contiguous, in order"
+            );
+            let events = log.events();
+            assert_eq!(events.len(), stored.len(), "every stored op is visible");
+            let ids: Vec<u64> = events.iter().map(|e| e.event_id).collect();
+            assert_eq!(ids, (0..events.len() as u64).collect::<Vec<_>>());
+            let stories: std::collections::HashSet<String> = events
+                .iter()
+                .filter_map(|e| e.story_id().map(str::to_owned))
+                .collect();
+            assert_eq!(stories.len(), events.len(), "no entry stored twice");
+            assert!(acked.is_subset(&stories), "every acknowledged entry is stored");
+            assert!(events.len() <= acked.len() + maybe);
+            drop(log);
+            let reopened = EventLog::open(mem, key).await.unwrap();
+            assert_eq!(reopened.events(), events);
+        });
+    }
+}

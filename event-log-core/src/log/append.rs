@@ -3,8 +3,10 @@
 use std::sync::atomic::Ordering;
 
 use bft_json_crdt::{Op, OpId, SignedOp};
+use std::collections::VecDeque;
+
 use futures::channel::oneshot;
-use futures::future::Either;
+use futures::future::{BoxFuture, Either};
 
 use super::EventLog;
 use crate::entry::{Entry, Gap, Transition};
@@ -42,6 +44,12 @@ impl<'a> Waiters<'a> {
         self.queue = None;
     }
 
+    /// The group is known unwritten after all: dropped, its requests go back to the
+    /// queue.
+    fn requeue_to(&mut self, queue: &'a parking_lot::Mutex<Vec<Pending>>) {
+        self.queue = Some(queue);
+    }
+
     fn take(mut self) -> Vec<Pending> {
         std::mem::take(&mut self.list)
     }
@@ -72,6 +80,28 @@ impl Drop for Waiters<'_> {
                 }
             }
         }
+    }
+}
+
+/// A group of requests, signed, not yet written: its callers and their ops.
+type Group<'a> = (Waiters<'a>, Vec<(SignedOp, Entry)>);
+
+/// A group handed to the store, not yet answered. Its ops sit in
+/// [`Writer::in_doubt`], in chain order with the other flights'.
+struct Flight<'a> {
+    callers: Waiters<'a>,
+    /// How many ops the group holds.
+    ops: usize,
+    /// Its last op: the next group continues after it.
+    last: SignedOp,
+    /// The store call.
+    write: BoxFuture<'a, std::result::Result<(), StoreError>>,
+}
+
+/// Sends every caller the error `make(e)`.
+fn reply_all(callers: Vec<Pending>, make: impl Fn(StoreError) -> Error, e: StoreError) {
+    for p in callers {
+        let _ = p.reply.send(Err(make(e.clone())));
     }
 }
 
@@ -122,6 +152,7 @@ impl<S: OpStore> EventLog<S> {
         }
         let (tx, rx) = oneshot::channel();
         self.queue.lock().push(Pending { entries, reply: tx });
+        self.queued.notify(1);
         // Wait for whichever comes first: our reply (another leader wrote our request)
         // or the writer lock (we lead and write everything queued). A request that was
         // already written must not queue for the lock again, or appenders convoy
@@ -189,33 +220,39 @@ impl<S: OpStore> EventLog<S> {
 
     /// Writes everything queued. Holds the writer lock.
     ///
-    /// Pipelined: while one group is being written, the next group is taken from the
-    /// queue, linked after the group in flight and signed, so signing overlaps the
-    /// store's sync. Store calls stay one at a time, in order, so every store's append
-    /// order stays causal. If a write fails, the group signed behind it is put back in
-    /// the queue unwritten (its seqs were never used).
+    /// Pipelined: while a group is being written, requests that queue meanwhile are
+    /// taken, linked after the last group sent and signed as they arrive, so signing
+    /// overlaps the store's work instead of preceding it. A store that takes ordered
+    /// appends ([`OpStore::append_pipeline`] > 1) gets the next group at once, through
+    /// [`OpStore::append_after`], while earlier ones are still in flight; other
+    /// stores get it as soon as the previous group is answered. Either way a group is
+    /// stored only after the group it continues, so every store's append order stays
+    /// causal and a failed group never leaves a later one stored after a hole.
+    ///
+    /// Answers are settled in order. A group whose outcome is unknown stays in doubt
+    /// (completed before any new op); a group the store refused, and every group
+    /// behind it, is known unwritten: conflicts are reported to their callers, the
+    /// others go back to the queue (their seqs were never used).
     async fn lead(&self, w: &mut Writer) {
-        let mut next: Option<(Waiters<'_>, Vec<(SignedOp, Entry)>)> = None;
+        if !w.in_doubt.is_empty() && !self.complete_in_doubt(w).await {
+            return;
+        }
+        let depth = self.store.append_pipeline().clamp(1, MAX_GROUPS_PER_LEADER);
+        let mut flights: VecDeque<Flight<'_>> = VecDeque::new();
+        // Signed, not yet sent; continues after `tail`, the last op signed.
+        let mut next: Option<Group<'_>> = None;
+        let mut tail: Option<SignedOp> = None;
+        let mut launched = 0;
+        // Ops at the front of `w.in_doubt` from groups answered with an unknown outcome.
+        let mut doubt = 0;
+        // Set once a group failed: nothing more is sent; the rest is settled.
+        let mut failed = false;
+        // Set once a group is known unwritten: no later group can be stored.
+        let mut dead = false;
         let mut first = true;
-        for _ in 0..MAX_GROUPS_PER_LEADER {
-            if !w.in_doubt.is_empty() && !self.complete_in_doubt(w).await {
-                // Dropping `next` puts its requests back in the queue, unwritten.
-                return;
-            }
-            let (mut batch, ops) = match next.take() {
-                Some((mut batch, mut ops)) => {
-                    // Whoever queued while the last group was written joins this one,
-                    // so groups grow instead of splitting into small cohorts.
-                    let room = self.config.max_batch.saturating_sub(ops.len());
-                    let extra = self.take_batch(room);
-                    if !extra.is_empty() {
-                        let more = self.sign_batch(&extra, ops.last().map(|(op, _)| op));
-                        batch.list.extend(extra);
-                        ops.extend(more);
-                    }
-                    (batch, ops)
-                }
-                None => {
+        loop {
+            if !failed && launched < MAX_GROUPS_PER_LEADER && flights.len() < depth {
+                if next.is_none() && flights.is_empty() {
                     if !first {
                         // Let the appenders just answered queue their next entries, so
                         // the next store call carries a full group, not a straggler.
@@ -223,73 +260,206 @@ impl<S: OpStore> EventLog<S> {
                     }
                     first = false;
                     let list = self.take_batch(self.config.max_batch);
-                    if list.is_empty() {
-                        return;
+                    if !list.is_empty() {
+                        let ops = self.sign_batch(&list, None);
+                        next = Some((Waiters::requeue_on_drop(list, &self.queue), ops));
                     }
-                    let ops = self.sign_batch(&list, None);
-                    (Waiters::requeue_on_drop(list, &self.queue), ops)
                 }
-            };
-            let records: Vec<OpRecord> =
-                ops.iter().map(|(op, _)| OpRecord::new(op, false)).collect();
-            let last = ops.last().map(|(op, _)| op.clone());
-            w.in_doubt = ops;
-            // From here the group may reach the store: if this future is dropped, its
-            // callers learn that the outcome is unknown, not that nothing happened.
-            batch.in_flight();
-            self.counters.append_calls.fetch_add(1, Ordering::Relaxed);
-            let prepare = async {
-                YieldNow(false).await;
-                let list = self.take_batch(self.config.max_batch);
-                if list.is_empty() {
-                    return None;
+                if let Some((callers, ops)) = next.take() {
+                    let flight = self.launch(w, callers, ops, flights.back().map(|f| f.last.id()));
+                    tail = Some(flight.last.clone());
+                    flights.push_back(flight);
+                    launched += 1;
+                    continue;
                 }
-                let ops = self.sign_batch(&list, last.as_ref());
-                Some((Waiters::requeue_on_drop(list, &self.queue), ops))
+            }
+            let prepare = !failed && launched + usize::from(next.is_some()) < MAX_GROUPS_PER_LEADER;
+            let launch = flights.len() < depth;
+            let Some(front) = flights.front_mut() else {
+                // Nothing in flight and nothing to send.
+                return;
             };
-            let (result, prepared) = futures::join!(self.store.append(&records), prepare);
-            let batch = batch.take();
+            let Some(result) = self
+                .wait_and_prepare(&mut front.write, &mut next, &mut tail, prepare, launch)
+                .await
+            else {
+                // A group is signed and the pipeline has room: send it now.
+                continue;
+            };
+            let flight = flights
+                .pop_front()
+                .expect("the front flight was just awaited");
+            let n = flight.ops;
+            let callers = flight.callers.take();
             match result {
+                Ok(()) if !dead => {
+                    // Stored, and with it every group before it that was in doubt.
+                    let ops: Vec<(SignedOp, Entry)> = w.in_doubt.drain(..doubt + n).collect();
+                    doubt = 0;
+                    self.commit_written(ops, n, callers).await;
+                }
                 Ok(()) => {
-                    let ops = std::mem::take(&mut w.in_doubt);
-                    self.counters
-                        .appended
-                        .fetch_add(ops.len() as u64, Ordering::Relaxed);
-                    let replies: Vec<LoggedEvent> = ops
-                        .iter()
-                        .map(|(op, entry)| crate::state::event_of(op, entry.clone()))
-                        .collect();
-                    let events = self.state.write().commit(ops);
-                    self.notify(&events);
-                    self.settle_unblocked().await;
-                    let mut it = replies.into_iter();
-                    for p in batch {
-                        let mine: Vec<LoggedEvent> = it.by_ref().take(p.entries.len()).collect();
-                        let _ = p.reply.send(Ok(mine));
-                    }
-                    next = prepared;
+                    // Cannot happen with a store that honours the guard.
+                    tracing::error!(
+                        "the store reports a group written after the group it continues was refused"
+                    );
+                    drop(Waiters::requeue_on_drop(callers, &self.queue));
+                }
+                Err(_) if dead => {
+                    // Behind a group known unwritten (its ops already left the doubt
+                    // list): neither was this one. Back to the queue.
+                    drop(Waiters::requeue_on_drop(callers, &self.queue));
                 }
                 Err(e) => {
-                    // `prepared` is dropped: its requests go back to the queue.
-                    drop(prepared);
-                    let conflict = matches!(e, StoreError::Conflict { .. });
-                    if conflict {
-                        // Nothing was written; another writer holds our seqs.
-                        w.in_doubt.clear();
+                    failed = true;
+                    let unwritten = matches!(
+                        e,
+                        StoreError::Conflict { .. } | StoreError::MissingPredecessor { .. }
+                    );
+                    if unwritten {
+                        // Nothing of this group was written, so nothing of the groups
+                        // behind it can be (each continues the one before): they leave
+                        // the doubt list now, and their callers go back to the queue
+                        // even if this leader is dropped before their answers come.
+                        dead = true;
+                        w.in_doubt.truncate(doubt);
+                        for f in flights.iter_mut() {
+                            f.callers.requeue_to(&self.queue);
+                        }
                     }
-                    tracing::warn!(error = %e, "append failed");
-                    for p in batch {
-                        let err = if conflict {
-                            Error::Store(e.clone())
-                        } else {
-                            Error::InDoubt { source: e.clone() }
-                        };
-                        let _ = p.reply.send(Err(err));
+                    match e {
+                        StoreError::Conflict { .. } => {
+                            // Another writer holds our seqs.
+                            tracing::warn!(error = %e, "append refused");
+                            reply_all(callers, Error::Store, e);
+                        }
+                        StoreError::MissingPredecessor { .. } => {
+                            // The group before it was not written: back to the queue.
+                            tracing::debug!(error = %e, "group behind a failed group requeued");
+                            drop(Waiters::requeue_on_drop(callers, &self.queue));
+                        }
+                        e => {
+                            // May be stored: completed before any new op.
+                            tracing::warn!(error = %e, "append failed");
+                            doubt += n;
+                            reply_all(callers, |e| Error::InDoubt { source: e }, e);
+                        }
                     }
                 }
             }
         }
-        // Hand the lock on; a prepared group goes back to the queue, unwritten.
+        // Returning hands the lock on; a group signed but not sent (`next`) goes back
+        // to the queue when dropped.
+    }
+
+    /// Sends a signed group to the store, guarded by `after` (the last op of a group
+    /// still in flight; `None` when nothing is in flight).
+    fn launch<'a>(
+        &'a self,
+        w: &mut Writer,
+        mut callers: Waiters<'a>,
+        ops: Vec<(SignedOp, Entry)>,
+        after: Option<OpId>,
+    ) -> Flight<'a> {
+        let records: Vec<OpRecord> = ops.iter().map(|(op, _)| OpRecord::new(op, false)).collect();
+        let last = ops
+            .last()
+            .map(|(op, _)| op.clone())
+            .expect("a group holds at least one op");
+        let n = ops.len();
+        w.in_doubt.extend(ops);
+        // From here the group may reach the store: if the leader's future is dropped,
+        // its callers learn that the outcome is unknown, not that nothing happened.
+        callers.in_flight();
+        self.counters.append_calls.fetch_add(1, Ordering::Relaxed);
+        let store = &self.store;
+        // A pipelining store takes every group of the pipeline through its ordered
+        // path, the first too, so none can overtake another.
+        let write: BoxFuture<'a, std::result::Result<(), StoreError>> =
+            if after.is_some() || store.append_pipeline() > 1 {
+                Box::pin(async move { store.append_after(after.as_ref(), &records).await })
+            } else {
+                Box::pin(async move { store.append(&records).await })
+            };
+        Flight {
+            callers,
+            ops: n,
+            last,
+            write,
+        }
+    }
+
+    /// Applies ops the store made durable, and answers the callers of the last `n`.
+    async fn commit_written(&self, ops: Vec<(SignedOp, Entry)>, n: usize, callers: Vec<Pending>) {
+        self.counters
+            .appended
+            .fetch_add(ops.len() as u64, Ordering::Relaxed);
+        let replies: Vec<LoggedEvent> = ops[ops.len() - n..]
+            .iter()
+            .map(|(op, entry)| crate::state::event_of(op, entry.clone()))
+            .collect();
+        let events = self.state.write().commit(ops);
+        self.notify(&events);
+        self.settle_unblocked().await;
+        let mut it = replies.into_iter();
+        for p in callers {
+            let mine: Vec<LoggedEvent> = it.by_ref().take(p.entries.len()).collect();
+            let _ = p.reply.send(Ok(mine));
+        }
+    }
+
+    /// Waits for `write`; meanwhile takes the requests that queue and signs them into
+    /// `next`, continuing the chain after `tail`. Returns the store's answer, or
+    /// `None` as soon as `next` holds a group and `launch` allows sending it.
+    async fn wait_and_prepare<'a>(
+        &'a self,
+        write: &mut BoxFuture<'a, std::result::Result<(), StoreError>>,
+        next: &mut Option<Group<'a>>,
+        tail: &mut Option<SignedOp>,
+        prepare: bool,
+        launch: bool,
+    ) -> Option<std::result::Result<(), StoreError>> {
+        if !prepare {
+            return Some(write.await);
+        }
+        loop {
+            if launch && next.is_some() {
+                return None;
+            }
+            let room = self
+                .config
+                .max_batch
+                .saturating_sub(next.as_ref().map_or(0, |(_, ops)| ops.len()));
+            if room == 0 {
+                return Some(write.await);
+            }
+            // Listen before looking at the queue, so a request queued in between
+            // still wakes us.
+            let listener = self.queued.listen();
+            let list = self.take_batch(room);
+            if list.is_empty() {
+                match futures::future::select(&mut *write, listener).await {
+                    Either::Left((result, _)) => return Some(result),
+                    Either::Right(((), _)) => continue,
+                }
+            }
+            drop(listener);
+            let ops = self.sign_batch(&list, tail.as_ref());
+            *tail = ops.last().map(|(op, _)| op.clone());
+            match next {
+                Some((callers, group)) => {
+                    callers.list.extend(list);
+                    group.extend(ops);
+                }
+                None => *next = Some((Waiters::requeue_on_drop(list, &self.queue), ops)),
+            }
+            if !launch {
+                // Signing took a while: collect the store's answer if it is in.
+                if let std::task::Poll::Ready(result) = futures::poll!(&mut *write) {
+                    return Some(result);
+                }
+            }
+        }
     }
 
     /// Peer ops that waited in the buffer for one of our own ops (possible when a peer

@@ -89,6 +89,9 @@ pub struct EventLog<S: OpStore> {
     config: EventLogConfig,
     state: RwLock<State>,
     queue: Mutex<Vec<append::Pending>>,
+    /// Notified when a request joins `queue`, so a leader waiting on the store can
+    /// sign it while the store works.
+    queued: event_listener::Event,
     writer: async_lock::Mutex<append::Writer>,
     listeners: RwLock<Vec<Arc<dyn EventListener>>>,
     counters: Counters,

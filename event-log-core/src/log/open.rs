@@ -67,6 +67,7 @@ impl<S: OpStore> EventLog<S> {
             config,
             state: RwLock::new(*state),
             queue: Mutex::new(Vec::new()),
+            queued: event_listener::Event::new(),
             writer: async_lock::Mutex::new(append::Writer::default()),
             listeners: RwLock::new(Vec::new()),
             counters: Counters::default(),

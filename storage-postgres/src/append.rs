@@ -24,12 +24,15 @@
 //!   stays causal.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use bft_json_crdt::{AuthorId, OpId};
 use event_log_core::{OpRecord, StoreError};
 use tracing::{debug, warn};
 
-use crate::error::{discard_if_broken, from_pg, from_pool, is_unique_violation};
+use crate::error::{
+    discard_if_broken, from_pg, from_pool, is_connection_problem, is_unique_violation,
+};
 use crate::read::{bytes32, col, seq_from_sql};
 use crate::schema::Tables;
 use crate::store::PostgresStore;
@@ -42,6 +45,8 @@ const MAX_ATTEMPTS: usize = 5;
 #[derive(Debug)]
 pub(crate) struct AppendSql {
     insert: String,
+    /// `insert`, writing only if the op `$8` is stored; returns whether it was.
+    guarded: String,
     check: String,
     raw: String,
 }
@@ -57,6 +62,33 @@ impl AppendSql {
              SELECT id, author, seq, evidence, payload, payload_raw, bytes
              FROM ({BATCH}) AS b ORDER BY ord",
             ops = t.ops
+        );
+        // The guard and the insert share the statement's snapshot: the rows are
+        // written if and only if the predecessor was stored when it started.
+        let guarded_rows = format!(
+            "INSERT INTO {ops} (id, author, seq, evidence, payload, payload_raw, bytes)
+             SELECT id, author, seq, evidence, payload, payload_raw, bytes
+             FROM ({BATCH}) AS b, pred WHERE pred.found ORDER BY ord",
+            ops = t.ops
+        );
+        let pred = format!(
+            "pred AS (SELECT $8::bytea IS NULL
+                 OR EXISTS (SELECT 1 FROM {ops} WHERE id = $8::bytea) AS found)",
+            ops = t.ops
+        );
+        let notify_expr = if notify {
+            format!(
+                "pg_notify('{channel}',
+                     json_build_object('author', encode(author, 'hex'), 'seq', max(seq))::text)"
+            )
+        } else {
+            "NULL".to_owned()
+        };
+        let guarded = format!(
+            "WITH {pred},
+             ins AS ({guarded_rows} ON CONFLICT (id) DO NOTHING RETURNING author, seq),
+             notified AS (SELECT {notify_expr} FROM ins GROUP BY author)
+             SELECT pred.found, (SELECT count(*) FROM notified)::bigint FROM pred"
         );
         // One notification per author with new ops, naming the highest new seq: small
         // (about 100 bytes, far below the 8000-byte limit) and never the op itself.
@@ -84,6 +116,7 @@ impl AppendSql {
         );
         AppendSql {
             insert,
+            guarded,
             check,
             raw: insert_rows,
         }
@@ -203,6 +236,94 @@ impl PostgresStore {
         })
     }
 
+    /// [`event_log_core::OpStore::append_after`]: the batch goes over the store's one
+    /// ordered-append connection ("lane"). The lane is held only until the request is
+    /// queued on the connection, so calls are sent, and run by the server, in the
+    /// order they were first polled; the statement inserts only if `after` (when
+    /// given) is stored.
+    pub(crate) async fn append_ordered(
+        &self,
+        after: Option<&OpId>,
+        ops: &[OpRecord],
+    ) -> Result<(), StoreError> {
+        let columns = Columns::new(ops)?;
+        let target = self.redacted_url();
+        let after_bytes: Option<&[u8]> = after.map(|a| a.as_bytes().as_slice());
+        for attempt in 1..=MAX_ATTEMPTS {
+            let mut lane = self.lane().lock().await;
+            let client = match lane.as_ref() {
+                Some(c) if !c.is_closed() => c.clone(),
+                _ => {
+                    let c = Arc::new(
+                        self.pool()
+                            .get()
+                            .await
+                            .map_err(|e| from_pool("appending", target, e))?,
+                    );
+                    *lane = Some(c.clone());
+                    c
+                }
+            };
+            let result = {
+                let stmt = match client.prepare_cached(&self.sql().append.guarded).await {
+                    Ok(stmt) => stmt,
+                    Err(e) => {
+                        drop_lane_if_broken(&mut lane, &client, &e);
+                        return Err(from_pg("preparing append", target, e));
+                    }
+                };
+                let [a, b, c, d, e, f, g] = columns.params();
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+                    [a, b, c, d, e, f, g, &after_bytes];
+                let query = client.query(&stmt, &params);
+                futures::pin_mut!(query);
+                // The first poll queues the request on the connection: from then on its
+                // place in line is fixed, and the next caller may take the lane.
+                let first = futures::poll!(query.as_mut());
+                drop(lane);
+                match first {
+                    std::task::Poll::Ready(r) => r,
+                    std::task::Poll::Pending => query.await,
+                }
+            };
+            match result {
+                Ok(rows) => {
+                    let found = rows
+                        .first()
+                        .map(|r| col::<bool>(r, 0, "ordered append"))
+                        .transpose()?
+                        .unwrap_or(false);
+                    if let Some(after) = after.filter(|_| !found) {
+                        return Err(StoreError::MissingPredecessor { after: *after });
+                    }
+                    debug!(batch = ops.len(), "appended ops after their predecessor");
+                    return Ok(());
+                }
+                Err(e) if is_unique_violation(&e) => {
+                    if let Some(conflict) = self.explain_conflict(&client, ops).await? {
+                        return Err(conflict);
+                    }
+                    warn!(
+                        attempt,
+                        "append raced a concurrent append of the same ops; retrying"
+                    );
+                }
+                Err(e) => {
+                    let mut lane = self.lane().lock().await;
+                    drop_lane_if_broken(&mut lane, &client, &e);
+                    return Err(from_pg("appending", target, e));
+                }
+            }
+        }
+        Err(StoreError::Backend {
+            message: format!(
+                "appending on {target}: unique violations persisted over {MAX_ATTEMPTS} \
+                 attempts without a conflicting op"
+            ),
+            source: None,
+        })
+    }
+
     /// After a unique violation: the conflict `MemStore` would report for `ops` against
     /// what is stored now, or `None` if there is none (a concurrent append won a race).
     async fn explain_conflict(
@@ -261,6 +382,18 @@ impl PostgresStore {
                 Err(from_pg("raw insert", target, e))
             }
         }
+    }
+}
+
+/// Forgets the lane if `e` says its connection is gone (and it is still `client`), so
+/// the next ordered append takes a live connection from the pool.
+fn drop_lane_if_broken(
+    lane: &mut Option<Arc<deadpool_postgres::Object>>,
+    client: &Arc<deadpool_postgres::Object>,
+    e: &tokio_postgres::Error,
+) {
+    if is_connection_problem(e) && lane.as_ref().is_some_and(|l| Arc::ptr_eq(l, client)) {
+        *lane = None;
     }
 }
 

@@ -80,6 +80,13 @@ pub struct PostgresConfig {
     /// Capacity of a [`crate::Subscription`]'s queue; a subscriber that falls further
     /// behind gets [`crate::Notice::Lagged`] instead of the missed notices. Default 1024.
     pub listen_queue: usize,
+    /// How many appends of one log may be in flight at once
+    /// ([`event_log_core::OpStore::append_pipeline`]). Pipelined appends go, in order,
+    /// over one dedicated pooled connection, where the server runs them one after the
+    /// other; each is written only if the op it continues is stored. So the log sends
+    /// its next group without waiting for the previous answer. 1 turns this off.
+    /// Default 2.
+    pub pipeline: usize,
 }
 
 impl Default for PostgresConfig {
@@ -95,6 +102,7 @@ impl Default for PostgresConfig {
             listen_ping_interval: Duration::from_secs(30),
             listen_max_backoff: Duration::from_secs(10),
             listen_queue: 1024,
+            pipeline: 4,
         }
     }
 }
@@ -113,6 +121,9 @@ impl PostgresConfig {
         validate_schema_name(&self.schema)?;
         if self.pool_size == 0 {
             return Err(invalid("pool_size must be at least 1"));
+        }
+        if self.pipeline == 0 {
+            return Err(invalid("pipeline must be at least 1"));
         }
         if self.listen_queue == 0 {
             return Err(invalid("listen_queue must be at least 1"));

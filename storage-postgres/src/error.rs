@@ -49,7 +49,7 @@ pub(crate) fn discard_if_broken(client: deadpool_postgres::Object, e: &tokio_pos
 
 /// True for errors that say "the server or the connection is gone", as opposed to
 /// "the server refused this request".
-fn is_connection_problem(e: &tokio_postgres::Error) -> bool {
+pub(crate) fn is_connection_problem(e: &tokio_postgres::Error) -> bool {
     if let Some(code) = e.code() {
         let c = code.code();
         return c.starts_with("08") // connection exception

@@ -31,6 +31,11 @@ struct Inner {
     sql: Sql,
     schema: String,
     listen: Arc<ListenTarget>,
+    /// Appends in flight at once ([`OpStore::append_pipeline`]).
+    pipeline: usize,
+    /// The connection ordered appends are pipelined on, taken from the pool on first
+    /// use and replaced when it breaks.
+    lane: tokio::sync::Mutex<Option<Arc<deadpool_postgres::Object>>>,
 }
 
 /// An [`OpStore`] on PostgreSQL. Cheap to clone: clones share one connection pool.
@@ -121,6 +126,8 @@ impl PostgresStore {
                 sql,
                 schema: config.schema,
                 listen,
+                pipeline: config.pipeline,
+                lane: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -156,12 +163,26 @@ impl PostgresStore {
     pub(crate) fn sql(&self) -> &Sql {
         &self.inner.sql
     }
+
+    pub(crate) fn lane(&self) -> &tokio::sync::Mutex<Option<Arc<deadpool_postgres::Object>>> {
+        &self.inner.lane
+    }
 }
 
 #[async_trait]
 impl OpStore for PostgresStore {
     async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
         self.append_batch(ops).await
+    }
+
+    fn append_pipeline(&self) -> usize {
+        self.inner.pipeline
+    }
+
+    /// Runs on the store's one ordered-append connection, in call order; the op
+    /// `after` is looked up in the same statement that inserts.
+    async fn append_after(&self, after: Option<&OpId>, ops: &[OpRecord]) -> Result<(), StoreError> {
+        self.append_ordered(after, ops).await
     }
 
     async fn load(
@@ -199,6 +220,7 @@ impl OpStore for PostgresStore {
     /// Closes the pool: later calls on this store (and its clones) fail with
     /// `Unavailable`. Subscriptions keep their own connections.
     async fn close(&self) -> Result<(), StoreError> {
+        self.inner.lane.lock().await.take();
         self.inner.pool.close();
         Ok(())
     }

@@ -1,10 +1,9 @@
 //! Appending this sled's entries: sequencing, signing, group commit.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
 use bft_json_crdt::{Op, OpId, SignedOp};
-use std::collections::VecDeque;
-
 use futures::channel::oneshot;
 use futures::future::{BoxFuture, Either};
 
@@ -20,9 +19,17 @@ pub(crate) struct Pending {
     reply: oneshot::Sender<Result<Vec<LoggedEvent>>>,
 }
 
-/// Most groups one leader writes before handing the writer lock on, so a leader's
-/// own append returns and merges, catch-ups and flushes get their turn.
-const MAX_GROUPS_PER_LEADER: usize = 8;
+/// Most entries taken from the queue and signed as one job.
+const SIGN_CHUNK: usize = 128;
+
+/// How long one leader keeps sending groups before handing the writer lock on, so
+/// its own append returns (merges, catch-ups and flushes do not wait for this: a
+/// leader stops sending as soon as one waits). The pipeline drains at each handover,
+/// so a short budget costs throughput under load.
+const LEADER_BUDGET: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Most groups in flight at once, whatever the store allows.
+const MAX_PIPELINE: usize = 64;
 
 /// The callers of a group. Dropped without being taken (the leader's future was
 /// cancelled): a group not yet handed to the store goes back to the queue; a group in
@@ -86,6 +93,106 @@ impl Drop for Waiters<'_> {
 /// A group of requests, signed, not yet written: its callers and their ops.
 type Group<'a> = (Waiters<'a>, Vec<(SignedOp, Entry)>);
 
+/// The last op linked into this sled's chain: what the next op continues.
+#[derive(Debug, Clone, Copy)]
+struct Tip {
+    seq: u64,
+    id: OpId,
+    lamport: u64,
+}
+
+impl Tip {
+    fn of(op: &SignedOp) -> Self {
+        Tip {
+            seq: op.seq(),
+            id: op.id(),
+            lamport: op.lamport(),
+        }
+    }
+}
+
+/// What woke the leader.
+enum Event {
+    /// The oldest flight's answer.
+    Answered(std::result::Result<(), StoreError>),
+    /// The oldest signing job finished.
+    Signed,
+    /// A request was queued.
+    Queued,
+}
+
+/// Requests linked into the chain, their ops being signed on rayon's pool.
+struct Signing<'a> {
+    callers: Waiters<'a>,
+    entries: Vec<Entry>,
+    rx: Option<oneshot::Receiver<Vec<SignedOp>>>,
+    /// Set once the job is over.
+    ready: bool,
+    /// The signed ops, if the job delivered them.
+    done: Option<Vec<SignedOp>>,
+}
+
+impl<'a> Signing<'a> {
+    /// Signs `drafts` here (`inline`) or on rayon's pool.
+    fn start(
+        callers: Waiters<'a>,
+        drafts: Vec<Op>,
+        entries: Vec<Entry>,
+        key: &bft_json_crdt::SigningKey,
+        inline: bool,
+    ) -> Self {
+        if inline {
+            return Signing {
+                callers,
+                entries,
+                rx: None,
+                ready: true,
+                done: Some(Op::sign_all(drafts, key)),
+            };
+        }
+        let (tx, rx) = oneshot::channel();
+        let key = key.clone();
+        // One job per chunk, signed on one thread, first in first out: chunks finish
+        // in chain order, the oldest first, while the pool's threads share them.
+        rayon::spawn_fifo(move || {
+            let _ = tx.send(drafts.into_iter().map(|op| op.sign(&key)).collect());
+        });
+        Signing {
+            callers,
+            entries,
+            rx: Some(rx),
+            ready: false,
+            done: None,
+        }
+    }
+
+    /// Ready once the pool's job is over.
+    fn poll_done(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        use std::future::Future;
+        let Some(rx) = self.rx.as_mut() else {
+            return std::task::Poll::Ready(());
+        };
+        match std::pin::Pin::new(rx).poll(cx) {
+            std::task::Poll::Ready(r) => {
+                self.rx = None;
+                self.ready = true;
+                self.done = r.ok();
+                std::task::Poll::Ready(())
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
+    /// The signed group, or `Err(self)` if the job was lost without an answer (its
+    /// requests, never sent, go back to the queue when it is dropped).
+    fn finish(self) -> std::result::Result<Group<'a>, Self> {
+        match self.done {
+            Some(ops) => Ok((self.callers, ops.into_iter().zip(self.entries).collect())),
+            None => Err(self),
+        }
+    }
+}
+
 /// A group handed to the store, not yet answered. Its ops sit in
 /// [`Writer::in_doubt`], in chain order with the other flights'.
 struct Flight<'a> {
@@ -96,6 +203,8 @@ struct Flight<'a> {
     last: SignedOp,
     /// The store call.
     write: BoxFuture<'a, std::result::Result<(), StoreError>>,
+    /// Its answer, once in (a later flight may answer before an earlier one).
+    answer: Option<std::result::Result<(), StoreError>>,
 }
 
 /// Sends every caller the error `make(e)`.
@@ -164,10 +273,16 @@ impl<S: OpStore> EventLog<S> {
             match futures::future::select(rx, lock).await {
                 Either::Left((reply, _)) => return reply.map_err(|_| Error::Cancelled)?,
                 Either::Right((mut writer, pending)) => {
-                    // A leader writes a bounded number of groups and hands the lock on;
-                    // if ours was not among them, wait again for the reply or the lock.
+                    // A leader writes for a bounded time and hands the lock on; if ours
+                    // was not among the groups written, wait again for the reply or
+                    // the lock.
                     self.lead(&mut writer).await;
                     drop(writer);
+                    if self.others_waiting.load(Ordering::Relaxed) > 0 {
+                        // A merge, catch-up or flush waits for the lock: let it run
+                        // before taking the lock again.
+                        YieldNow(false).await;
+                    }
                     rx = pending;
                 }
             }
@@ -179,7 +294,7 @@ impl<S: OpStore> EventLog<S> {
     /// completed; an `Err` means the store still fails (nothing is lost: they stay in
     /// doubt for the next try).
     pub async fn flush(&self) -> Result<usize> {
-        let mut w = self.writer.lock().await;
+        let mut w = self.lock_writer().await;
         if w.in_doubt.is_empty() {
             return Ok(0);
         }
@@ -215,141 +330,242 @@ impl<S: OpStore> EventLog<S> {
 
     /// Entries whose append outcome is unknown, waiting for the next append or flush.
     pub async fn in_doubt(&self) -> usize {
-        self.writer.lock().await.in_doubt.len()
+        self.lock_writer().await.in_doubt.len()
     }
 
     /// Writes everything queued. Holds the writer lock.
     ///
-    /// Pipelined: while a group is being written, requests that queue meanwhile are
-    /// taken, linked after the last group sent and signed as they arrive, so signing
-    /// overlaps the store's work instead of preceding it. A store that takes ordered
-    /// appends ([`OpStore::append_pipeline`] > 1) gets the next group at once, through
-    /// [`OpStore::append_after`], while earlier ones are still in flight; other
-    /// stores get it as soon as the previous group is answered. Either way a group is
-    /// stored only after the group it continues, so every store's append order stays
-    /// causal and a failed group never leaves a later one stored after a hole.
-    ///
-    /// Answers are settled in order. A group whose outcome is unknown stays in doubt
-    /// (completed before any new op); a group the store refused, and every group
-    /// behind it, is known unwritten: conflicts are reported to their callers, the
-    /// others go back to the queue (their seqs were never used).
+    /// An event loop over three kinds of work, so that none waits for another:
+    /// - requests that queue are taken, linked into this sled's chain (seqs, deps,
+    ///   ids: cheap, here) and signed on rayon's pool, in the background, while
+    ///   groups are being written;
+    /// - signed groups are sent as soon as they are ready and the pipeline has room:
+    ///   a store that takes ordered appends ([`OpStore::append_pipeline`] > 1) gets
+    ///   up to that many at once through [`OpStore::append_after`]; others get one at
+    ///   a time. A group is stored only after the group it continues, so every
+    ///   store's append order stays causal and a failed group never leaves a later
+    ///   one stored after a hole;
+    /// - answers are settled in order. A group stored commits (with every earlier
+    ///   group that was in doubt) and answers its callers. A group whose outcome is
+    ///   unknown stays in doubt (completed before any new op). A group the store
+    ///   refused (conflict, missing predecessor) makes every group behind it known
+    ///   unwritten: conflicts are reported, the other callers go back to the queue
+    ///   (their seqs were never used).
     async fn lead(&self, w: &mut Writer) {
         if !w.in_doubt.is_empty() && !self.complete_in_doubt(w).await {
             return;
         }
-        let depth = self.store.append_pipeline().clamp(1, MAX_GROUPS_PER_LEADER);
+        let depth = self.store.append_pipeline().clamp(1, MAX_PIPELINE);
+        let started = std::time::Instant::now();
         let mut flights: VecDeque<Flight<'_>> = VecDeque::new();
-        // Signed, not yet sent; continues after `tail`, the last op signed.
+        // Requests linked into the chain and being signed, in chain order.
+        let mut signing: VecDeque<Signing<'_>> = VecDeque::new();
+        // Signed, not yet sent.
         let mut next: Option<Group<'_>> = None;
-        let mut tail: Option<SignedOp> = None;
-        let mut launched = 0;
+        // The last op linked into the chain (of `signing`, `next` or a flight).
+        let mut tip: Option<Tip> = None;
+        let mut launched = 0usize;
         // Ops at the front of `w.in_doubt` from groups answered with an unknown outcome.
         let mut doubt = 0;
-        // Set once a group failed: nothing more is sent; the rest is settled.
+        // Set once a group failed: nothing more is taken or sent; the rest is settled.
         let mut failed = false;
         // Set once a group is known unwritten: no later group can be stored.
         let mut dead = false;
-        let mut first = true;
+        // Set once this leader yielded with nothing left to do.
+        let mut idle = false;
         loop {
-            if !failed && launched < MAX_GROUPS_PER_LEADER && flights.len() < depth {
-                if next.is_none() && flights.is_empty() {
-                    if !first {
-                        // Let the appenders just answered queue their next entries, so
-                        // the next store call carries a full group, not a straggler.
-                        YieldNow(false).await;
+            // Signed groups join `next`, in chain order.
+            while !failed && signing.front().is_some_and(|s| s.ready) {
+                let job = signing.pop_front().expect("checked above");
+                let Ok(group) = job.finish() else {
+                    // Cannot happen (a panic on the pool aborts the process); be safe:
+                    // the chain after `next` is broken, so nothing more is sent and
+                    // every request not sent goes back to the queue.
+                    tracing::error!("a signing job was lost; requeueing its requests");
+                    failed = true;
+                    break;
+                };
+                match &mut next {
+                    Some((callers, ops)) => {
+                        callers.list.extend(group.0.take());
+                        ops.extend(group.1);
                     }
-                    first = false;
-                    let list = self.take_batch(self.config.max_batch);
-                    if !list.is_empty() {
-                        let ops = self.sign_batch(&list, None);
-                        next = Some((Waiters::requeue_on_drop(list, &self.queue), ops));
-                    }
+                    None => next = Some(group),
                 }
-                if let Some((callers, ops)) = next.take() {
-                    let flight = self.launch(w, callers, ops, flights.back().map(|f| f.last.id()));
-                    tail = Some(flight.last.clone());
-                    flights.push_back(flight);
-                    launched += 1;
+            }
+            let sending = !failed
+                && started.elapsed() < LEADER_BUDGET
+                && self.others_waiting.load(Ordering::Relaxed) == 0;
+            // `next` precedes everything being signed in the chain: it may go now.
+            if sending
+                && flights.len() < depth
+                && let Some((callers, ops)) = next.take()
+            {
+                let flight = self.launch(w, callers, ops, flights.back().map(|f| f.last.id()));
+                flights.push_back(flight);
+                launched += 1;
+                continue;
+            }
+            // Take what queued (listening first, so a request queued in between still
+            // wakes us), up to a full group beyond what is already prepared, unless
+            // what is prepared already fills this leader's last group.
+            let prepared_groups = usize::from(next.is_some() || !signing.is_empty());
+            let listener = sending.then(|| self.queued.listen());
+            if sending {
+                let prepared = next.as_ref().map_or(0, |(_, ops)| ops.len())
+                    + signing.iter().map(|s| s.entries.len()).sum::<usize>();
+                // At most a chunk at a time, so a crowd of requests becomes several
+                // groups: the first is sent while the next ones are still signing.
+                let room = self
+                    .config
+                    .max_batch
+                    .saturating_sub(prepared)
+                    .min(SIGN_CHUNK);
+                if flights.is_empty() && prepared_groups == 0 && launched > 0 && !idle {
+                    // Everything written and answered: let the appenders just
+                    // answered queue their next entries, so the next store call
+                    // carries a full group, not a straggler.
+                    idle = true;
+                    YieldNow(false).await;
+                }
+                let list = self.take_batch(room);
+                if !list.is_empty() {
+                    idle = false;
+                    let after = tip.or_else(|| self.chain_tip(&flights));
+                    let (drafts, entries, new_tip) = self.draft_batch(&list, after);
+                    tip = Some(new_tip);
+                    let callers = Waiters::requeue_on_drop(list, &self.queue);
+                    // Nothing else to do meanwhile: sign here. Otherwise in the
+                    // background, so answers are settled and groups sent meanwhile.
+                    let inline = flights.is_empty() && signing.is_empty();
+                    signing.push_back(Signing::start(callers, drafts, entries, &self.key, inline));
                     continue;
                 }
             }
-            let prepare = !failed && launched + usize::from(next.is_some()) < MAX_GROUPS_PER_LEADER;
-            let launch = flights.len() < depth;
-            let Some(front) = flights.front_mut() else {
-                // Nothing in flight and nothing to send.
+            if flights.is_empty() && (signing.is_empty() || !sending) {
+                // Nothing in flight, nothing being signed, nothing queued (or no
+                // more sending): hand the lock on. Requests prepared but not sent go
+                // back to the queue when dropped.
                 return;
-            };
-            let Some(result) = self
-                .wait_and_prepare(&mut front.write, &mut next, &mut tail, prepare, launch)
-                .await
-            else {
-                // A group is signed and the pipeline has room: send it now.
-                continue;
-            };
-            let flight = flights
-                .pop_front()
-                .expect("the front flight was just awaited");
-            let n = flight.ops;
-            let callers = flight.callers.take();
-            match result {
-                Ok(()) if !dead => {
-                    // Stored, and with it every group before it that was in doubt.
-                    let ops: Vec<(SignedOp, Entry)> = w.in_doubt.drain(..doubt + n).collect();
-                    doubt = 0;
-                    self.commit_written(ops, n, callers).await;
-                }
-                Ok(()) => {
-                    // Cannot happen with a store that honours the guard.
-                    tracing::error!(
-                        "the store reports a group written after the group it continues was refused"
-                    );
-                    drop(Waiters::requeue_on_drop(callers, &self.queue));
-                }
-                Err(_) if dead => {
-                    // Behind a group known unwritten (its ops already left the doubt
-                    // list): neither was this one. Back to the queue.
-                    drop(Waiters::requeue_on_drop(callers, &self.queue));
-                }
-                Err(e) => {
-                    failed = true;
-                    let unwritten = matches!(
-                        e,
-                        StoreError::Conflict { .. } | StoreError::MissingPredecessor { .. }
-                    );
-                    if unwritten {
-                        // Nothing of this group was written, so nothing of the groups
-                        // behind it can be (each continues the one before): they leave
-                        // the doubt list now, and their callers go back to the queue
-                        // even if this leader is dropped before their answers come.
-                        dead = true;
-                        w.in_doubt.truncate(doubt);
-                        for f in flights.iter_mut() {
-                            f.callers.requeue_to(&self.queue);
+            }
+            match self.next_event(&mut flights, &mut signing, listener).await {
+                Event::Signed | Event::Queued => continue,
+                Event::Answered(result) => {
+                    let flight = flights.pop_front().expect("the front flight answered");
+                    let n = flight.ops;
+                    let callers = flight.callers.take();
+                    if flights.is_empty() {
+                        // Chain links of later groups come from `tip`; with nothing
+                        // in flight and nothing prepared the state is the source.
+                        if signing.is_empty() && next.is_none() {
+                            tip = None;
                         }
                     }
-                    match e {
-                        StoreError::Conflict { .. } => {
-                            // Another writer holds our seqs.
-                            tracing::warn!(error = %e, "append refused");
-                            reply_all(callers, Error::Store, e);
+                    match result {
+                        Ok(()) if !dead => {
+                            // Stored, and with it every earlier group in doubt.
+                            let ops: Vec<(SignedOp, Entry)> =
+                                w.in_doubt.drain(..doubt + n).collect();
+                            doubt = 0;
+                            self.commit_written(ops, n, callers).await;
                         }
-                        StoreError::MissingPredecessor { .. } => {
-                            // The group before it was not written: back to the queue.
-                            tracing::debug!(error = %e, "group behind a failed group requeued");
+                        Ok(()) => {
+                            // Cannot happen with a store that honours the guard.
+                            tracing::error!(
+                                "the store reports a group written after the group it \
+                                 continues was refused"
+                            );
                             drop(Waiters::requeue_on_drop(callers, &self.queue));
                         }
-                        e => {
-                            // May be stored: completed before any new op.
-                            tracing::warn!(error = %e, "append failed");
-                            doubt += n;
-                            reply_all(callers, |e| Error::InDoubt { source: e }, e);
+                        Err(_) if dead => {
+                            // Behind a group known unwritten (its ops already left
+                            // the doubt list): neither was this one. Back to the queue.
+                            drop(Waiters::requeue_on_drop(callers, &self.queue));
+                        }
+                        Err(e) => {
+                            failed = true;
+                            let unwritten = matches!(
+                                e,
+                                StoreError::Conflict { .. } | StoreError::MissingPredecessor { .. }
+                            );
+                            if unwritten {
+                                // Nothing of this group was written, so nothing of the
+                                // groups behind it can be (each continues the one
+                                // before): they leave the doubt list now, and their
+                                // callers go back to the queue even if this leader is
+                                // dropped before their answers come.
+                                dead = true;
+                                w.in_doubt.truncate(doubt);
+                                for f in flights.iter_mut() {
+                                    f.callers.requeue_to(&self.queue);
+                                }
+                            }
+                            match e {
+                                StoreError::Conflict { .. } => {
+                                    // Another writer holds our seqs.
+                                    tracing::warn!(error = %e, "append refused");
+                                    reply_all(callers, Error::Store, e);
+                                }
+                                StoreError::MissingPredecessor { .. } => {
+                                    tracing::debug!(error = %e, "group requeued");
+                                    drop(Waiters::requeue_on_drop(callers, &self.queue));
+                                }
+                                e => {
+                                    // May be stored: completed before any new op.
+                                    tracing::warn!(error = %e, "append failed");
+                                    doubt += n;
+                                    reply_all(callers, |e| Error::InDoubt { source: e }, e);
+                                }
+                            }
                         }
                     }
                 }
             }
         }
-        // Returning hands the lock on; a group signed but not sent (`next`) goes back
-        // to the queue when dropped.
+    }
+
+    /// Where the next request links in when nothing is prepared: after the last
+    /// group in flight, or (nothing in flight) after this sled's last committed op.
+    fn chain_tip(&self, flights: &VecDeque<Flight<'_>>) -> Option<Tip> {
+        flights.back().map(|f| Tip::of(&f.last))
+    }
+
+    /// Waits for the first of: the oldest flight's answer, the oldest signing job,
+    /// a new request (when `listener` is given).
+    async fn next_event(
+        &self,
+        flights: &mut VecDeque<Flight<'_>>,
+        signing: &mut VecDeque<Signing<'_>>,
+        mut listener: Option<event_listener::EventListener>,
+    ) -> Event {
+        futures::future::poll_fn(|cx| {
+            use std::future::Future;
+            use std::task::Poll;
+            // Every flight is polled, in order: a first poll is what queues a
+            // request on a pipelining store, and fixes its place in line.
+            for f in flights.iter_mut() {
+                if f.answer.is_none()
+                    && let Poll::Ready(r) = f.write.as_mut().poll(cx)
+                {
+                    f.answer = Some(r);
+                }
+            }
+            if let Some(r) = flights.front_mut().and_then(|f| f.answer.take()) {
+                return Poll::Ready(Event::Answered(r));
+            }
+            if let Some(job) = signing.front_mut()
+                && job.poll_done(cx).is_ready()
+            {
+                return Poll::Ready(Event::Signed);
+            }
+            if let Some(l) = listener.as_mut()
+                && std::pin::Pin::new(l).poll(cx).is_ready()
+            {
+                return Poll::Ready(Event::Queued);
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// Sends a signed group to the store, guarded by `after` (the last op of a group
@@ -386,6 +602,7 @@ impl<S: OpStore> EventLog<S> {
             ops: n,
             last,
             write,
+            answer: None,
         }
     }
 
@@ -405,60 +622,6 @@ impl<S: OpStore> EventLog<S> {
         for p in callers {
             let mine: Vec<LoggedEvent> = it.by_ref().take(p.entries.len()).collect();
             let _ = p.reply.send(Ok(mine));
-        }
-    }
-
-    /// Waits for `write`; meanwhile takes the requests that queue and signs them into
-    /// `next`, continuing the chain after `tail`. Returns the store's answer, or
-    /// `None` as soon as `next` holds a group and `launch` allows sending it.
-    async fn wait_and_prepare<'a>(
-        &'a self,
-        write: &mut BoxFuture<'a, std::result::Result<(), StoreError>>,
-        next: &mut Option<Group<'a>>,
-        tail: &mut Option<SignedOp>,
-        prepare: bool,
-        launch: bool,
-    ) -> Option<std::result::Result<(), StoreError>> {
-        if !prepare {
-            return Some(write.await);
-        }
-        loop {
-            if launch && next.is_some() {
-                return None;
-            }
-            let room = self
-                .config
-                .max_batch
-                .saturating_sub(next.as_ref().map_or(0, |(_, ops)| ops.len()));
-            if room == 0 {
-                return Some(write.await);
-            }
-            // Listen before looking at the queue, so a request queued in between
-            // still wakes us.
-            let listener = self.queued.listen();
-            let list = self.take_batch(room);
-            if list.is_empty() {
-                match futures::future::select(&mut *write, listener).await {
-                    Either::Left((result, _)) => return Some(result),
-                    Either::Right(((), _)) => continue,
-                }
-            }
-            drop(listener);
-            let ops = self.sign_batch(&list, tail.as_ref());
-            *tail = ops.last().map(|(op, _)| op.clone());
-            match next {
-                Some((callers, group)) => {
-                    callers.list.extend(list);
-                    group.extend(ops);
-                }
-                None => *next = Some((Waiters::requeue_on_drop(list, &self.queue), ops)),
-            }
-            if !launch {
-                // Signing took a while: collect the store's answer if it is in.
-                if let std::task::Poll::Ready(result) = futures::poll!(&mut *write) {
-                    return Some(result);
-                }
-            }
         }
     }
 
@@ -535,23 +698,15 @@ impl<S: OpStore> EventLog<S> {
         q.drain(..k).collect()
     }
 
-    /// Signs the entries of a batch as a chain of this sled's next seqs.
-    fn sign_batch(&self, batch: &[Pending], after: Option<&SignedOp>) -> Vec<(SignedOp, Entry)> {
-        let (drafts, entries) = self.draft_batch(batch, after);
-        Op::sign_all(drafts, &self.key)
-            .into_iter()
-            .zip(entries)
-            .collect()
-    }
-
     /// Links the batch's ops (seqs, deps, lamports, ids), reading the state under its
     /// lock; the costly signing happens after the lock is released.
     ///
-    /// With `after` (the last op of a group still being written), the batch continues
-    /// that op's chain and depends on nothing else.
-    fn draft_batch(&self, batch: &[Pending], after: Option<&SignedOp>) -> (Vec<Op>, Vec<Entry>) {
+    /// With `after` (the last op linked before, whose group is still being signed or
+    /// written), the batch continues that op's chain and depends on nothing else.
+    /// Returns the drafts, their entries and the new tip of the chain.
+    fn draft_batch(&self, batch: &[Pending], after: Option<Tip>) -> (Vec<Op>, Vec<Entry>, Tip) {
         let (mut seq, mut prev, mut heads) = match after {
-            Some(op) => (op.seq(), Some((op.id(), op.lamport())), Vec::new()),
+            Some(tip) => (tip.seq, Some((tip.id, tip.lamport)), Vec::new()),
             None => {
                 let st = self.state.read();
                 let replica = &st.replica;
@@ -602,7 +757,8 @@ impl<S: OpStore> EventLog<S> {
                 entries.push(entry.clone());
             }
         }
-        (drafts, entries)
+        let (id, lamport) = prev.expect("a batch holds at least one entry");
+        (drafts, entries, Tip { seq, id, lamport })
     }
 }
 

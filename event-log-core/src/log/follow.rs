@@ -38,7 +38,7 @@ impl<S: OpStore> EventLog<S> {
             if page.is_empty() {
                 return Ok(total);
             }
-            let _w = self.writer.lock().await;
+            let _w = self.lock_writer().await;
             let mut ops = Vec::with_capacity(page.len());
             for rec in &page {
                 let raw = RawOp {

@@ -111,7 +111,7 @@ impl<S: OpStore> EventLog<S> {
                 }),
             }
         }
-        let _w = self.writer.lock().await;
+        let _w = self.lock_writer().await;
         let ingest = self.state.write().replica.ingest(ops);
         for (i, d) in ingest.deliveries.into_iter().enumerate() {
             let result = d.result.map_err(MergeRejected::Op);

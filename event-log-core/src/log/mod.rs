@@ -93,6 +93,9 @@ pub struct EventLog<S: OpStore> {
     /// sign it while the store works.
     queued: event_listener::Event,
     writer: async_lock::Mutex<append::Writer>,
+    /// Tasks other than appenders waiting for `writer` (merges, catch-ups, flushes,
+    /// close): a leader hands the lock on as soon as one waits.
+    others_waiting: std::sync::atomic::AtomicUsize,
     listeners: RwLock<Vec<Arc<dyn EventListener>>>,
     counters: Counters,
     opened: OpenStats,
@@ -131,6 +134,20 @@ impl<S: OpStore> EventLog<S> {
         self.listeners.write().push(listener);
     }
 
+    /// Takes the writer lock for work other than appending; a leader writing
+    /// appends hands it on at its next group instead of at the end of its budget.
+    async fn lock_writer(&self) -> async_lock::MutexGuard<'_, append::Writer> {
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.others_waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.others_waiting);
+        self.writer.lock().await
+    }
+
     fn notify(&self, events: &[LoggedEvent]) {
         if events.is_empty() {
             return;
@@ -165,7 +182,7 @@ impl<S: OpStore> EventLog<S> {
         if let Err(e) = self.checkpoint().await {
             tracing::warn!(error = %e, "cannot save the replay checkpoint at close");
         }
-        let _w = self.writer.lock().await;
+        let _w = self.lock_writer().await;
         self.store.close().await?;
         Ok(())
     }

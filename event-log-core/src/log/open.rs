@@ -69,6 +69,7 @@ impl<S: OpStore> EventLog<S> {
             queue: Mutex::new(Vec::new()),
             queued: event_listener::Event::new(),
             writer: async_lock::Mutex::new(append::Writer::default()),
+            others_waiting: Default::default(),
             listeners: RwLock::new(Vec::new()),
             counters: Counters::default(),
             opened: OpenStats {

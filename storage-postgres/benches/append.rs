@@ -8,6 +8,9 @@
 //!
 //! `EVENT_LOG_BENCH_EVENTS` (default 20000) sets the events of the 32-producer runs;
 //! single-producer runs use a tenth. Every run uses its own schema, dropped at the end.
+//! `EVENT_LOG_BENCH_DELAY_MS=N` sends every connection (the baselines' too) through a
+//! proxy that delays each direction by N ms, like a database on another host; the
+//! round trip it adds is measured and printed.
 //!
 //! - `eventlog`: `EventLog::append_transition` from P tasks (sequencing, signing,
 //!   group commit, conflict check, `NOTIFY`).
@@ -17,6 +20,8 @@
 //!   group commit of 32 one-at-a-time producers can gather.
 //! - `raw batch 1024`: the same rows, 1024 per `INSERT`, one task: the ceiling.
 //! - `eventlog x32 no notify`: the eventlog run on a store with `notify: false`.
+//! - `eventlog x32 pipeline 1`: the eventlog run with pipelining off (the next group
+//!   waits for the previous answer).
 //! - `sign only`: `Op::sign_all` of as many ops, 16 at a time, no store.
 //! - `store.append batch N`: the same rows through `OpStore::append` (conflict
 //!   handling, `NOTIFY`), N per call: the store's share of an eventlog run.
@@ -25,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bft_json_crdt::Op;
-use event_log_core::{EventLog, OpRecord, OpStore, Position, SigningKey, Transition};
+use event_log_core::{Entry, EventLog, OpRecord, OpStore, Position, SigningKey, Transition};
 use storage_postgres::{PostgresConfig, PostgresStore};
 
 /// Producers of the concurrent runs.
@@ -35,6 +40,58 @@ struct Row {
     name: String,
     events: usize,
     took: Duration,
+    cpu: Option<CpuUse>,
+}
+
+/// Machine-wide CPU use over a run, from `/proc/stat` (Linux; `None` elsewhere):
+/// tells a run bound by latency (cores idle) from one bound by CPU.
+#[derive(Clone, Copy)]
+struct CpuUse {
+    /// Busy share of all cores, 0..=1.
+    busy: f64,
+    /// Cores on the machine.
+    cores: usize,
+    /// Busy core-seconds.
+    busy_secs: f64,
+}
+
+/// Busy and total jiffies of all cores, and the number of cores.
+fn cpu_ticks() -> Option<(u64, u64, usize)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let mut lines = stat.lines();
+    let all: Vec<u64> = lines
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let cores = lines.filter(|l| l.starts_with("cpu")).count();
+    // user nice system idle iowait irq softirq steal
+    let idle = all.get(3)? + all.get(4).copied().unwrap_or(0);
+    let total: u64 = all.iter().take(8).sum();
+    Some((total - idle, total, cores))
+}
+
+/// Measures `f`'s machine-wide CPU use.
+struct CpuMeter(Option<(u64, u64, usize)>);
+
+impl CpuMeter {
+    fn start() -> Self {
+        CpuMeter(cpu_ticks())
+    }
+
+    fn stop(self) -> Option<CpuUse> {
+        let (b0, t0, cores) = self.0?;
+        let (b1, t1, _) = cpu_ticks()?;
+        let total = t1.checked_sub(t0).filter(|t| *t > 0)?;
+        let busy_ticks = b1.saturating_sub(b0) as f64;
+        Some(CpuUse {
+            busy: busy_ticks / total as f64,
+            cores,
+            // /proc/stat counts in USER_HZ ticks, 100 per second on Linux.
+            busy_secs: busy_ticks / 100.0,
+        })
+    }
 }
 
 impl Row {
@@ -64,7 +121,18 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    if let Err(e) = rt.block_on(run(&url, events)) {
+    let delay = std::env::var("EVENT_LOG_BENCH_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis);
+    if let Err(e) = rt.block_on(async {
+        let url = match delay {
+            Some(d) => delayed(&url, d).await?,
+            None => url,
+        };
+        run(&url, events).await
+    }) {
         eprintln!("benchmark failed: {e}");
         std::process::exit(1);
     }
@@ -73,7 +141,12 @@ fn main() {
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A store on a fresh schema for one run.
-async fn fresh(url: &str, tag: &str, notify: bool) -> Result<PostgresStore, BoxError> {
+async fn fresh(
+    url: &str,
+    tag: &str,
+    notify: bool,
+    pipeline: usize,
+) -> Result<PostgresStore, BoxError> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_nanos();
@@ -81,6 +154,7 @@ async fn fresh(url: &str, tag: &str, notify: bool) -> Result<PostgresStore, BoxE
     let config = PostgresConfig {
         pool_size: PRODUCERS + 8,
         notify,
+        pipeline,
         ..PostgresConfig::with_schema(schema)
     };
     Ok(PostgresStore::open(url, config).await?)
@@ -89,12 +163,27 @@ async fn fresh(url: &str, tag: &str, notify: bool) -> Result<PostgresStore, BoxE
 async fn run(url: &str, events: usize) -> Result<(), BoxError> {
     let single = (events / 10).max(1);
     let mut rows = Vec::new();
+    let pipeline = PostgresConfig::default().pipeline;
+    if std::env::var("EVENT_LOG_BENCH_ONLY").as_deref() == Ok("eventlog") {
+        // For profilers: the 32-producer eventlog run alone.
+        let per_call = std::env::var("EVENT_LOG_BENCH_PER_CALL")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let (row, _) = eventlog_batched(url, PRODUCERS, per_call, events, true, pipeline).await?;
+        println!("{} {:.0} events/s", row.name, row.rate());
+        return Ok(());
+    }
 
-    let (row, _) = eventlog(url, 1, single, true).await?;
+    let (row, _) = eventlog(url, 1, single, true, pipeline).await?;
     rows.push(row);
-    let (row, records) = eventlog(url, PRODUCERS, events, true).await?;
+    let (row, records) = eventlog(url, PRODUCERS, events, true, pipeline).await?;
     rows.push(row);
-    let (row, _) = eventlog(url, PRODUCERS, events, false).await?;
+    let (row, _) = eventlog(url, PRODUCERS, events, false, pipeline).await?;
+    rows.push(row);
+    let (row, _) = eventlog(url, PRODUCERS, events, true, 1).await?;
+    rows.push(row);
+    let (row, _) = eventlog_batched(url, PRODUCERS, 32, events, true, pipeline).await?;
     rows.push(row);
     rows.push(sign_only(events));
     rows.push(store_append(url, 1, 16, &records).await?);
@@ -113,17 +202,26 @@ async fn run(url: &str, events: usize) -> Result<(), BoxError> {
         .unwrap_or(f64::NAN);
     println!();
     println!(
-        "{:<24} {:>8} {:>10} {:>12} {:>22}",
-        "run", "events", "seconds", "events/s", "vs raw batch 32 x32"
+        "{:<24} {:>8} {:>10} {:>12} {:>22} {:>10} {:>12}",
+        "run", "events", "seconds", "events/s", "vs raw batch 32 x32", "cpu busy", "cpu µs/event"
     );
     for r in &rows {
+        let (busy, per) = match r.cpu {
+            Some(c) => (
+                format!("{:.0}% of {}", c.busy * 100.0, c.cores),
+                format!("{:.1}", c.busy_secs * 1e6 / r.events as f64),
+            ),
+            None => ("-".into(), "-".into()),
+        };
         println!(
-            "{:<24} {:>8} {:>10.3} {:>12.0} {:>22.2}",
+            "{:<24} {:>8} {:>10.3} {:>12.0} {:>22.2} {:>10} {:>12}",
             r.name,
             r.events,
             r.took.as_secs_f64(),
             r.rate(),
-            r.rate() / base
+            r.rate() / base,
+            busy,
+            per
         );
     }
     Ok(())
@@ -136,20 +234,54 @@ async fn eventlog(
     producers: usize,
     events: usize,
     notify: bool,
+    pipeline: usize,
 ) -> Result<(Row, Vec<OpRecord>), BoxError> {
-    let store = fresh(url, "log", notify).await?;
+    eventlog_batched(url, producers, 1, events, notify, pipeline).await
+}
+
+/// `events` appends through an `EventLog` from `producers` tasks, `per_call` entries
+/// per `append_all`; returns the timing and the rows stored, in store order.
+async fn eventlog_batched(
+    url: &str,
+    producers: usize,
+    per_call: usize,
+    events: usize,
+    notify: bool,
+    pipeline: usize,
+) -> Result<(Row, Vec<OpRecord>), BoxError> {
+    let store = fresh(url, "log", notify, pipeline).await?;
     let log = Arc::new(EventLog::open(store.clone(), SigningKey::from_bytes(&[9; 32])).await?);
+    // The entries are built before the clock starts, as the raw runs' rows are.
     let per = events.div_ceil(producers);
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..producers)
+    let calls: Vec<Vec<Vec<Entry>>> = (0..producers)
         .map(|p| {
-            let log = log.clone();
             let n = per.min(events.saturating_sub(p * per));
+            let entries: Vec<Entry> = (0..n)
+                .map(|i| {
+                    Entry::Transition(Transition::now(
+                        format!("story-{p}-{i}"),
+                        "backlog",
+                        "coding",
+                        "DepsMet",
+                    ))
+                })
+                .collect();
+            entries.chunks(per_call).map(<[Entry]>::to_vec).collect()
+        })
+        .collect();
+    let meter = CpuMeter::start();
+    let started = Instant::now();
+    let tasks: Vec<_> = calls
+        .into_iter()
+        .map(|mine| {
+            let log = log.clone();
             tokio::spawn(async move {
-                for i in 0..n {
-                    let t =
-                        Transition::now(format!("story-{p}-{i}"), "backlog", "coding", "DepsMet");
-                    log.append_transition(t).await?;
+                for mut entries in mine {
+                    if entries.len() == 1 {
+                        log.append(entries.pop().expect("one entry")).await?;
+                    } else {
+                        log.append_all(entries).await?;
+                    }
                 }
                 Ok::<_, event_log_core::Error>(())
             })
@@ -159,9 +291,11 @@ async fn eventlog(
         t.await??;
     }
     let took = started.elapsed();
+    let cpu = meter.stop();
     let stats = log.stats();
     eprintln!(
-        "eventlog x{producers} (notify {notify}): {} appends in {} store calls ({:.1} per call)",
+        "eventlog x{producers} ({per_call} per call, notify {notify}, pipeline {pipeline}): {} \
+         appends in {} store calls ({:.1} per call)",
         stats.appended,
         stats.append_calls,
         stats.appended as f64 / stats.append_calls.max(1) as f64
@@ -175,11 +309,18 @@ async fn eventlog(
     store.drop_schema().await?;
     let row = Row {
         name: format!(
-            "eventlog x{producers}{}",
-            if notify { "" } else { " no notify" }
+            "eventlog{} x{producers}{}{}",
+            if per_call > 1 {
+                format!(" batch {per_call}")
+            } else {
+                String::new()
+            },
+            if notify { "" } else { " no notify" },
+            if pipeline == 1 { " pipeline 1" } else { "" }
         ),
         events,
         took,
+        cpu,
     };
     Ok((row, records))
 }
@@ -188,6 +329,7 @@ async fn eventlog(
 /// cost per event, no store involved.
 fn sign_only(events: usize) -> Row {
     let key = SigningKey::from_bytes(&[9; 32]);
+    let meter = CpuMeter::start();
     let started = Instant::now();
     let mut signed = 0;
     let mut seq = 0;
@@ -210,6 +352,7 @@ fn sign_only(events: usize) -> Row {
         name: "sign only (no store)".into(),
         events,
         took: started.elapsed(),
+        cpu: meter.stop(),
     }
 }
 
@@ -245,9 +388,10 @@ async fn insert(
     checked: bool,
 ) -> Result<Row, BoxError> {
     // Producers take batches off one shared queue.
-    let store = fresh(url, "raw", checked).await?;
+    let store = fresh(url, "raw", checked, 1).await?;
     let batches: Vec<Vec<OpRecord>> = records.chunks(batch).map(<[_]>::to_vec).collect();
     let queue = Arc::new(std::sync::Mutex::new(batches.into_iter()));
+    let meter = CpuMeter::start();
     let started = Instant::now();
     let tasks: Vec<_> = (0..producers)
         .map(|_| {
@@ -271,10 +415,103 @@ async fn insert(
         t.await??;
     }
     let took = started.elapsed();
+    let cpu = meter.stop();
     store.drop_schema().await?;
     Ok(Row {
         name: format!("{name} x{producers}"),
         events: records.len(),
         took,
+        cpu,
     })
+}
+
+/// Starts a proxy in front of the server of `url` that delays every byte by `delay`
+/// in each direction, and returns `url` pointed at it. Prints the round trip it adds.
+async fn delayed(url: &str, delay: Duration) -> Result<String, BoxError> {
+    use tokio::net::{TcpListener, TcpStream};
+
+    let config: tokio_postgres::Config = url.parse()?;
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => return Err("the delay proxy needs a TCP host in the URL".into()),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let server = format!("{host}:{port}");
+    if !url.contains(&server) {
+        return Err(
+            format!("cannot find {server} in the URL to route it through the proxy").into(),
+        );
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let proxy = listener.local_addr()?;
+    let upstream = server.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let _ = (client.set_nodelay(true), server.set_nodelay(true));
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::join!(delay_line(cr, sw, delay), delay_line(sr, cw, delay));
+            });
+        }
+    });
+    let proxied = url.replace(&server, &proxy.to_string());
+    // Measure what the proxy adds: a trivial query, direct and proxied.
+    let rtt = |u: String| async move {
+        let (client, conn) = tokio_postgres::connect(&u, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        let mut best = Duration::MAX;
+        for _ in 0..20 {
+            let t = Instant::now();
+            client.simple_query("SELECT 1").await?;
+            best = best.min(t.elapsed());
+        }
+        Ok::<_, BoxError>(best)
+    };
+    let (direct, via) = (rtt(url.to_owned()).await?, rtt(proxied.clone()).await?);
+    eprintln!(
+        "delay proxy: {} ms each way; SELECT 1 round trip {:.2} ms direct, {:.2} ms proxied",
+        delay.as_millis(),
+        direct.as_secs_f64() * 1e3,
+        via.as_secs_f64() * 1e3
+    );
+    Ok(proxied)
+}
+
+/// Copies `from` to `to`, each chunk sent `delay` after it was read; order and
+/// throughput are kept (reading never waits for the delayed writes).
+async fn delay_line(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let read = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = from.read(&mut buf).await {
+            if n == 0
+                || tx
+                    .send((tokio::time::Instant::now() + delay, buf[..n].to_vec()))
+                    .is_err()
+            {
+                break;
+            }
+        }
+    };
+    let write = async move {
+        while let Some((at, chunk)) = rx.recv().await {
+            tokio::time::sleep_until(at).await;
+            if to.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(read, write);
 }

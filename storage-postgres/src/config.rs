@@ -102,7 +102,7 @@ impl Default for PostgresConfig {
             listen_ping_interval: Duration::from_secs(30),
             listen_max_backoff: Duration::from_secs(10),
             listen_queue: 1024,
-            pipeline: 4,
+            pipeline: 2,
         }
     }
 }

@@ -396,9 +396,29 @@ impl<S: OpStore> EventLog<S> {
             let sending = !failed
                 && started.elapsed() < LEADER_BUDGET
                 && self.others_waiting.load(Ordering::Relaxed) == 0;
+            // A store taking one group at a time gets it only once what is being
+            // signed has joined it, and whoever queued meanwhile too: its calls are
+            // the bottleneck (a sync each), so they should carry all there is.
+            let one_at_a_time = depth == 1 && flights.is_empty() && next.is_some();
+            if sending && one_at_a_time && signing.is_empty() {
+                YieldNow(false).await;
+                let room = self
+                    .config
+                    .max_batch
+                    .saturating_sub(next.as_ref().map_or(0, |(_, ops)| ops.len()));
+                let list = self.take_batch(room);
+                if !list.is_empty() {
+                    let (drafts, entries, new_tip) = self.draft_batch(&list, tip);
+                    tip = Some(new_tip);
+                    let callers = Waiters::requeue_on_drop(list, &self.queue);
+                    signing.push_back(Signing::start(callers, drafts, entries, &self.key, true));
+                    continue;
+                }
+            }
             // `next` precedes everything being signed in the chain: it may go now.
             if sending
                 && flights.len() < depth
+                && (!one_at_a_time || signing.is_empty())
                 && let Some((callers, ops)) = next.take()
             {
                 let flight = self.launch(w, callers, ops, flights.back().map(|f| f.last.id()));
@@ -410,8 +430,11 @@ impl<S: OpStore> EventLog<S> {
             // wakes us), up to a full group beyond what is already prepared, unless
             // what is prepared already fills this leader's last group.
             let prepared_groups = usize::from(next.is_some() || !signing.is_empty());
-            let listener = sending.then(|| self.queued.listen());
-            if sending {
+            // (Not while a one-at-a-time store waits for signing to finish: the
+            // group goes as soon as it has, with whoever queued meanwhile.)
+            let taking = sending && !one_at_a_time;
+            let listener = taking.then(|| self.queued.listen());
+            if taking {
                 let prepared = next.as_ref().map_or(0, |(_, ops)| ops.len())
                     + signing.iter().map(|s| s.entries.len()).sum::<usize>();
                 // At most a chunk at a time, so a crowd of requests becomes several

@@ -20,6 +20,12 @@ pub struct RedbConfig {
     /// Slower opens, but a file damaged outside redb is reported as
     /// [`event_log_core::StoreError::Corrupt`] instead of being trusted. Default `false`.
     pub check_integrity_on_open: bool,
+    /// How many appends of one log may be in flight at once
+    /// ([`event_log_core::OpStore::append_pipeline`]). The writer takes requests in
+    /// the order they were sent and writes an ordered append only if the op it
+    /// continues is stored, so a log may send its next group while the writer is
+    /// still syncing the previous one. Default 2. `0` is treated as 1 (off).
+    pub pipeline: usize,
 }
 
 impl Default for RedbConfig {
@@ -29,6 +35,7 @@ impl Default for RedbConfig {
             max_group: 256,
             cache_size: None,
             check_integrity_on_open: false,
+            pipeline: 2,
         }
     }
 }
@@ -49,6 +56,12 @@ impl RedbConfig {
     /// Sets [`RedbConfig::cache_size`].
     pub fn cache_size(mut self, bytes: usize) -> Self {
         self.cache_size = Some(bytes);
+        self
+    }
+
+    /// Sets [`RedbConfig::pipeline`].
+    pub fn pipeline(mut self, appends: usize) -> Self {
+        self.pipeline = appends;
         self
     }
 

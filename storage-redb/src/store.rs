@@ -32,6 +32,8 @@ pub struct RedbStore {
     db: RwLock<Option<Arc<Database>>>,
     writer: Writer,
     counters: Arc<Counters>,
+    /// [`RedbConfig::pipeline`], at least 1.
+    pipeline: usize,
 }
 
 impl fmt::Debug for RedbStore {
@@ -100,6 +102,7 @@ impl RedbStore {
             db: RwLock::new(Some(db)),
             writer,
             counters,
+            pipeline: config.pipeline.max(1),
         })
     }
 
@@ -145,7 +148,21 @@ impl OpStore for RedbStore {
             .iter()
             .map(PendingOp::new)
             .collect::<Result<Vec<_>, _>>()?;
-        self.writer.append(pending).await
+        self.writer.append(pending, None).await
+    }
+
+    fn append_pipeline(&self) -> usize {
+        self.pipeline
+    }
+
+    /// Queued to the writer thread when first polled, written in queue order; the
+    /// guard is checked in the write transaction.
+    async fn append_after(&self, after: Option<&OpId>, ops: &[OpRecord]) -> Result<(), StoreError> {
+        let pending = ops
+            .iter()
+            .map(PendingOp::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.writer.append(pending, after.map(|a| a.0)).await
     }
 
     async fn load(

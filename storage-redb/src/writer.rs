@@ -47,6 +47,8 @@ impl PendingOp {
 /// One `append` call waiting for the writer.
 struct Request {
     ops: Vec<PendingOp>,
+    /// Written only if this op id is stored (an ordered append).
+    after: Option<[u8; 32]>,
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -87,13 +89,21 @@ impl Writer {
         })
     }
 
-    /// Queues an append and waits for its commit (or its refusal).
-    pub(crate) async fn append(&self, ops: Vec<PendingOp>) -> Result<(), StoreError> {
+    /// Queues an append (when this future is first polled; requests are written in
+    /// queue order) and waits for its commit (or its refusal). With `after`, it is
+    /// written only if that op is stored by then (else `MissingPredecessor`).
+    pub(crate) async fn append(
+        &self,
+        ops: Vec<PendingOp>,
+        after: Option<[u8; 32]>,
+    ) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         {
             let sender = self.sender.lock();
             let sender = sender.as_ref().ok_or_else(stopped)?;
-            sender.send(Request { ops, reply }).map_err(|_| stopped())?;
+            sender
+                .send(Request { ops, after, reply })
+                .map_err(|_| stopped())?;
         }
         answer.await.map_err(|_| stopped())?
     }
@@ -190,6 +200,18 @@ fn write_group(
         let last = tables.ops.last().map_err(|e| fail(e.into()))?;
         let mut next = last.map_or(0, |(k, _)| k.value());
         for req in group {
+            if let Some(after) = req.after
+                && tables
+                    .by_id
+                    .get(after)
+                    .map_err(|e| fail(e.into()))?
+                    .is_none()
+            {
+                outcomes.push(Err(StoreError::MissingPredecessor {
+                    after: bft_json_crdt::OpId(after),
+                }));
+                continue;
+            }
             match tables.check(&req.ops).map_err(|e| fail(e.into()))? {
                 Err(conflict) => outcomes.push(Err(conflict)),
                 Ok(fresh) => {

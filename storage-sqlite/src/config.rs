@@ -55,6 +55,13 @@ pub struct SqliteConfig {
     /// Create the database file if it does not exist. Default: true. When false,
     /// opening a missing file fails with `StoreError::Unavailable`.
     pub create_if_missing: bool,
+    /// How many appends of one log may be in flight at once
+    /// ([`event_log_core::OpStore::append_pipeline`]). The writer takes requests in
+    /// the order they were sent and writes an ordered append only if the op it
+    /// continues is stored, so a log may send its next group while the writer is
+    /// still syncing the previous one: both can share the next sync. 1 turns this
+    /// off. Default: 2. Must be at least 1.
+    pub pipeline: usize,
 }
 
 impl Default for SqliteConfig {
@@ -65,6 +72,7 @@ impl Default for SqliteConfig {
             readers: 4,
             max_group: 1024,
             create_if_missing: true,
+            pipeline: 2,
         }
     }
 }
@@ -94,6 +102,12 @@ impl SqliteConfig {
         self
     }
 
+    /// Sets [`SqliteConfig::pipeline`].
+    pub fn with_pipeline(mut self, pipeline: usize) -> Self {
+        self.pipeline = pipeline;
+        self
+    }
+
     /// Sets [`SqliteConfig::create_if_missing`].
     pub fn with_create_if_missing(mut self, create_if_missing: bool) -> Self {
         self.create_if_missing = create_if_missing;
@@ -110,6 +124,11 @@ impl SqliteConfig {
         if self.max_group == 0 {
             return Err(StoreError::Invalid {
                 message: "SqliteConfig::max_group must be at least 1".into(),
+            });
+        }
+        if self.pipeline == 0 {
+            return Err(StoreError::Invalid {
+                message: "SqliteConfig::pipeline must be at least 1".into(),
             });
         }
         Ok(())

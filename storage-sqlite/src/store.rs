@@ -101,7 +101,17 @@ impl SqliteStore {
 #[async_trait]
 impl OpStore for SqliteStore {
     async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
-        self.writer.append(ops.to_vec()).await
+        self.writer.append(ops.to_vec(), None).await
+    }
+
+    fn append_pipeline(&self) -> usize {
+        self.config.pipeline
+    }
+
+    /// Queued to the writer thread when first polled, written in queue order; the
+    /// guard runs inside the request's savepoint.
+    async fn append_after(&self, after: Option<&OpId>, ops: &[OpRecord]) -> Result<(), StoreError> {
+        self.writer.append(ops.to_vec(), after.copied()).await
     }
 
     async fn load(

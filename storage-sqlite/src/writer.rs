@@ -69,6 +69,8 @@ struct MetaRequest {
 
 struct Request {
     ops: Vec<OpRecord>,
+    /// Written only if this op is stored (an ordered append).
+    after: Option<OpId>,
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -113,11 +115,18 @@ impl Writer {
         })
     }
 
-    /// Appends `ops` atomically; returns once they are committed.
-    pub(crate) async fn append(&self, ops: Vec<OpRecord>) -> Result<(), StoreError> {
+    /// Appends `ops` atomically; returns once they are committed. With `after`, only
+    /// if that op is stored when the request is written (else `MissingPredecessor`,
+    /// nothing written). The request is queued when this future is first polled, and
+    /// requests are written in queue order.
+    pub(crate) async fn append(
+        &self,
+        ops: Vec<OpRecord>,
+        after: Option<OpId>,
+    ) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Msg::Append(Request { ops, reply }))
+            .send(Msg::Append(Request { ops, after, reply }))
             .map_err(|_| error::closed())?;
         answer.await.map_err(|_| StoreError::Unavailable {
             message: "the SQLite writer stopped before answering".into(),
@@ -302,7 +311,7 @@ fn write_group(
         let sp = tx
             .savepoint()
             .map_err(error::at("open a savepoint for an append"))?;
-        match apply(&sp, &request.ops) {
+        match check_after(&sp, request.after).and_then(|()| apply(&sp, &request.ops)) {
             Ok(written) => {
                 sp.commit()
                     .map_err(error::at("release the savepoint of an append"))?;
@@ -324,6 +333,25 @@ fn write_group(
     tx.commit()
         .map_err(error::at("commit a group transaction"))?;
     Ok(results)
+}
+
+/// An ordered append's guard: `after`, if given, must be stored (by an earlier
+/// transaction or an earlier request of this one).
+fn check_after(conn: &Connection, after: Option<OpId>) -> Result<(), StoreError> {
+    let Some(after) = after else {
+        return Ok(());
+    };
+    let found = conn
+        .prepare_cached("SELECT 1 FROM ops WHERE id = ?1")
+        .and_then(|mut q| {
+            q.query_row(params![after.as_bytes().as_slice()], |_| Ok(()))
+                .optional()
+        })
+        .map_err(error::at("look up the op an ordered append continues"))?;
+    match found {
+        Some(()) => Ok(()),
+        None => Err(StoreError::MissingPredecessor { after }),
+    }
 }
 
 /// Writes the new ops of one request, after checking all of them: a conflict is found

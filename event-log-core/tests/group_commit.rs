@@ -337,6 +337,7 @@ proptest::proptest! {
     /// come), ids stay contiguous, and a reopen sees the same log.
     #[test]
     fn pipelined_appends_survive_lost_calls(
+        current_thread in proptest::bool::ANY,
         depth in 2usize..5,
         fates in proptest::collection::vec(
             proptest::prop_oneof![
@@ -347,79 +348,110 @@ proptest::proptest! {
             0..40,
         ),
     ) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let mem = MemStore::new();
-            let key = SigningKey::from_bytes(&[6; 32]);
-            let log = Arc::new(
-                EventLog::open(LaneStore::new(mem.clone(), depth, fates), key.clone())
-                    .await
-                    .unwrap(),
-            );
-            let mut tasks = Vec::new();
-            for p in 0..12 {
-                let log = log.clone();
-                tasks.push(tokio::spawn(async move {
-                    let mut outcomes = Vec::new();
-                    for i in 0..6 {
-                        let story = format!("p{p}-{i}");
-                        let r = log
-                            .append_transition(Transition::now(story.clone(), "a", "b", "E"))
-                            .await;
-                        outcomes.push((story, r));
-                    }
-                    outcomes
-                }));
-            }
-            let mut acked = std::collections::HashSet::new();
-            let mut maybe = 0;
-            for t in tasks {
-                for (story, r) in t.await.unwrap() {
-                    match r {
-                        Ok(_) => {
-                            acked.insert(story);
-                        }
-                        Err(event_log_core::Error::InDoubt { .. })
-                        | Err(event_log_core::Error::Store(_)) => maybe += 1,
-                        Err(e) => panic!("unexpected error: {e}"),
-                    }
-                }
-            }
-            // A flush is a store call too, and may be lost: retry until one lands.
-            let mut flushed = false;
-            for _ in 0..64 {
-                if log.flush().await.is_ok() {
-                    flushed = true;
-                    break;
-                }
-            }
-            assert!(flushed, "a flush lands once the injected failures are spent");
-            assert_eq!(log.in_doubt().await, 0);
-            let stored = mem.load(Position::START, usize::MAX).await.unwrap();
-            let seqs: Vec<u64> = stored.iter().map(|(_, r)| r.seq).collect();
-            assert_eq!(
-                seqs,
-                (1..=stored.len() as u64).collect::<Vec<_>>(),
-                "stored seqs are contiguous, in order"
-            );
-            let events = log.events();
-            assert_eq!(events.len(), stored.len(), "every stored op is visible");
-            let ids: Vec<u64> = events.iter().map(|e| e.event_id).collect();
-            assert_eq!(ids, (0..events.len() as u64).collect::<Vec<_>>());
-            let stories: std::collections::HashSet<String> = events
-                .iter()
-                .filter_map(|e| e.story_id().map(str::to_owned))
-                .collect();
-            assert_eq!(stories.len(), events.len(), "no entry stored twice");
-            assert!(acked.is_subset(&stories), "every acknowledged entry is stored");
-            assert!(events.len() <= acked.len() + maybe);
-            drop(log);
-            let reopened = EventLog::open(mem, key).await.unwrap();
-            assert_eq!(reopened.events(), events);
+        // On a current-thread runtime a leader that never yields would hang the
+        // whole runtime: a watchdog turns that into a failure.
+        let rt = if current_thread {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+        }
+        .unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let run = std::thread::spawn(move || {
+            rt.block_on(pipelined_case(depth, fates));
+            let _ = done_tx.send(());
         });
+        match done_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(()) => run.join().unwrap(),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                // The case panicked: report its panic.
+                if let Err(panic) = run.join() {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("pipelined appends hung (current_thread: {current_thread})")
+            }
+        }
     }
+}
+
+/// One case of `pipelined_appends_survive_lost_calls`.
+async fn pipelined_case(depth: usize, fates: Vec<Fate>) {
+    let mem = MemStore::new();
+    let key = SigningKey::from_bytes(&[6; 32]);
+    let log = Arc::new(
+        EventLog::open(LaneStore::new(mem.clone(), depth, fates), key.clone())
+            .await
+            .unwrap(),
+    );
+    let mut tasks = Vec::new();
+    for p in 0..12 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            for i in 0..6 {
+                let story = format!("p{p}-{i}");
+                let r = log
+                    .append_transition(Transition::now(story.clone(), "a", "b", "E"))
+                    .await;
+                outcomes.push((story, r));
+            }
+            outcomes
+        }));
+    }
+    let mut acked = std::collections::HashSet::new();
+    let mut maybe = 0;
+    for t in tasks {
+        for (story, r) in t.await.unwrap() {
+            match r {
+                Ok(_) => {
+                    acked.insert(story);
+                }
+                Err(event_log_core::Error::InDoubt { .. })
+                | Err(event_log_core::Error::Store(_)) => maybe += 1,
+                Err(e) => panic!("unexpected error: {e}"),
+            }
+        }
+    }
+    // A flush is a store call too, and may be lost: retry until one lands.
+    let mut flushed = false;
+    for _ in 0..64 {
+        if log.flush().await.is_ok() {
+            flushed = true;
+            break;
+        }
+    }
+    assert!(
+        flushed,
+        "a flush lands once the injected failures are spent"
+    );
+    assert_eq!(log.in_doubt().await, 0);
+    let stored = mem.load(Position::START, usize::MAX).await.unwrap();
+    let seqs: Vec<u64> = stored.iter().map(|(_, r)| r.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=stored.len() as u64).collect::<Vec<_>>(),
+        "stored seqs are contiguous, in order"
+    );
+    let events = log.events();
+    assert_eq!(events.len(), stored.len(), "every stored op is visible");
+    let ids: Vec<u64> = events.iter().map(|e| e.event_id).collect();
+    assert_eq!(ids, (0..events.len() as u64).collect::<Vec<_>>());
+    let stories: std::collections::HashSet<String> = events
+        .iter()
+        .filter_map(|e| e.story_id().map(str::to_owned))
+        .collect();
+    assert_eq!(stories.len(), events.len(), "no entry stored twice");
+    assert!(
+        acked.is_subset(&stories),
+        "every acknowledged entry is stored"
+    );
+    assert!(events.len() <= acked.len() + maybe);
+    drop(log);
+    let reopened = EventLog::open(mem, key).await.unwrap();
+    assert_eq!(reopened.events(), events);
 }

@@ -375,8 +375,13 @@ impl<S: OpStore> EventLog<S> {
         let mut idle = false;
         loop {
             // Signed groups join `next`, in chain order.
-            while !failed && signing.front().is_some_and(|s| s.ready) {
+            while signing.front().is_some_and(|s| s.ready) {
                 let job = signing.pop_front().expect("checked above");
+                if failed {
+                    // Nothing more is sent: its requests go back to the queue.
+                    drop(job);
+                    continue;
+                }
                 let Ok(group) = job.finish() else {
                     // Cannot happen (a panic on the pool aborts the process); be safe:
                     // the chain after `next` is broken, so nothing more is sent and
@@ -640,12 +645,14 @@ impl<S: OpStore> EventLog<S> {
             .collect();
         let events = self.state.write().commit(ops);
         self.notify(&events);
-        self.settle_unblocked().await;
+        // Answer before anything else is awaited: if this leader's future is dropped
+        // later, these callers still learn that their entries are stored.
         let mut it = replies.into_iter();
         for p in callers {
             let mine: Vec<LoggedEvent> = it.by_ref().take(p.entries.len()).collect();
             let _ = p.reply.send(Ok(mine));
         }
+        self.settle_unblocked().await;
     }
 
     /// Peer ops that waited in the buffer for one of our own ops (possible when a peer

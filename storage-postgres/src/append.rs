@@ -240,7 +240,10 @@ impl PostgresStore {
     /// ordered-append connection ("lane"). The lane is held only until the request is
     /// queued on the connection, so calls are sent, and run by the server, in the
     /// order they were first polled; the statement inserts only if `after` (when
-    /// given) is stored.
+    /// given) is stored. (A call re-run after a unique violation that turned out to
+    /// be a race goes behind calls sent meanwhile; those then find their
+    /// predecessor missing and write nothing, which the log handles by sending
+    /// them again: the guard keeps the order safe even then.)
     pub(crate) async fn append_ordered(
         &self,
         after: Option<&OpId>,

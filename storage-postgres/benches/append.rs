@@ -22,6 +22,8 @@
 //! - `eventlog x32 no notify`: the eventlog run on a store with `notify: false`.
 //! - `eventlog x32 pipeline 1`: the eventlog run with pipelining off (the next group
 //!   waits for the previous answer).
+//! - `eventlog batch 32 x32`: 32 producers each handing 32 entries per `append_all`,
+//!   the same shape as `raw batch 32 x32` (and again with pipelining off).
 //! - `sign only`: `Op::sign_all` of as many ops, 16 at a time, no store.
 //! - `store.append batch N`: the same rows through `OpStore::append` (conflict
 //!   handling, `NOTIFY`), N per call: the store's share of an eventlog run.
@@ -185,6 +187,8 @@ async fn run(url: &str, events: usize) -> Result<(), BoxError> {
     rows.push(row);
     let (row, _) = eventlog_batched(url, PRODUCERS, 32, events, true, pipeline).await?;
     rows.push(row);
+    let (row, _) = eventlog_batched(url, PRODUCERS, 32, events, true, 1).await?;
+    rows.push(row);
     rows.push(sign_only(events));
     rows.push(store_append(url, 1, 16, &records).await?);
     rows.push(store_append(url, PRODUCERS, 32, &records).await?);
@@ -202,7 +206,7 @@ async fn run(url: &str, events: usize) -> Result<(), BoxError> {
         .unwrap_or(f64::NAN);
     println!();
     println!(
-        "{:<24} {:>8} {:>10} {:>12} {:>22} {:>10} {:>12}",
+        "{:<34} {:>8} {:>10} {:>12} {:>22} {:>10} {:>12}",
         "run", "events", "seconds", "events/s", "vs raw batch 32 x32", "cpu busy", "cpu µs/event"
     );
     for r in &rows {
@@ -214,7 +218,7 @@ async fn run(url: &str, events: usize) -> Result<(), BoxError> {
             None => ("-".into(), "-".into()),
         };
         println!(
-            "{:<24} {:>8} {:>10.3} {:>12.0} {:>22.2} {:>10} {:>12}",
+            "{:<34} {:>8} {:>10.3} {:>12.0} {:>22.2} {:>10} {:>12}",
             r.name,
             r.events,
             r.took.as_secs_f64(),

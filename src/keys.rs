@@ -2,7 +2,7 @@
 //!
 //! A key file holds the 32-byte Ed25519 secret seed as 64 hex characters and a
 //! newline. It is created with mode 0600 (owner read/write only). Keys are never
-//! logged; only the public [`SledId`](crate::SledId) is.
+//! logged; only the public [`SledId`] is.
 
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};

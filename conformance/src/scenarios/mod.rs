@@ -1,6 +1,6 @@
 //! The scenarios. Each is a function `fn(&H, &Runtime) -> Result<(), Failure>`, named
 //! for the behaviour it checks, with a one-line doc of the expected behaviour.
-//! [`crate::store_tests!`] emits one `#[test]` per entry of [`crate::for_each_scenario!`].
+//! [`crate::store_tests!`] emits one `#[test]` per scenario it lists.
 
 mod bad_input;
 mod bus_lag;

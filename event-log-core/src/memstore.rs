@@ -23,12 +23,11 @@ struct Inner {
 
 impl Inner {
     fn append(&mut self, ops: &[OpRecord]) -> Result<(), StoreError> {
-        let g = self;
         // Check the whole batch first, so a conflict writes nothing.
         let mut batch_primary: HashMap<(AuthorId, u64), OpId> = HashMap::new();
         let mut batch_ids: HashMap<OpId, ()> = HashMap::new();
         for r in ops {
-            if g.by_id.contains_key(&r.id) || batch_ids.contains_key(&r.id) {
+            if self.by_id.contains_key(&r.id) || batch_ids.contains_key(&r.id) {
                 continue;
             }
             batch_ids.insert(r.id, ());
@@ -36,10 +35,10 @@ impl Inner {
                 continue;
             }
             let key = (r.author, r.seq);
-            let existing = g
+            let existing = self
                 .primary
                 .get(&key)
-                .map(|&i| g.rows[i].id)
+                .map(|&i| self.rows[i].id)
                 .or_else(|| batch_primary.get(&key).copied());
             if let Some(existing) = existing {
                 return Err(StoreError::Conflict {
@@ -52,16 +51,16 @@ impl Inner {
             batch_primary.insert(key, r.id);
         }
         for r in ops {
-            if g.by_id.contains_key(&r.id) {
+            if self.by_id.contains_key(&r.id) {
                 continue;
             }
-            let i = g.rows.len();
-            g.by_id.insert(r.id, i);
+            let i = self.rows.len();
+            self.by_id.insert(r.id, i);
             if !r.evidence {
-                g.primary.insert((r.author, r.seq), i);
+                self.primary.insert((r.author, r.seq), i);
             }
-            g.by_author.insert((r.author, r.seq, r.id), i);
-            g.rows.push(r.clone());
+            self.by_author.insert((r.author, r.seq, r.id), i);
+            self.rows.push(r.clone());
         }
         Ok(())
     }

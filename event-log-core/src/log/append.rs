@@ -101,16 +101,6 @@ struct Tip {
     lamport: u64,
 }
 
-impl Tip {
-    fn of(op: &SignedOp) -> Self {
-        Tip {
-            seq: op.seq(),
-            id: op.id(),
-            lamport: op.lamport(),
-        }
-    }
-}
-
 /// What woke the leader.
 enum Event {
     /// The oldest flight's answer.
@@ -199,8 +189,8 @@ struct Flight<'a> {
     callers: Waiters<'a>,
     /// How many ops the group holds.
     ops: usize,
-    /// Its last op: the next group continues after it.
-    last: SignedOp,
+    /// Its last op's id: the next group continues after it.
+    last: OpId,
     /// The store call.
     write: BoxFuture<'a, std::result::Result<(), StoreError>>,
     /// Its answer, once in (a later flight may answer before an earlier one).
@@ -364,7 +354,8 @@ impl<S: OpStore> EventLog<S> {
         let mut next: Option<Group<'_>> = None;
         // The last op linked into the chain (of `signing`, `next` or a flight).
         let mut tip: Option<Tip> = None;
-        let mut launched = 0usize;
+        // Set once a group was sent.
+        let mut sent = false;
         // Ops at the front of `w.in_doubt` from groups answered with an unknown outcome.
         let mut doubt = 0;
         // Set once a group failed: nothing more is taken or sent; the rest is settled.
@@ -413,10 +404,7 @@ impl<S: OpStore> EventLog<S> {
                     .saturating_sub(next.as_ref().map_or(0, |(_, ops)| ops.len()));
                 let list = self.take_batch(room);
                 if !list.is_empty() {
-                    let (drafts, entries, new_tip) = self.draft_batch(&list, tip);
-                    tip = Some(new_tip);
-                    let callers = Waiters::requeue_on_drop(list, &self.queue);
-                    signing.push_back(Signing::start(callers, drafts, entries, &self.key, true));
+                    signing.push_back(self.start_signing(list, &mut tip, true));
                     continue;
                 }
             }
@@ -426,15 +414,13 @@ impl<S: OpStore> EventLog<S> {
                 && (!one_at_a_time || signing.is_empty())
                 && let Some((callers, ops)) = next.take()
             {
-                let flight = self.launch(w, callers, ops, flights.back().map(|f| f.last.id()));
+                let flight = self.launch(w, callers, ops, flights.back().map(|f| f.last));
                 flights.push_back(flight);
-                launched += 1;
+                sent = true;
                 continue;
             }
             // Take what queued (listening first, so a request queued in between still
-            // wakes us), up to a full group beyond what is already prepared, unless
-            // what is prepared already fills this leader's last group.
-            let prepared_groups = usize::from(next.is_some() || !signing.is_empty());
+            // wakes us), up to a full group beyond what is already prepared.
             // (Not while a one-at-a-time store waits for signing to finish: the
             // group goes as soon as it has, with whoever queued meanwhile.)
             let taking = sending && !one_at_a_time;
@@ -449,7 +435,7 @@ impl<S: OpStore> EventLog<S> {
                     .max_batch
                     .saturating_sub(prepared)
                     .min(SIGN_CHUNK);
-                if flights.is_empty() && prepared_groups == 0 && launched > 0 && !idle {
+                if flights.is_empty() && next.is_none() && signing.is_empty() && sent && !idle {
                     // Everything written and answered: let the appenders just
                     // answered queue their next entries, so the next store call
                     // carries a full group, not a straggler.
@@ -459,14 +445,10 @@ impl<S: OpStore> EventLog<S> {
                 let list = self.take_batch(room);
                 if !list.is_empty() {
                     idle = false;
-                    let after = tip.or_else(|| self.chain_tip(&flights));
-                    let (drafts, entries, new_tip) = self.draft_batch(&list, after);
-                    tip = Some(new_tip);
-                    let callers = Waiters::requeue_on_drop(list, &self.queue);
                     // Nothing else to do meanwhile: sign here. Otherwise in the
                     // background, so answers are settled and groups sent meanwhile.
                     let inline = flights.is_empty() && signing.is_empty();
-                    signing.push_back(Signing::start(callers, drafts, entries, &self.key, inline));
+                    signing.push_back(self.start_signing(list, &mut tip, inline));
                     continue;
                 }
             }
@@ -552,10 +534,19 @@ impl<S: OpStore> EventLog<S> {
         }
     }
 
-    /// Where the next request links in when nothing is prepared: after the last
-    /// group in flight, or (nothing in flight) after this sled's last committed op.
-    fn chain_tip(&self, flights: &VecDeque<Flight<'_>>) -> Option<Tip> {
-        flights.back().map(|f| Tip::of(&f.last))
+    /// Links `list` into the chain after `tip` (after the last committed op when
+    /// `None`: nothing is prepared or in flight), moves `tip` on, and signs the
+    /// drafts here (`inline`) or on rayon's pool.
+    fn start_signing<'a>(
+        &'a self,
+        list: Vec<Pending>,
+        tip: &mut Option<Tip>,
+        inline: bool,
+    ) -> Signing<'a> {
+        let (drafts, entries, new_tip) = self.draft_batch(&list, *tip);
+        *tip = Some(new_tip);
+        let callers = Waiters::requeue_on_drop(list, &self.queue);
+        Signing::start(callers, drafts, entries, &self.key, inline)
     }
 
     /// Waits for the first of: the oldest flight's answer, the oldest signing job,
@@ -608,7 +599,7 @@ impl<S: OpStore> EventLog<S> {
         let records: Vec<OpRecord> = ops.iter().map(|(op, _)| OpRecord::new(op, false)).collect();
         let last = ops
             .last()
-            .map(|(op, _)| op.clone())
+            .map(|(op, _)| op.id())
             .expect("a group holds at least one op");
         let n = ops.len();
         w.in_doubt.extend(ops);

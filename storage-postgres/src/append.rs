@@ -57,25 +57,18 @@ const BATCH: &str = "SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bigint[]
 
 impl AppendSql {
     pub(crate) fn new(t: &Tables, channel: &str, notify: bool) -> Self {
-        let insert_rows = format!(
-            "INSERT INTO {ops} (id, author, seq, evidence, payload, payload_raw, bytes)
-             SELECT id, author, seq, evidence, payload, payload_raw, bytes
-             FROM ({BATCH}) AS b ORDER BY ord",
-            ops = t.ops
-        );
-        // The guard and the insert share the statement's snapshot: the rows are
-        // written if and only if the predecessor was stored when it started.
-        let guarded_rows = format!(
-            "INSERT INTO {ops} (id, author, seq, evidence, payload, payload_raw, bytes)
-             SELECT id, author, seq, evidence, payload, payload_raw, bytes
-             FROM ({BATCH}) AS b, pred WHERE pred.found ORDER BY ord",
-            ops = t.ops
-        );
-        let pred = format!(
-            "pred AS (SELECT $8::bytea IS NULL
-                 OR EXISTS (SELECT 1 FROM {ops} WHERE id = $8::bytea) AS found)",
-            ops = t.ops
-        );
+        // The batch's rows, in batch order; `filter` joins and restricts them.
+        let rows = |filter: &str| {
+            format!(
+                "INSERT INTO {ops} (id, author, seq, evidence, payload, payload_raw, bytes)
+                 SELECT id, author, seq, evidence, payload, payload_raw, bytes
+                 FROM ({BATCH}) AS b{filter} ORDER BY ord",
+                ops = t.ops
+            )
+        };
+        let insert_rows = rows("");
+        // One notification per author with new ops, naming the highest new seq: small
+        // (about 100 bytes, far below the 8000-byte limit) and never the op itself.
         let notify_expr = if notify {
             format!(
                 "pg_notify('{channel}',
@@ -84,27 +77,21 @@ impl AppendSql {
         } else {
             "NULL".to_owned()
         };
-        let guarded = format!(
-            "WITH {pred},
-             ins AS ({guarded_rows} ON CONFLICT (id) DO NOTHING RETURNING author, seq),
-             notified AS (SELECT {notify_expr} FROM ins GROUP BY author)
-             SELECT pred.found, (SELECT count(*) FROM notified)::bigint FROM pred"
+        let insert = format!(
+            "WITH ins AS ({insert_rows} ON CONFLICT (id) DO NOTHING RETURNING author, seq)
+             SELECT count(*)::bigint, {notify_expr}::text FROM ins GROUP BY author"
         );
-        // One notification per author with new ops, naming the highest new seq: small
-        // (about 100 bytes, far below the 8000-byte limit) and never the op itself.
-        let insert = if notify {
-            format!(
-                "WITH ins AS ({insert_rows} ON CONFLICT (id) DO NOTHING RETURNING author, seq)
-                 SELECT count(*)::bigint, pg_notify('{channel}',
-                     json_build_object('author', encode(author, 'hex'), 'seq', max(seq))::text)::text
-                 FROM ins GROUP BY author"
-            )
-        } else {
-            format!(
-                "WITH ins AS ({insert_rows} ON CONFLICT (id) DO NOTHING RETURNING author)
-                 SELECT count(*)::bigint, NULL::text FROM ins GROUP BY author"
-            )
-        };
+        // The guard and the insert share the statement's snapshot: the rows are
+        // written if and only if the predecessor was stored when it started.
+        let guarded = format!(
+            "WITH pred AS (SELECT $8::bytea IS NULL
+                 OR EXISTS (SELECT 1 FROM {ops} WHERE id = $8::bytea) AS found),
+             ins AS ({rows} ON CONFLICT (id) DO NOTHING RETURNING author, seq),
+             notified AS (SELECT {notify_expr} FROM ins GROUP BY author)
+             SELECT pred.found, (SELECT count(*) FROM notified)::bigint FROM pred",
+            ops = t.ops,
+            rows = rows(", pred WHERE pred.found"),
+        );
         let check = format!(
             "SELECT id, author, seq, evidence FROM {ops} WHERE id = ANY($1::bytea[])
              UNION
@@ -227,13 +214,7 @@ impl PostgresStore {
                 }
             }
         }
-        Err(StoreError::Backend {
-            message: format!(
-                "appending on {target}: unique violations persisted over {MAX_ATTEMPTS} \
-                 attempts without a conflicting op"
-            ),
-            source: None,
-        })
+        Err(race_persisted(target))
     }
 
     /// [`event_log_core::OpStore::append_after`]: the batch goes over the store's one
@@ -318,13 +299,7 @@ impl PostgresStore {
                 }
             }
         }
-        Err(StoreError::Backend {
-            message: format!(
-                "appending on {target}: unique violations persisted over {MAX_ATTEMPTS} \
-                 attempts without a conflicting op"
-            ),
-            source: None,
-        })
+        Err(race_persisted(target))
     }
 
     /// After a unique violation: the conflict `MemStore` would report for `ops` against
@@ -385,6 +360,17 @@ impl PostgresStore {
                 Err(from_pg("raw insert", target, e))
             }
         }
+    }
+}
+
+/// The error when a batch kept hitting unique violations that no stored op explains.
+fn race_persisted(target: &str) -> StoreError {
+    StoreError::Backend {
+        message: format!(
+            "appending on {target}: unique violations persisted over {MAX_ATTEMPTS} \
+             attempts without a conflicting op"
+        ),
+        source: None,
     }
 }
 

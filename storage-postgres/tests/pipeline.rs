@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{SchemaGuard, admin, config, key, pg_url, unique_schema};
+use common::{SchemaGuard, admin, blocked_backend, config, key, pg_url, unique_schema};
 use event_log_core::{Error, EventLog, OpStore, Position, Transition};
 use storage_postgres::{PostgresConfig, PostgresStore};
 
@@ -53,25 +53,7 @@ async fn killing_the_pipeline_connection_loses_nothing() {
             outcomes
         }));
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let pid: i32 = loop {
-        let rows = tx
-            .query(
-                "SELECT pid FROM pg_stat_activity
-                 WHERE application_name = $1 AND wait_event_type = 'Lock'",
-                &[&schema],
-            )
-            .await
-            .unwrap();
-        if let Some(row) = rows.first() {
-            break row.get(0);
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no append ever blocked"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let pid = blocked_backend(&tx, &schema).await;
     // Give the pipeline time to fill behind the blocked group, then kill it.
     tokio::time::sleep(Duration::from_millis(100)).await;
     tx.query("SELECT pg_terminate_backend($1)", &[&pid])

@@ -405,25 +405,7 @@ async fn connection_loss_then_retry_does_not_duplicate() {
         let (store, batch) = (store.clone(), batch.clone());
         tokio::spawn(async move { store.append(&batch).await })
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let pid: i32 = loop {
-        let rows = tx
-            .query(
-                "SELECT pid FROM pg_stat_activity
-                 WHERE application_name = $1 AND wait_event_type = 'Lock'",
-                &[&store.schema()],
-            )
-            .await
-            .unwrap();
-        if let Some(row) = rows.first() {
-            break row.get(0);
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the append never blocked"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let pid = blocked_backend(&tx, store.schema()).await;
     tx.query("SELECT pg_terminate_backend($1)", &[&pid])
         .await
         .unwrap();

@@ -113,6 +113,33 @@ pub async fn admin() -> tokio_postgres::Client {
     client
 }
 
+/// Waits (up to 10 s) for a backend of `application_name` to block on a lock, and
+/// returns its pid. `client` is any connection (a transaction holding the lock, say).
+pub async fn blocked_backend(
+    client: &impl tokio_postgres::GenericClient,
+    application_name: &str,
+) -> i32 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = client
+            .query(
+                "SELECT pid FROM pg_stat_activity
+                 WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                &[&application_name],
+            )
+            .await
+            .unwrap();
+        if let Some(row) = rows.first() {
+            return row.get(0);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no backend of {application_name} ever blocked on a lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The signing key of test sled `n`.
 pub fn key(n: u8) -> SigningKey {
     SigningKey::from_bytes(&[n; 32])

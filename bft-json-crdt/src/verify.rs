@@ -53,23 +53,12 @@ pub(crate) fn verify_one(op: &SignedOp) -> Result<(), Rejected> {
 pub fn verify_batch(ops: &[&SignedOp]) -> Vec<Result<(), Rejected>> {
     let threads = crate::cores();
     if threads > 1 && ops.len() >= MIN_PARALLEL {
-        // Large batches (replay, sync) are split across the cores; each chunk is an
-        // independent batch, so the accepted set is the same as on one core.
+        // Large batches (replay, sync) are split across the cores (rayon's pool, as
+        // signing); each chunk is an independent batch, so the accepted set is the
+        // same as on one core.
+        use rayon::prelude::*;
         let chunk = ops.len().div_ceil(threads);
-        return std::thread::scope(|s| {
-            let parts: Vec<_> = ops
-                .chunks(chunk)
-                .map(|c| (c, s.spawn(move || verify_serial(c))))
-                .collect();
-            parts
-                .into_iter()
-                .flat_map(|(c, h)| {
-                    // Verification does not panic; should a thread die anyway, its
-                    // chunk is checked again here rather than trusted.
-                    h.join().unwrap_or_else(|_| verify_serial(c))
-                })
-                .collect()
-        });
+        return ops.par_chunks(chunk).flat_map_iter(verify_serial).collect();
     }
     verify_serial(ops)
 }

@@ -252,28 +252,19 @@ fn decode_all(
     config: &EventLogConfig,
 ) -> Result<Vec<(SignedOp, Entry)>> {
     const MIN_PARALLEL: usize = 512;
-    let threads = bft_json_crdt::cores();
-    let one = |part: &[(Position, OpRecord)]| -> Result<Vec<(SignedOp, Entry)>> {
-        part.iter()
-            .map(|(pos, rec)| decode_record(*pos, rec, config))
-            .collect()
-    };
-    if threads < 2 || page.len() < MIN_PARALLEL {
-        return one(page);
+    let decode = |(pos, rec): &(Position, OpRecord)| decode_record(*pos, rec, config);
+    if bft_json_crdt::cores() < 2 || page.len() < MIN_PARALLEL {
+        return page.iter().map(decode).collect();
     }
-    let chunk = page.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let parts: Vec<_> = page
-            .chunks(chunk)
-            .map(|c| (c, s.spawn(move || one(c))))
-            .collect();
-        let mut out = Vec::with_capacity(page.len());
-        for (c, h) in parts {
-            // Decoding never panics; if a thread died anyway, decode its part here.
-            out.extend(h.join().unwrap_or_else(|_| one(c))?);
-        }
-        Ok(out)
-    })
+    // Spread over the cores (rayon's pool, as signing and verification), keeping
+    // the page's order so that the first bad record is the one reported.
+    use rayon::prelude::*;
+    let decoded: Vec<Result<(SignedOp, Entry)>> = page
+        .par_iter()
+        .with_min_len(MIN_PARALLEL / 4)
+        .map(decode)
+        .collect();
+    decoded.into_iter().collect()
 }
 
 /// Parses and validates the entry an op carries.

@@ -17,6 +17,7 @@
 
 pub mod encoding;
 mod ids;
+mod keypair;
 mod limits;
 mod op;
 mod rejected;
@@ -24,8 +25,9 @@ mod replica;
 mod verify;
 
 pub use ids::{AuthorId, OpId, ParseIdError};
+pub use keypair::KeyPair;
 pub use limits::Limits;
-pub use op::{Op, RawOp, SignedOp};
+pub use op::{Draft, Op, RawOp, SignedOp};
 pub use rejected::{DecodeError, Rejected};
 pub use replica::{Delivery, Equivocation, Ingest, Outcome, ReadyOp, Replica, VersionVector};
 pub use verify::verify_batch;

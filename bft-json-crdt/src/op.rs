@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::encoding::{self, SIG_LEN};
 use crate::ids::{AuthorId, OpId};
+use crate::keypair::KeyPair;
 use crate::limits::Limits;
 use crate::rejected::{DecodeError, Rejected};
 
@@ -40,9 +41,25 @@ impl Op {
 
     /// Signs the op with `key`. The author becomes the key's public key: the signer
     /// is the author, always.
+    ///
+    /// To sign many ops with one key, prepare it once as a [`KeyPair`] and use
+    /// [`Op::draft`] or [`Op::sign_all`]: faster, same bytes.
     pub fn sign(self, key: &SigningKey) -> SignedOp {
+        let draft = self.draft_for(AuthorId::from(&key.verifying_key()));
+        let sig = key.sign(draft.id.as_bytes()).to_bytes();
+        draft.finish(sig)
+    }
+
+    /// Encodes the op as `key`'s (the author becomes the key's public key) and
+    /// computes its id, without signing yet: the id does not cover the signature, so
+    /// a chain of drafts can be linked first and signed afterwards, in parallel.
+    pub fn draft(self, key: &KeyPair) -> Draft {
+        self.draft_for(key.author())
+    }
+
+    fn draft_for(self, author: AuthorId) -> Draft {
         let mut op = self.canonical();
-        op.author = AuthorId::from(&key.verifying_key());
+        op.author = author;
         let mut bytes = Vec::new();
         encoding::encode_unsigned(
             &mut bytes,
@@ -53,41 +70,20 @@ impl Op {
             &op.payload,
         );
         let id = encoding::hash_unsigned(&bytes);
-        let sig = key.sign(id.as_bytes()).to_bytes();
-        bytes.extend_from_slice(&sig);
-        SignedOp::from_parts(id, op, sig, bytes)
+        Draft { op, bytes, id }
     }
 
     /// The id this op will have once signed by `author` (the hash does not cover the
     /// signature, so a chain of ops can be linked before any of them is signed).
     pub fn id_for(&self, author: &AuthorId) -> OpId {
-        let mut deps = self.deps.clone();
-        deps.sort_unstable();
-        deps.dedup();
-        let mut bytes = Vec::new();
-        encoding::encode_unsigned(
-            &mut bytes,
-            author,
-            self.seq,
-            self.lamport,
-            &deps,
-            &self.payload,
-        );
-        encoding::hash_unsigned(&bytes)
+        self.clone().draft_for(*author).id
     }
 
     /// Signs many ops with one key, spreading the signatures over the available
     /// cores (rayon's pool) when there are enough of them. Same result as signing one
     /// by one.
-    pub fn sign_all(ops: Vec<Op>, key: &SigningKey) -> Vec<SignedOp> {
-        use rayon::prelude::*;
-        if crate::cores() < 2 || ops.len() < MIN_PARALLEL_SIGN {
-            return ops.into_iter().map(|op| op.sign(key)).collect();
-        }
-        ops.into_par_iter()
-            .with_min_len(MIN_PARALLEL_SIGN / 2)
-            .map(|op| op.sign(key))
-            .collect()
+    pub fn sign_all(ops: Vec<Op>, key: &KeyPair) -> Vec<SignedOp> {
+        Draft::sign_all(ops.into_iter().map(|op| op.draft(key)).collect(), key)
     }
 
     /// Attaches an arbitrary signature without signing, keeping the author as set.
@@ -95,17 +91,70 @@ impl Op {
     /// For tests and tools that must build forged or damaged ops; a replica rejects
     /// the result unless the signature happens to be valid.
     pub fn with_signature(self, sig: [u8; 64]) -> SignedOp {
-        let op = self.canonical();
-        let mut bytes = Vec::new();
-        encoding::encode_unsigned(
-            &mut bytes,
-            &op.author,
-            op.seq,
-            op.lamport,
-            &op.deps,
-            &op.payload,
-        );
-        let id = encoding::hash_unsigned(&bytes);
+        let author = self.author;
+        self.draft_for(author).finish(sig)
+    }
+}
+
+/// An op encoded and identified, not yet signed: made by [`Op::draft`].
+#[derive(Debug, Clone)]
+pub struct Draft {
+    op: Op,
+    /// The unsigned encoding, with room for the signature.
+    bytes: Vec<u8>,
+    id: OpId,
+}
+
+impl Draft {
+    /// The id the op has once signed.
+    pub fn id(&self) -> OpId {
+        self.id
+    }
+
+    /// The author the op was drafted for.
+    pub fn author(&self) -> AuthorId {
+        self.op.author
+    }
+
+    /// 1-based per-author sequence number.
+    pub fn seq(&self) -> u64 {
+        self.op.seq
+    }
+
+    /// Lamport timestamp.
+    pub fn lamport(&self) -> u64 {
+        self.op.lamport
+    }
+
+    /// Signs the draft. Drafted for another key, it is drafted again for this one
+    /// (the signer is the author, always; its id then changes).
+    pub fn sign(self, key: &KeyPair) -> SignedOp {
+        let draft = if self.op.author == key.author() {
+            self
+        } else {
+            self.op.draft(key)
+        };
+        let sig = key.sign(draft.id.as_bytes());
+        draft.finish(sig)
+    }
+
+    /// Signs many drafts with one key, spreading the signatures over the available
+    /// cores (rayon's pool) when there are enough of them. Same result as signing
+    /// one by one.
+    pub fn sign_all(drafts: Vec<Draft>, key: &KeyPair) -> Vec<SignedOp> {
+        use rayon::prelude::*;
+        if crate::cores() < 2 || drafts.len() < MIN_PARALLEL_SIGN {
+            return drafts.into_iter().map(|d| d.sign(key)).collect();
+        }
+        drafts
+            .into_par_iter()
+            .with_min_len(MIN_PARALLEL_SIGN / 2)
+            .map(|d| d.sign(key))
+            .collect()
+    }
+
+    fn finish(self, sig: [u8; 64]) -> SignedOp {
+        let Draft { op, mut bytes, id } = self;
         bytes.extend_from_slice(&sig);
         SignedOp::from_parts(id, op, sig, bytes)
     }

@@ -353,3 +353,54 @@ proptest! {
         let _ = SignedOp::from_bytes(&bytes, &Limits::default());
     }
 }
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    (
+        1u64..1_000,
+        1u64..1_000,
+        proptest::collection::vec(any::<[u8; 32]>(), 0..4),
+        proptest::collection::vec(any::<u8>(), 0..64),
+    )
+        .prop_map(|(seq, lamport, deps, payload)| Op {
+            author: bft_json_crdt::AuthorId([0; 32]),
+            seq,
+            lamport,
+            deps: deps.into_iter().map(OpId).collect(),
+            payload,
+        })
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+    /// The fast path (a draft linked first, signed later, by a `KeyPair`, many at a
+    /// time on several cores) makes the very op `Op::sign` makes, and the draft's id
+    /// is that op's id.
+    #[test]
+    fn drafts_and_sign_all_match_sign(ops in proptest::collection::vec(arb_op(), 0..40), k in 0u8..4) {
+        let pair = bft_json_crdt::KeyPair::new(key(k));
+        let want: Vec<SignedOp> = ops.iter().map(|o| o.clone().sign(&key(k))).collect();
+        for (o, w) in ops.iter().zip(&want) {
+            let draft = o.clone().draft(&pair);
+            prop_assert_eq!(draft.id(), w.id());
+            prop_assert_eq!(draft.id(), o.id_for(&author(&key(k))));
+            let signed = draft.sign(&pair);
+            prop_assert_eq!(signed.bytes(), w.bytes());
+        }
+        let all = Op::sign_all(ops.clone(), &pair);
+        prop_assert_eq!(all.len(), want.len());
+        for (a, w) in all.iter().zip(&want) {
+            prop_assert_eq!(a.bytes(), w.bytes());
+        }
+    }
+
+    /// A draft signed by another key than it was drafted for is re-drafted: the
+    /// signer is the author, and the op is valid.
+    #[test]
+    fn a_draft_signed_by_another_key_becomes_that_keys_op(o in arb_op()) {
+        let draft = o.clone().draft(&bft_json_crdt::KeyPair::new(key(1)));
+        let signed = draft.sign(&bft_json_crdt::KeyPair::new(key(2)));
+        prop_assert_eq!(signed.author(), author(&key(2)));
+        let want = o.sign(&key(2));
+        prop_assert_eq!(signed.bytes(), want.bytes());
+    }
+}

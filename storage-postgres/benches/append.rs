@@ -24,14 +24,15 @@
 //!   waits for the previous answer).
 //! - `eventlog batch 32 x32`: 32 producers each handing 32 entries per `append_all`,
 //!   the same shape as `raw batch 32 x32` (and again with pipelining off).
-//! - `sign only`: `Op::sign_all` of as many ops, 16 at a time, no store.
+//! - `sign only`: `Op::sign_all` of as many ops, 16 at a time, no store (and
+//!   `ed25519-dalek`: `Op::sign` one by one, the signer without the `aws-lc` feature).
 //! - `store.append batch N`: the same rows through `OpStore::append` (conflict
 //!   handling, `NOTIFY`), N per call: the store's share of an eventlog run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bft_json_crdt::Op;
+use bft_json_crdt::{KeyPair, Op};
 use event_log_core::{Entry, EventLog, OpRecord, OpStore, Position, SigningKey, Transition};
 use storage_postgres::{PostgresConfig, PostgresStore};
 
@@ -189,7 +190,8 @@ async fn run(url: &str, events: usize) -> Result<(), BoxError> {
     rows.push(row);
     let (row, _) = eventlog_batched(url, PRODUCERS, 32, events, true, 1).await?;
     rows.push(row);
-    rows.push(sign_only(events));
+    rows.push(sign_only(events, false));
+    rows.push(sign_only(events, true));
     rows.push(store_append(url, 1, 16, &records).await?);
     rows.push(store_append(url, PRODUCERS, 32, &records).await?);
 
@@ -330,9 +332,11 @@ async fn eventlog_batched(
 }
 
 /// Signing alone, 16 ops per `Op::sign_all` as in a group commit: the core's CPU
-/// cost per event, no store involved.
-fn sign_only(events: usize) -> Row {
+/// cost per event, no store involved. `dalek`: one by one with ed25519-dalek
+/// ([`Op::sign`]) instead of the log's [`KeyPair`] (AWS-LC with the default features).
+fn sign_only(events: usize, dalek: bool) -> Row {
     let key = SigningKey::from_bytes(&[9; 32]);
+    let pair = KeyPair::new(key.clone());
     let meter = CpuMeter::start();
     let started = Instant::now();
     let mut signed = 0;
@@ -350,10 +354,22 @@ fn sign_only(events: usize) -> Row {
                 }
             })
             .collect();
-        signed += Op::sign_all(drafts, &key).len();
+        signed += if dalek {
+            drafts
+                .into_iter()
+                .map(|op| op.sign(&key))
+                .collect::<Vec<_>>()
+                .len()
+        } else {
+            Op::sign_all(drafts, &pair).len()
+        };
     }
     Row {
-        name: "sign only (no store)".into(),
+        name: if dalek {
+            "sign only, ed25519-dalek, 1 core".into()
+        } else {
+            "sign only (no store)".into()
+        },
         events,
         took: started.elapsed(),
         cpu: meter.stop(),

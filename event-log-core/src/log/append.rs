@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
-use bft_json_crdt::{Op, OpId, SignedOp};
+use bft_json_crdt::{Draft, KeyPair, Op, OpId, SignedOp};
 use futures::channel::oneshot;
 use futures::future::{BoxFuture, Either};
 
@@ -126,9 +126,9 @@ impl<'a> Signing<'a> {
     /// Signs `drafts` here (`inline`) or on rayon's pool.
     fn start(
         callers: Waiters<'a>,
-        drafts: Vec<Op>,
+        drafts: Vec<Draft>,
         entries: Vec<Entry>,
-        key: &bft_json_crdt::SigningKey,
+        key: &std::sync::Arc<KeyPair>,
         inline: bool,
     ) -> Self {
         if inline {
@@ -137,7 +137,7 @@ impl<'a> Signing<'a> {
                 entries,
                 rx: None,
                 ready: true,
-                done: Some(Op::sign_all(drafts, key)),
+                done: Some(Draft::sign_all(drafts, key)),
             };
         }
         let (tx, rx) = oneshot::channel();
@@ -145,7 +145,7 @@ impl<'a> Signing<'a> {
         // One job per chunk, signed on one thread, first in first out: chunks finish
         // in chain order, the oldest first, while the pool's threads share them.
         rayon::spawn_fifo(move || {
-            let _ = tx.send(drafts.into_iter().map(|op| op.sign(&key)).collect());
+            let _ = tx.send(drafts.into_iter().map(|d| d.sign(&key)).collect());
         });
         Signing {
             callers,
@@ -725,7 +725,7 @@ impl<S: OpStore> EventLog<S> {
     /// With `after` (the last op linked before, whose group is still being signed or
     /// written), the batch continues that op's chain and depends on nothing else.
     /// Returns the drafts, their entries and the new tip of the chain.
-    fn draft_batch(&self, batch: &[Pending], after: Option<Tip>) -> (Vec<Op>, Vec<Entry>, Tip) {
+    fn draft_batch(&self, batch: &[Pending], after: Option<Tip>) -> (Vec<Draft>, Vec<Entry>, Tip) {
         let (mut seq, mut prev, mut heads) = match after {
             Some(tip) => (tip.seq, Some((tip.id, tip.lamport)), Vec::new()),
             None => {
@@ -750,7 +750,7 @@ impl<S: OpStore> EventLog<S> {
                 (seq, prev, heads)
             }
         };
-        let mut drafts: Vec<Op> = Vec::new();
+        let mut drafts: Vec<Draft> = Vec::new();
         let mut entries: Vec<Entry> = Vec::new();
         for p in batch {
             for entry in &p.entries {
@@ -765,16 +765,17 @@ impl<S: OpStore> EventLog<S> {
                     deps.push(id);
                     max_lamport = max_lamport.max(l);
                 }
-                let op = Op {
+                let draft = Op {
                     author: self.sled,
                     seq,
                     lamport: max_lamport + 1,
                     deps,
                     payload: entry.to_payload(),
-                };
+                }
+                .draft(&self.key);
                 // Ids do not cover signatures: link the chain first, sign in parallel.
-                prev = Some((op.id_for(&self.sled), op.lamport));
-                drafts.push(op);
+                prev = Some((draft.id(), draft.lamport()));
+                drafts.push(draft);
                 entries.push(entry.clone());
             }
         }

@@ -13,7 +13,7 @@ mod read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bft_json_crdt::{Limits, SigningKey};
+use bft_json_crdt::Limits;
 use parking_lot::{Mutex, RwLock};
 
 use crate::event::{LoggedEvent, SledId};
@@ -84,7 +84,8 @@ struct Counters {
 /// A durable, replicated, tamper-evident log of transitions, over a store `S`.
 pub struct EventLog<S: OpStore> {
     store: S,
-    key: SigningKey,
+    /// This sled's key, prepared for signing; shared with the signing jobs.
+    key: Arc<bft_json_crdt::KeyPair>,
     sled: SledId,
     config: EventLogConfig,
     state: RwLock<State>,

@@ -62,7 +62,7 @@ impl<S: OpStore> EventLog<S> {
         tracing::info!(sled = %sled, ops = chain.ops, verified, events = state.events.len(), "event log opened");
         Ok(EventLog {
             store,
-            key,
+            key: std::sync::Arc::new(bft_json_crdt::KeyPair::new(key)),
             sled,
             config,
             state: RwLock::new(*state),
@@ -144,7 +144,7 @@ impl<S: OpStore> EventLog<S> {
             }
         }
         if added > 0 && self.config.save_checkpoints {
-            save_checkpoint(&self.store, &self.key, chain, *position).await;
+            save_checkpoint(&self.store, self.key.signing_key(), chain, *position).await;
         }
         Ok(added)
     }

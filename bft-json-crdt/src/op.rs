@@ -96,6 +96,9 @@ impl Op {
     }
 }
 
+/// Drafts and the slots for their signatures: one share of [`Draft::sign_all`]'s work.
+type Share<'a> = (&'a [Draft], &'a mut [[u8; 64]]);
+
 /// An op encoded and identified, not yet signed: made by [`Op::draft`].
 #[derive(Debug, Clone)]
 pub struct Draft {
@@ -129,28 +132,65 @@ impl Draft {
     /// Signs the draft. Drafted for another key, it is drafted again for this one
     /// (the signer is the author, always; its id then changes).
     pub fn sign(self, key: &KeyPair) -> SignedOp {
-        let draft = if self.op.author == key.author() {
-            self
-        } else {
-            self.op.draft(key)
-        };
+        let draft = self.for_key(key);
         let sig = key.sign(draft.id.as_bytes());
         draft.finish(sig)
     }
 
     /// Signs many drafts with one key, spreading the signatures over the available
-    /// cores (rayon's pool) when there are enough of them. Same result as signing
-    /// one by one.
+    /// cores when there are enough of them. Same result as signing one by one.
+    ///
+    /// The calling thread signs too, taking chunks from a shared counter with
+    /// helpers on rayon's pool: it neither waits idle for the pool's threads to wake
+    /// up nor for a slow helper's share.
     pub fn sign_all(drafts: Vec<Draft>, key: &KeyPair) -> Vec<SignedOp> {
-        use rayon::prelude::*;
-        if crate::cores() < 2 || drafts.len() < MIN_PARALLEL_SIGN {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{Mutex, PoisonError};
+        let helpers = crate::cores().saturating_sub(1);
+        if helpers == 0 || drafts.len() < MIN_PARALLEL_SIGN {
             return drafts.into_iter().map(|d| d.sign(key)).collect();
         }
+        let drafts: Vec<Draft> = drafts.into_iter().map(|d| d.for_key(key)).collect();
+        let mut sigs = vec![[0u8; 64]; drafts.len()];
+        {
+            // A few chunks per thread, so a thread that starts late takes less.
+            let chunk = (drafts.len() / (4 * (helpers + 1))).max(MIN_PARALLEL_SIGN / 2);
+            let parts: Vec<Mutex<Share<'_>>> = drafts
+                .chunks(chunk)
+                .zip(sigs.chunks_mut(chunk))
+                .map(Mutex::new)
+                .collect();
+            let next = AtomicUsize::new(0);
+            let work = || {
+                while let Some(part) = parts.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let mut part = part.lock().unwrap_or_else(PoisonError::into_inner);
+                    let (ds, out) = &mut *part;
+                    for (d, sig) in ds.iter().zip(out.iter_mut()) {
+                        *sig = key.sign(d.id.as_bytes());
+                    }
+                }
+            };
+            rayon::in_place_scope(|s| {
+                for _ in 0..helpers.min(parts.len() - 1) {
+                    s.spawn(|_| work());
+                }
+                work();
+            });
+        }
         drafts
-            .into_par_iter()
-            .with_min_len(MIN_PARALLEL_SIGN / 2)
-            .map(|d| d.sign(key))
+            .into_iter()
+            .zip(sigs)
+            .map(|(d, sig)| d.finish(sig))
             .collect()
+    }
+
+    /// This draft if it was drafted for `key`, else the op drafted again for it.
+    fn for_key(self, key: &KeyPair) -> Draft {
+        if self.op.author == key.author() {
+            self
+        } else {
+            self.op.draft(key)
+        }
     }
 
     fn finish(self, sig: [u8; 64]) -> SignedOp {

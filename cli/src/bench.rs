@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use event_log::bft::{Op, OpId, SignedOp};
+use event_log::bft::{KeyPair, Op, OpId, SignedOp};
 use event_log::{Entry, EventLog, OpRecord, OpStore, Position, SigningKey, Transition};
 use serde::Serialize;
 
@@ -62,9 +62,9 @@ fn payload(i: u64) -> Vec<u8> {
     .to_payload()
 }
 
-/// A chain of `n` ops by `key` after `prev`.
+/// A chain of `n` ops by `key` after `prev`, signed one by one as the log signs.
 fn sign_chain(
-    key: &SigningKey,
+    key: &KeyPair,
     start_seq: u64,
     n: u64,
     mut prev: Option<(OpId, u64)>,
@@ -78,6 +78,7 @@ fn sign_chain(
             deps: prev.map(|p| vec![p.0]).unwrap_or_default(),
             payload: payload(k),
         }
+        .draft(key)
         .sign(key);
         prev = Some((op.id(), op.lamport()));
         out.push(op);
@@ -140,7 +141,7 @@ pub async fn run(a: Args) -> CmdResult {
     );
 
     // Baselines: signing, fdatasync.
-    let key = SigningKey::from_bytes(&[42; 32]);
+    let key = KeyPair::new(SigningKey::from_bytes(&[42; 32]));
     let t = Instant::now();
     let signed = sign_chain(&key, 1, n, None);
     let sign_each = t.elapsed() / n as u32;
@@ -255,7 +256,7 @@ pub async fn run(a: Args) -> CmdResult {
         Some(u) => Arc::from(event_log::open_store(u).await?),
         None => store.clone(),
     };
-    let fill_key = SigningKey::from_bytes(&[44; 32]);
+    let fill_key = KeyPair::new(SigningKey::from_bytes(&[44; 32]));
     let pb = bar(Some(a.events), "filling");
     let mut prev = None;
     let mut seq = 1;

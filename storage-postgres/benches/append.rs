@@ -8,6 +8,9 @@
 //!
 //! `EVENT_LOG_BENCH_EVENTS` (default 20000) sets the events of the 32-producer runs;
 //! single-producer runs use a tenth. Every run uses its own schema, dropped at the end.
+//! `EVENT_LOG_BENCH_PIPELINE=N` sets the pipeline depth of the eventlog runs (default:
+//! the store's default). The table is followed by the headline ratios over `EVENT_LOG_BENCH_ROUNDS` (default
+//! 5) rounds in which each eventlog run and its raw baseline alternate going first.
 //! `EVENT_LOG_BENCH_DELAY_MS=N` sends every connection (the baselines' too) through a
 //! proxy that delays each direction by N ms, like a database on another host; the
 //! round trip it adds is measured and printed.
@@ -166,7 +169,10 @@ async fn fresh(
 async fn run(url: &str, events: usize) -> Result<(), BoxError> {
     let single = (events / 10).max(1);
     let mut rows = Vec::new();
-    let pipeline = PostgresConfig::default().pipeline;
+    let pipeline = std::env::var("EVENT_LOG_BENCH_PIPELINE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PostgresConfig::default().pipeline);
     if std::env::var("EVENT_LOG_BENCH_ONLY").as_deref() == Ok("eventlog") {
         // For profilers: the 32-producer eventlog run alone.
         let per_call = std::env::var("EVENT_LOG_BENCH_PER_CALL")
@@ -228,6 +234,65 @@ async fn run(url: &str, events: usize) -> Result<(), BoxError> {
             r.rate() / base,
             busy,
             per
+        );
+    }
+    rounds(url, events, pipeline, &records).await
+}
+
+/// The headline ratios again, over `EVENT_LOG_BENCH_ROUNDS` rounds (default 5) in
+/// which the eventlog runs and their raw baseline take turns going first: one run
+/// of a fraction of a second on a shared machine is noise, a median of alternating
+/// pairs much less so.
+async fn rounds(
+    url: &str,
+    events: usize,
+    pipeline: usize,
+    records: &[OpRecord],
+) -> Result<(), BoxError> {
+    let n: usize = std::env::var("EVENT_LOG_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    if n == 0 {
+        return Ok(());
+    }
+    let mut batched = Vec::new();
+    let mut one = Vec::new();
+    for round in 0..n {
+        let raw_first = round % 2 == 1;
+        let mut base = None;
+        if raw_first {
+            base = Some(
+                raw(url, "raw batch 32", PRODUCERS, 32, records)
+                    .await?
+                    .rate(),
+            );
+        }
+        let (b, _) = eventlog_batched(url, PRODUCERS, 32, events, true, pipeline).await?;
+        let (o, _) = eventlog(url, PRODUCERS, events, true, pipeline).await?;
+        let base = match base {
+            Some(b) => b,
+            None => raw(url, "raw batch 32", PRODUCERS, 32, records)
+                .await?
+                .rate(),
+        };
+        batched.push(b.rate() / base);
+        one.push(o.rate() / base);
+    }
+    println!();
+    println!("against raw batch 32 x{PRODUCERS}, {n} alternating rounds:");
+    for (name, mut v) in [
+        (format!("eventlog batch 32 x{PRODUCERS}"), batched),
+        (format!("eventlog x{PRODUCERS}"), one),
+    ] {
+        v.sort_by(f64::total_cmp);
+        let shown: Vec<String> = v.iter().map(|r| format!("{r:.2}")).collect();
+        println!(
+            "{name:<34} median {:.2}  (min {:.2}, max {:.2}; {})",
+            v[v.len() / 2],
+            v[0],
+            v[v.len() - 1],
+            shown.join(" ")
         );
     }
     Ok(())

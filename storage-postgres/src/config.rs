@@ -85,7 +85,7 @@ pub struct PostgresConfig {
     /// over one dedicated pooled connection, where the server runs them one after the
     /// other; each is written only if the op it continues is stored. So the log sends
     /// its next group without waiting for the previous answer. 1 turns this off.
-    /// Default 2.
+    /// Default 4.
     pub pipeline: usize,
 }
 
@@ -102,7 +102,7 @@ impl Default for PostgresConfig {
             listen_ping_interval: Duration::from_secs(30),
             listen_max_backoff: Duration::from_secs(10),
             listen_queue: 1024,
-            pipeline: 2,
+            pipeline: 4,
         }
     }
 }

@@ -7,7 +7,8 @@
 # Starts a throwaway PostgreSQL 15 server (so storage-postgres tests run against a
 # real server), exports EVENT_LOG_TEST_PG_URL, runs
 # `cargo test --workspace --all-features "$@"` (without --workspace when the
-# arguments pick packages, e.g. `scripts/test.sh -p storage-postgres`), then always
+# arguments pick packages, e.g. `scripts/test.sh -p storage-postgres`; with no
+# arguments, also bft-json-crdt's tests without its default `aws-lc` signer), then always
 # stops the server and removes its directory, exiting with cargo's exit code.
 #
 # To use your own server instead, set EVENT_LOG_TEST_PG_URL (for example
@@ -39,6 +40,11 @@ run_tests() {
     done
     local status=0
     cargo test "${scope[@]}" --all-features "$@" || status=$?
+    if [[ $# -eq 0 && "$status" -eq 0 ]]; then
+        # The signer without the default `aws-lc` feature (ed25519-dalek), which the
+        # run above, with every feature on, never builds.
+        cargo test -p bft-json-crdt --no-default-features || status=$?
+    fi
     return "$status"
 }
 

@@ -27,7 +27,7 @@ mod verify;
 pub use ids::{AuthorId, OpId, ParseIdError};
 pub use keypair::KeyPair;
 pub use limits::Limits;
-pub use op::{Draft, Op, RawOp, SignedOp};
+pub use op::{Draft, Op, RawOp, SignedOp, WrongKey};
 pub use rejected::{DecodeError, Rejected};
 pub use replica::{Delivery, Equivocation, Ingest, Outcome, ReadyOp, Replica, VersionVector};
 pub use verify::verify_batch;

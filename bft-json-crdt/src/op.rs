@@ -28,7 +28,7 @@ pub struct Op {
     pub payload: Vec<u8>,
 }
 
-/// Fewest ops `Op::sign_all` spreads over several cores: below it, handing the work
+/// Fewest ops [`Draft::sign_all`] spreads over several cores: below it, handing the work
 /// to the pool costs more than it saves.
 const MIN_PARALLEL_SIGN: usize = 8;
 
@@ -75,15 +75,30 @@ impl Op {
 
     /// The id this op will have once signed by `author` (the hash does not cover the
     /// signature, so a chain of ops can be linked before any of them is signed).
+    /// [`Op::draft`] computes it too, and keeps the encoding for signing.
     pub fn id_for(&self, author: &AuthorId) -> OpId {
-        self.clone().draft_for(*author).id
+        let mut deps = self.deps.clone();
+        deps.sort_unstable();
+        deps.dedup();
+        let mut bytes = Vec::new();
+        encoding::encode_unsigned(
+            &mut bytes,
+            author,
+            self.seq,
+            self.lamport,
+            &deps,
+            &self.payload,
+        );
+        encoding::hash_unsigned(&bytes)
     }
 
     /// Signs many ops with one key, spreading the signatures over the available
     /// cores (rayon's pool) when there are enough of them. Same result as signing one
     /// by one.
     pub fn sign_all(ops: Vec<Op>, key: &KeyPair) -> Vec<SignedOp> {
-        Draft::sign_all(ops.into_iter().map(|op| op.draft(key)).collect(), key)
+        // Every op is drafted for this key right here: no key check needed.
+        let drafts = ops.into_iter().map(|op| op.draft(key)).collect();
+        Draft::sign_checked(drafts, key, Draft::helpers())
     }
 
     /// Attaches an arbitrary signature without signing, keeping the author as set.
@@ -94,6 +109,21 @@ impl Op {
         let author = self.author;
         self.draft_for(author).finish(sig)
     }
+}
+
+/// A draft was handed to another key than the one it was drafted for.
+///
+/// Its id (which later drafts may already name as their dependency) covers its
+/// author, so another key cannot sign it without changing that id: nothing is signed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("draft {id} was drafted for author {drafted_for}, not for the signing key {key}")]
+pub struct WrongKey {
+    /// The draft's id.
+    pub id: OpId,
+    /// The author it was drafted for.
+    pub drafted_for: AuthorId,
+    /// The signing key's author id.
+    pub key: AuthorId,
 }
 
 /// Drafts and the slots for their signatures: one share of [`Draft::sign_all`]'s work.
@@ -129,28 +159,49 @@ impl Draft {
         self.op.lamport
     }
 
-    /// Signs the draft. Drafted for another key, it is drafted again for this one
-    /// (the signer is the author, always; its id then changes).
-    pub fn sign(self, key: &KeyPair) -> SignedOp {
-        let draft = self.for_key(key);
-        let sig = key.sign(draft.id.as_bytes());
-        draft.finish(sig)
+    /// Signs the draft with the key it was drafted for ([`Op::draft`]).
+    pub fn sign(self, key: &KeyPair) -> Result<SignedOp, WrongKey> {
+        self.check_key(key)?;
+        let sig = key.sign(self.id.as_bytes());
+        Ok(self.finish(sig))
     }
 
-    /// Signs many drafts with one key, spreading the signatures over the available
-    /// cores when there are enough of them. Same result as signing one by one.
+    /// Signs many drafts with the key they were drafted for, spreading the
+    /// signatures over rayon's threads when there are enough of them. Same result as
+    /// signing one by one; nothing is signed if any draft is another key's.
     ///
     /// The calling thread signs too, taking chunks from a shared counter with
-    /// helpers on rayon's pool: it neither waits idle for the pool's threads to wake
-    /// up nor for a slow helper's share.
-    pub fn sign_all(drafts: Vec<Draft>, key: &KeyPair) -> Vec<SignedOp> {
+    /// helpers spawned on rayon's pool, so it does not sit idle while the pool's
+    /// threads wake up; it returns once every chunk is signed and every helper has
+    /// started (a helper that starts late finds nothing left and ends at once).
+    pub fn sign_all(drafts: Vec<Draft>, key: &KeyPair) -> Result<Vec<SignedOp>, WrongKey> {
+        for d in &drafts {
+            d.check_key(key)?;
+        }
+        Ok(Self::sign_checked(drafts, key, Self::helpers()))
+    }
+
+    /// Helpers [`Draft::sign_all`] spawns besides the calling thread.
+    fn helpers() -> usize {
+        rayon::current_num_threads()
+            .min(crate::cores())
+            .saturating_sub(1)
+    }
+
+    /// [`Draft::sign_all`] once every draft is known to be `key`'s, with `helpers`
+    /// helpers.
+    fn sign_checked(drafts: Vec<Draft>, key: &KeyPair, helpers: usize) -> Vec<SignedOp> {
         use std::sync::atomic::{AtomicUsize, Ordering};
         use std::sync::{Mutex, PoisonError};
-        let helpers = crate::cores().saturating_sub(1);
         if helpers == 0 || drafts.len() < MIN_PARALLEL_SIGN {
-            return drafts.into_iter().map(|d| d.sign(key)).collect();
+            return drafts
+                .into_iter()
+                .map(|d| {
+                    let sig = key.sign(d.id.as_bytes());
+                    d.finish(sig)
+                })
+                .collect();
         }
-        let drafts: Vec<Draft> = drafts.into_iter().map(|d| d.for_key(key)).collect();
         let mut sigs = vec![[0u8; 64]; drafts.len()];
         {
             // A few chunks per thread, so a thread that starts late takes less.
@@ -184,12 +235,15 @@ impl Draft {
             .collect()
     }
 
-    /// This draft if it was drafted for `key`, else the op drafted again for it.
-    fn for_key(self, key: &KeyPair) -> Draft {
+    fn check_key(&self, key: &KeyPair) -> Result<(), WrongKey> {
         if self.op.author == key.author() {
-            self
+            Ok(())
         } else {
-            self.op.draft(key)
+            Err(WrongKey {
+                id: self.id,
+                drafted_for: self.op.author,
+                key: key.author(),
+            })
         }
     }
 
@@ -366,5 +420,63 @@ mod hex_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
         hex::decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drafts(key: &KeyPair, n: u64) -> Vec<Draft> {
+        (1..=n)
+            .map(|seq| {
+                Op {
+                    author: AuthorId::default(),
+                    seq,
+                    lamport: seq,
+                    deps: Vec::new(),
+                    payload: seq.to_be_bytes().to_vec(),
+                }
+                .draft(key)
+            })
+            .collect()
+    }
+
+    /// The parallel path gives the one-by-one result whatever the helpers, on a
+    /// 1-core machine too, and from inside a pool of one thread (where the helpers
+    /// can only run once the caller waits).
+    #[test]
+    fn sign_all_with_helpers_matches_one_by_one() {
+        let key = KeyPair::new(SigningKey::from_bytes(&[5; 32]));
+        for n in [1, 7, 8, 9, 33, 200] {
+            let want: Vec<SignedOp> = drafts(&key, n)
+                .into_iter()
+                .map(|d| d.sign(&key).expect("own key"))
+                .collect();
+            for helpers in [0, 1, 3] {
+                assert_eq!(Draft::sign_checked(drafts(&key, n), &key, helpers), want);
+            }
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .expect("a pool");
+            let got = pool.install(|| Draft::sign_checked(drafts(&key, n), &key, 2));
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn another_key_signs_nothing() {
+        let mine = KeyPair::new(SigningKey::from_bytes(&[5; 32]));
+        let other = KeyPair::new(SigningKey::from_bytes(&[6; 32]));
+        let d = drafts(&mine, 1).remove(0);
+        let err = d.clone().sign(&other).expect_err("another key");
+        assert_eq!(err.id, d.id());
+        assert_eq!(err.drafted_for, mine.author());
+        assert_eq!(err.key, other.author());
+        let mut all = drafts(&mine, 20);
+        all.push(drafts(&other, 21).remove(20));
+        let err = Draft::sign_all(all, &mine).expect_err("one draft is another key's");
+        assert_eq!(err.drafted_for, other.author());
     }
 }

@@ -383,7 +383,7 @@ proptest! {
             let draft = o.clone().draft(&pair);
             prop_assert_eq!(draft.id(), w.id());
             prop_assert_eq!(draft.id(), o.id_for(&author(&key(k))));
-            let signed = draft.sign(&pair);
+            let signed = draft.sign(&pair).expect("drafted for this key");
             prop_assert_eq!(signed.bytes(), w.bytes());
         }
         let all = Op::sign_all(ops.clone(), &pair);
@@ -393,14 +393,16 @@ proptest! {
         }
     }
 
-    /// A draft signed by another key than it was drafted for is re-drafted: the
-    /// signer is the author, and the op is valid.
+    /// A draft handed to another key than it was drafted for is refused: its id,
+    /// which later drafts may name, covers its author.
     #[test]
-    fn a_draft_signed_by_another_key_becomes_that_keys_op(o in arb_op()) {
-        let draft = o.clone().draft(&bft_json_crdt::KeyPair::new(key(1)));
-        let signed = draft.sign(&bft_json_crdt::KeyPair::new(key(2)));
-        prop_assert_eq!(signed.author(), author(&key(2)));
-        let want = o.sign(&key(2));
-        prop_assert_eq!(signed.bytes(), want.bytes());
+    fn a_draft_signed_by_another_key_is_refused(o in arb_op()) {
+        let mine = bft_json_crdt::KeyPair::new(key(1));
+        let draft = o.draft(&mine);
+        let id = draft.id();
+        let err = draft.sign(&bft_json_crdt::KeyPair::new(key(2))).expect_err("another key");
+        prop_assert_eq!(err.id, id);
+        prop_assert_eq!(err.drafted_for, author(&key(1)));
+        prop_assert_eq!(err.key, author(&key(2)));
     }
 }

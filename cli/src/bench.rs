@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use event_log::bft::{KeyPair, Op, OpId, SignedOp};
+use event_log::bft::{KeyPair, Op, OpId, SignedOp, WrongKey};
 use event_log::{Entry, EventLog, OpRecord, OpStore, Position, SigningKey, Transition};
 use serde::Serialize;
 
@@ -68,7 +68,7 @@ fn sign_chain(
     start_seq: u64,
     n: u64,
     mut prev: Option<(OpId, u64)>,
-) -> Vec<SignedOp> {
+) -> Result<Vec<SignedOp>, WrongKey> {
     let mut out = Vec::with_capacity(n as usize);
     for k in 0..n {
         let op = Op {
@@ -79,11 +79,11 @@ fn sign_chain(
             payload: payload(k),
         }
         .draft(key)
-        .sign(key);
+        .sign(key)?;
         prev = Some((op.id(), op.lamport()));
         out.push(op);
     }
-    out
+    Ok(out)
 }
 
 fn fdatasync_latency(dir: &std::path::Path, n: u32) -> std::io::Result<Duration> {
@@ -143,7 +143,7 @@ pub async fn run(a: Args) -> CmdResult {
     // Baselines: signing, fdatasync.
     let key = KeyPair::new(SigningKey::from_bytes(&[42; 32]));
     let t = Instant::now();
-    let signed = sign_chain(&key, 1, n, None);
+    let signed = sign_chain(&key, 1, n, None)?;
     let sign_each = t.elapsed() / n as u32;
     let sign_rate = 1.0 / sign_each.as_secs_f64();
     let fsync = fdatasync_latency(&fsync_dir, 200)?;
@@ -262,7 +262,7 @@ pub async fn run(a: Args) -> CmdResult {
     let mut seq = 1;
     while seq <= a.events {
         let k = (a.events - seq + 1).min(4096);
-        let ops = sign_chain(&fill_key, seq, k, prev);
+        let ops = sign_chain(&fill_key, seq, k, prev)?;
         prev = ops.last().map(|o| (o.id(), o.lamport()));
         let recs: Vec<OpRecord> = ops.iter().map(|o| OpRecord::new(o, false)).collect();
         reopen_store.append(&recs).await?;

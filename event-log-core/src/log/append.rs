@@ -137,7 +137,7 @@ impl<'a> Signing<'a> {
                 entries,
                 rx: None,
                 ready: true,
-                done: Some(Draft::sign_all(drafts, key)),
+                done: signed(Draft::sign_all(drafts, key)),
             };
         }
         let (tx, rx) = oneshot::channel();
@@ -145,7 +145,10 @@ impl<'a> Signing<'a> {
         // One job per chunk, signed on one thread, first in first out: chunks finish
         // in chain order, the oldest first, while the pool's threads share them.
         rayon::spawn_fifo(move || {
-            let _ = tx.send(drafts.into_iter().map(|d| d.sign(&key)).collect());
+            let ops = drafts.into_iter().map(|d| d.sign(&key)).collect();
+            if let Some(ops) = signed(ops) {
+                let _ = tx.send(ops);
+            }
         });
         Signing {
             callers,
@@ -181,6 +184,16 @@ impl<'a> Signing<'a> {
             None => Err(self),
         }
     }
+}
+
+/// The signed ops, or `None` (logged) if a draft was not this log's: cannot happen,
+/// the log drafts with its own key; the job then counts as lost and its requests go
+/// back to the queue.
+fn signed(
+    ops: std::result::Result<Vec<SignedOp>, bft_json_crdt::WrongKey>,
+) -> Option<Vec<SignedOp>> {
+    ops.map_err(|e| tracing::error!(error = %e, "a signing job failed"))
+        .ok()
 }
 
 /// A group handed to the store, not yet answered. Its ops sit in

@@ -200,13 +200,7 @@ impl PostgresStore {
                     return Ok(());
                 }
                 Err(e) if is_unique_violation(&e) => {
-                    if let Some(conflict) = self.explain_conflict(&client, ops).await? {
-                        return Err(conflict);
-                    }
-                    warn!(
-                        attempt,
-                        "append raced a concurrent append of the same ops; retrying"
-                    );
+                    self.after_unique_violation(&client, ops, attempt).await?;
                 }
                 Err(e) => {
                     discard_if_broken(client, &e);
@@ -284,13 +278,7 @@ impl PostgresStore {
                     return Ok(());
                 }
                 Err(e) if is_unique_violation(&e) => {
-                    if let Some(conflict) = self.explain_conflict(&client, ops).await? {
-                        return Err(conflict);
-                    }
-                    warn!(
-                        attempt,
-                        "append raced a concurrent append of the same ops; retrying"
-                    );
+                    self.after_unique_violation(&client, ops, attempt).await?;
                 }
                 Err(e) => {
                     let mut lane = self.lane().lock().await;
@@ -300,6 +288,25 @@ impl PostgresStore {
             }
         }
         Err(race_persisted(target))
+    }
+
+    /// After a unique violation on attempt `attempt`: `Err` with the conflict if
+    /// there is one, `Ok` if a concurrent append of the same ops won a race (the
+    /// caller runs the statement again).
+    async fn after_unique_violation(
+        &self,
+        client: &deadpool_postgres::Object,
+        ops: &[OpRecord],
+        attempt: usize,
+    ) -> Result<(), StoreError> {
+        if let Some(conflict) = self.explain_conflict(client, ops).await? {
+            return Err(conflict);
+        }
+        warn!(
+            attempt,
+            "append raced a concurrent append of the same ops; retrying"
+        );
+        Ok(())
     }
 
     /// After a unique violation: the conflict `MemStore` would report for `ops` against

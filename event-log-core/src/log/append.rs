@@ -744,9 +744,9 @@ impl<S: OpStore> EventLog<S> {
             None => {
                 let st = self.state.read();
                 let replica = &st.replica;
-                let seq = replica.max_seq(&self.sled);
+                let seq = replica.max_seq(&self.sled_id());
                 let prev: Option<(OpId, u64)> = replica
-                    .ops_after(&self.sled, seq.saturating_sub(1))
+                    .ops_after(&self.sled_id(), seq.saturating_sub(1))
                     .into_iter()
                     .find(|o| o.seq() == seq)
                     .map(|o| (o.id(), o.lamport()));
@@ -755,7 +755,7 @@ impl<S: OpStore> EventLog<S> {
                     .heads()
                     .into_iter()
                     .filter_map(|h| replica.get(&h))
-                    .filter(|o| o.author() != self.sled)
+                    .filter(|o| o.author() != self.sled_id())
                     .map(|o| (o.lamport(), o.id()))
                     .collect();
                 heads.sort_unstable_by(|a, b| b.cmp(a));
@@ -779,7 +779,7 @@ impl<S: OpStore> EventLog<S> {
                     max_lamport = max_lamport.max(l);
                 }
                 let draft = Op {
-                    author: self.sled,
+                    author: self.sled_id(),
                     seq,
                     lamport: max_lamport + 1,
                     deps,

@@ -85,8 +85,8 @@ struct Counters {
 pub struct EventLog<S: OpStore> {
     store: S,
     /// This sled's key, prepared for signing; shared with the signing jobs.
+    /// (Its author id is this log's sled id.)
     key: Arc<bft_json_crdt::KeyPair>,
-    sled: SledId,
     config: EventLogConfig,
     state: RwLock<State>,
     queue: Mutex<Vec<append::Pending>>,
@@ -117,7 +117,7 @@ pub struct OpenStats {
 impl<S: OpStore> EventLog<S> {
     /// This log's sled id (the public key of its signing key).
     pub fn sled_id(&self) -> SledId {
-        self.sled
+        self.key.author()
     }
 
     /// The store.

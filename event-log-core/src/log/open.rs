@@ -22,11 +22,12 @@ impl<S: OpStore> EventLog<S> {
     /// links and payload), then resumes this sled's sequence after the highest seq
     /// stored. A damaged or tampered op fails the open with an error naming it.
     pub async fn open_with(store: S, key: SigningKey, config: EventLogConfig) -> Result<Self> {
-        let sled = bft_json_crdt::AuthorId::from(&key.verifying_key());
+        let key = std::sync::Arc::new(bft_json_crdt::KeyPair::new(key));
+        let sled = key.author();
         let ckpt_key = checkpoint::key(&sled);
         // (A checkpoint is sealed by this sled's key; another key ignores it.)
         let mut trusted = match store.get_meta(&ckpt_key).await {
-            Ok(bytes) => bytes.and_then(|b| Checkpoint::open(&b, &key)),
+            Ok(bytes) => bytes.and_then(|b| Checkpoint::open(&b, key.signing_key())),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the replay checkpoint; verifying everything");
                 None
@@ -57,13 +58,12 @@ impl<S: OpStore> EventLog<S> {
             .into());
         }
         if verified > 0 && config.save_checkpoints {
-            save_checkpoint(&store, &key, &chain, last).await;
+            save_checkpoint(&store, key.signing_key(), &chain, last).await;
         }
         tracing::info!(sled = %sled, ops = chain.ops, verified, events = state.events.len(), "event log opened");
         Ok(EventLog {
             store,
-            key: std::sync::Arc::new(bft_json_crdt::KeyPair::new(key)),
-            sled,
+            key,
             config,
             state: RwLock::new(*state),
             queue: Mutex::new(Vec::new()),

@@ -42,6 +42,13 @@ pub enum Error {
         #[source]
         source: StoreError,
     },
+    /// The log was opened read-only ([`crate::EventLogConfig::read_only`]): it
+    /// writes nothing.
+    #[error("the log was opened read-only: {operation} is not allowed")]
+    ReadOnly {
+        /// What was refused (`append`, `merge`, …).
+        operation: &'static str,
+    },
     /// The append was cancelled before its outcome was known (the caller's future was
     /// dropped or the log is shutting down). The entry may or may not be stored.
     #[error("append cancelled before its outcome was known")]

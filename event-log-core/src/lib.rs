@@ -41,5 +41,5 @@ pub use log::{
     MergeReport, OpenStats,
 };
 pub use memstore::MemStore;
-pub use store::{BoxError, OpRecord, OpStore, Position, StoreError, StoreErrorKind};
+pub use store::{BoxError, OpKey, OpRecord, OpStore, Position, StoreError, StoreErrorKind};
 pub use sync::{SyncReport, push, push_chunked, sync};

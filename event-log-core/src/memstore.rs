@@ -1,13 +1,13 @@
 //! [`MemStore`]: an in-memory [`OpStore`], for tests and for applications that embed
 //! only the core.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use bft_json_crdt::{AuthorId, OpId, VersionVector};
 use parking_lot::Mutex;
 
-use crate::store::{OpRecord, OpStore, Position, StoreError};
+use crate::store::{OpKey, OpRecord, OpStore, Position, StoreError};
 
 #[derive(Default)]
 struct Inner {
@@ -18,6 +18,8 @@ struct Inner {
     primary: HashMap<(AuthorId, u64), usize>,
     /// (author, seq, id) → row, for `since`.
     by_author: BTreeMap<(AuthorId, u64, OpId), usize>,
+    /// Evidence ops, for `evidence`.
+    evidence: BTreeSet<OpKey>,
     meta: HashMap<String, Vec<u8>>,
 }
 
@@ -56,7 +58,13 @@ impl Inner {
             }
             let i = self.rows.len();
             self.by_id.insert(r.id, i);
-            if !r.evidence {
+            if r.evidence {
+                self.evidence.insert(OpKey {
+                    author: r.author,
+                    seq: r.seq,
+                    id: r.id,
+                });
+            } else {
                 self.primary.insert((r.author, r.seq), i);
             }
             self.by_author.insert((r.author, r.seq, r.id), i);
@@ -172,6 +180,10 @@ impl OpStore for MemStore {
 
     async fn count(&self) -> Result<u64, StoreError> {
         Ok(self.inner.lock().rows.len() as u64)
+    }
+
+    async fn evidence(&self) -> Result<Vec<OpKey>, StoreError> {
+        Ok(self.inner.lock().evidence.iter().copied().collect())
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

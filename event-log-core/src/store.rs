@@ -60,6 +60,17 @@ impl OpRecord {
     }
 }
 
+/// Where an op sits in the op graph: its author, seq and id (no bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OpKey {
+    /// The author (sled).
+    pub author: AuthorId,
+    /// The author's 1-based sequence number.
+    pub seq: u64,
+    /// The op id.
+    pub id: OpId,
+}
+
 /// Boxed error source.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -76,6 +87,8 @@ pub enum StoreErrorKind {
     Invalid,
     /// An ordered append found the op it continues missing; nothing was written.
     MissingPredecessor,
+    /// The store does not exist (and the caller asked not to create it).
+    NotFound,
     /// Any other backend failure.
     Backend,
 }
@@ -128,6 +141,13 @@ pub enum StoreError {
     MissingPredecessor {
         /// The op the refused append continues.
         after: OpId,
+    },
+    /// The store does not exist, and the caller asked not to create it (reading
+    /// tools never create a store): a mistyped path, a missing schema.
+    #[error("store not found: {what}")]
+    NotFound {
+        /// What is missing (a path, a schema; never a password).
+        what: String,
     },
     /// Another backend failure.
     #[error("store backend error: {message}")]
@@ -183,6 +203,7 @@ impl Clone for StoreError {
             StoreError::MissingPredecessor { after } => {
                 StoreError::MissingPredecessor { after: *after }
             }
+            StoreError::NotFound { what } => StoreError::NotFound { what: what.clone() },
             StoreError::Backend { message, source } => StoreError::Backend {
                 message: message.clone(),
                 source: text(source),
@@ -200,6 +221,7 @@ impl StoreError {
             StoreError::Unavailable { .. } => StoreErrorKind::Unavailable,
             StoreError::Invalid { .. } => StoreErrorKind::Invalid,
             StoreError::MissingPredecessor { .. } => StoreErrorKind::MissingPredecessor,
+            StoreError::NotFound { .. } => StoreErrorKind::NotFound,
             StoreError::Backend { .. } => StoreErrorKind::Backend,
         }
     }
@@ -321,6 +343,57 @@ pub trait OpStore: Send + Sync + 'static {
     /// Number of ops stored (evidence included).
     async fn count(&self) -> Result<u64, StoreError>;
 
+    /// Every op stored as equivocation evidence (`evidence == true`), ordered by
+    /// author, seq, id.
+    ///
+    /// Followers of a shared store call it to find forks that [`OpStore::since`]
+    /// cannot show them: a second op at a seq they already hold.
+    ///
+    /// The default pages through [`OpStore::load`] (correct, O(n) per call): a store
+    /// that keeps an index of its evidence ops should answer from it.
+    ///
+    /// ### To ensure correctness
+    /// - Returns exactly the stored ops appended with `evidence == true`, each once.
+    /// - Safe for tailing: evidence committed before the call is in the result.
+    async fn evidence(&self) -> Result<Vec<OpKey>, StoreError> {
+        let mut out = Vec::new();
+        let mut after = Position::START;
+        loop {
+            let page = self.load(after, 4096).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            out.extend(page.iter().filter(|(_, r)| r.evidence).map(|(_, r)| OpKey {
+                author: r.author,
+                seq: r.seq,
+                id: r.id,
+            }));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Takes this process's exclusive right to append ops authored by `sled`, held
+    /// until the store is closed or dropped; waits while another session of the
+    /// same sled holds it (a process that was killed, whose last statement may still
+    /// commit), up to the store's timeout, then fails with
+    /// [`StoreError::Unavailable`].
+    ///
+    /// [`crate::EventLog::open`] calls it before reading the sled's frontier, so
+    /// what a previous process of this sled wrote is visible to it. Optional: the
+    /// default does nothing, which is right for stores that one process opens at a
+    /// time (a locked file) or that cannot outlive their process; the log also
+    /// resolves a conflict on its own seq by catching up and re-sequencing.
+    ///
+    /// ### To ensure correctness
+    /// - While one store value holds the right for `sled`, another session calling
+    ///   this for the same `sled` waits or fails; it never returns `Ok`.
+    /// - Everything the previous holder's session wrote is visible to reads made
+    ///   after this returns.
+    async fn acquire_sled(&self, sled: &AuthorId) -> Result<(), StoreError> {
+        let _ = sled;
+        Ok(())
+    }
+
     /// Reads a small value kept beside the ops under `key` (the log keeps a signed
     /// replay checkpoint there, so a reopen need not re-verify every signature).
     ///
@@ -381,6 +454,12 @@ impl<S: OpStore + ?Sized> OpStore for std::sync::Arc<S> {
     async fn count(&self) -> Result<u64, StoreError> {
         (**self).count().await
     }
+    async fn evidence(&self) -> Result<Vec<OpKey>, StoreError> {
+        (**self).evidence().await
+    }
+    async fn acquire_sled(&self, sled: &AuthorId) -> Result<(), StoreError> {
+        (**self).acquire_sled(sled).await
+    }
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         (**self).get_meta(key).await
     }
@@ -421,6 +500,12 @@ impl<S: OpStore + ?Sized> OpStore for Box<S> {
     }
     async fn count(&self) -> Result<u64, StoreError> {
         (**self).count().await
+    }
+    async fn evidence(&self) -> Result<Vec<OpKey>, StoreError> {
+        (**self).evidence().await
+    }
+    async fn acquire_sled(&self, sled: &AuthorId) -> Result<(), StoreError> {
+        (**self).acquire_sled(sled).await
     }
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         (**self).get_meta(key).await

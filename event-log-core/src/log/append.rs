@@ -256,6 +256,11 @@ impl<S: OpStore> EventLog<S> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
+        if self.config.read_only {
+            return Err(Error::ReadOnly {
+                operation: "append",
+            });
+        }
         for e in &entries {
             e.validate().map_err(|detail| Error::BadPayload {
                 id: OpId::default(),

@@ -76,6 +76,9 @@ impl<S: OpStore> EventLog<S> {
     /// means the store failed: nothing of this merge was applied, and the peer should
     /// send the ops again.
     pub async fn merge(&self, raw: Vec<RawOp>) -> Result<MergeReport> {
+        if self.config.read_only {
+            return Err(Error::ReadOnly { operation: "merge" });
+        }
         let mut report = MergeReport::default();
         let mut ops: Vec<SignedOp> = Vec::with_capacity(raw.len());
         let mut slot_of: Vec<usize> = Vec::with_capacity(raw.len());

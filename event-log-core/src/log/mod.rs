@@ -38,6 +38,12 @@ pub struct EventLogConfig {
     /// [`EventLog::checkpoint`]). Turn it off for read-only tools that open a store
     /// with a throwaway key, so they write nothing to it.
     pub save_checkpoints: bool,
+    /// Open for reading only: nothing is ever written to the store (no checkpoint,
+    /// no writer right taken with [`OpStore::acquire_sled`]); appends and merges fail
+    /// with [`crate::Error::ReadOnly`]. For tools that read a store, a read-only
+    /// role, or a hot standby. Open the store itself read-only too (each backend has
+    /// an option), so that it is not created or migrated either.
+    pub read_only: bool,
 }
 
 impl Default for EventLogConfig {
@@ -48,6 +54,7 @@ impl Default for EventLogConfig {
             max_batch: 1024,
             max_extra_deps: 8,
             save_checkpoints: true,
+            read_only: false,
         }
     }
 }

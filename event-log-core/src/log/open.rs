@@ -24,6 +24,11 @@ impl<S: OpStore> EventLog<S> {
     pub async fn open_with(store: S, key: SigningKey, config: EventLogConfig) -> Result<Self> {
         let key = std::sync::Arc::new(bft_json_crdt::KeyPair::new(key));
         let sled = key.author();
+        if !config.read_only {
+            // Before anything is read: a previous process of this sled may still
+            // have a write in flight.
+            store.acquire_sled(&sled).await?;
+        }
         let ckpt_key = checkpoint::key(&sled);
         // (A checkpoint is sealed by this sled's key; another key ignores it.)
         let mut trusted = match store.get_meta(&ckpt_key).await {
@@ -57,7 +62,7 @@ impl<S: OpStore> EventLog<S> {
             )
             .into());
         }
-        if verified > 0 && config.save_checkpoints {
+        if verified > 0 && config.save_checkpoints && !config.read_only {
             save_checkpoint(&store, key.signing_key(), &chain, last).await;
         }
         tracing::info!(sled = %sled, ops = chain.ops, verified, events = state.events.len(), "event log opened");
@@ -143,7 +148,7 @@ impl<S: OpStore> EventLog<S> {
                 added += 1;
             }
         }
-        if added > 0 && self.config.save_checkpoints {
+        if added > 0 && self.config.save_checkpoints && !self.config.read_only {
             save_checkpoint(&self.store, self.key.signing_key(), chain, *position).await;
         }
         Ok(added)

@@ -23,6 +23,26 @@ pub struct Transition {
     pub pipeline_event: String,
     /// When it fired (UTC, microsecond precision).
     pub at: DateTime<Utc>,
+    /// A key the caller chose to make retries safe: a sled appends at most one
+    /// transition per key, and appending a transition whose key this sled already
+    /// used returns the event stored first instead of writing a second one (see
+    /// [`crate::EventLog::append_transition`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Where a publisher's stream put it: its run and logical id, set by the bus's
+    /// persisting subscriber. Gap sentinels name the same logical ids, so a reader
+    /// can check that every id of a run is either here or inside a gap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// A transition's place in a publisher's stream: run and logical id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The publisher run.
+    pub run: RunId,
+    /// The logical id within that run (0-based).
+    pub id: u64,
 }
 
 impl Transition {
@@ -40,7 +60,16 @@ impl Transition {
             to_stage: to_stage.into(),
             pipeline_event: pipeline_event.into(),
             at: to_micros(at),
+            idempotency_key: None,
+            origin: None,
         }
+    }
+
+    /// The same transition with an idempotency key (see
+    /// [`Transition::idempotency_key`]).
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
     }
 
     /// A transition that fired now.
@@ -57,8 +86,50 @@ impl Transition {
 /// Identifies one run of a publisher's stream (one subscriber run). Logical ids
 /// restart at 0 in each run, so a gap names its run to stay unambiguous across
 /// restarts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Serialised as 16 lowercase hex characters (a JSON number would lose precision in
+/// readers that parse numbers as doubles); a number is accepted when reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RunId(pub u64);
+
+impl Serialize for RunId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RunId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = RunId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a run id: 16 hex characters or an unsigned integer")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RunId, E> {
+                Ok(RunId(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RunId, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl std::str::FromStr for RunId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() || s.len() > 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "bad run id {s:?}: expected up to 16 hex characters"
+            ));
+        }
+        u64::from_str_radix(s, 16)
+            .map(RunId)
+            .map_err(|e| format!("bad run id {s:?}: {e}"))
+    }
+}
 
 impl RunId {
     /// A fresh random run id.
@@ -110,6 +181,35 @@ impl Gap {
     }
 }
 
+/// A sentinel for a publisher run that ended without a clean shutdown (the process
+/// crashed or was killed): whatever its bus held but had not persisted is lost, and
+/// this entry says so, so that "never lost silently" holds across crashes too.
+///
+/// Written by the bus's persisting subscriber when it starts and finds that the
+/// previous run of this sled did not record a clean end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unclean {
+    /// The run that ended without a clean shutdown.
+    pub run: RunId,
+    /// The first logical id of that run not found persisted (0 if none was).
+    pub from: u64,
+    /// How many of that run's logical ids from `from` on are known to have been
+    /// published (from the publisher's durable count, saved periodically; more may
+    /// have been published after it was last saved).
+    pub known_lost: u64,
+    /// When the unclean end was noticed (UTC, microseconds).
+    pub at: DateTime<Utc>,
+}
+
+impl Unclean {
+    /// The last logical id known lost, if any is.
+    pub fn known_to(&self) -> Option<u64> {
+        self.known_lost
+            .checked_sub(1)
+            .map(|n| self.from.saturating_add(n))
+    }
+}
+
 /// Every field any entry type has, for [`Entry::from_payload`].
 #[derive(Deserialize)]
 struct FlatEntry<'a> {
@@ -122,6 +222,9 @@ struct FlatEntry<'a> {
     run: Option<RunId>,
     from: Option<u64>,
     to: Option<u64>,
+    known_lost: Option<u64>,
+    idempotency_key: Option<String>,
+    origin: Option<Origin>,
     at: DateTime<Utc>,
 }
 
@@ -133,6 +236,8 @@ pub enum Entry {
     Transition(Transition),
     /// A gap sentinel.
     Gap(Gap),
+    /// A publisher run ended without a clean shutdown (a sentinel too).
+    Unclean(Unclean),
 }
 
 impl Entry {
@@ -141,6 +246,7 @@ impl Entry {
         match self {
             Entry::Transition(t) => t.at,
             Entry::Gap(g) => g.at,
+            Entry::Unclean(u) => u.at,
         }
     }
 
@@ -148,7 +254,7 @@ impl Entry {
     pub fn story_id(&self) -> Option<&str> {
         match self {
             Entry::Transition(t) => Some(&t.story_id),
-            Entry::Gap(_) => None,
+            Entry::Gap(_) | Entry::Unclean(_) => None,
         }
     }
 
@@ -174,6 +280,8 @@ impl Entry {
                 to_stage: f.to_stage.ok_or_else(|| missing("to_stage"))?,
                 pipeline_event: f.pipeline_event.ok_or_else(|| missing("pipeline_event"))?,
                 at: f.at,
+                idempotency_key: f.idempotency_key,
+                origin: f.origin,
             })),
             "gap" => Ok(Entry::Gap(Gap {
                 run: f.run.ok_or_else(|| missing("run"))?,
@@ -181,8 +289,14 @@ impl Entry {
                 to: f.to.ok_or_else(|| missing("to"))?,
                 at: f.at,
             })),
+            "unclean" => Ok(Entry::Unclean(Unclean {
+                run: f.run.ok_or_else(|| missing("run"))?,
+                from: f.from.ok_or_else(|| missing("from"))?,
+                known_lost: f.known_lost.ok_or_else(|| missing("known_lost"))?,
+                at: f.at,
+            })),
             other => Err(serde_json::Error::custom(format!(
-                "unknown entry type `{other}`, expected `transition` or `gap`"
+                "unknown entry type `{other}`, expected `transition`, `gap` or `unclean`"
             ))),
         }
     }
@@ -206,7 +320,31 @@ impl fmt::Display for Entry {
                 "{}: {} -> {} ({})",
                 t.story_id, t.from_stage, t.to_stage, t.pipeline_event
             ),
-            Entry::Gap(g) => write!(f, "events between {} and {} were dropped", g.from, g.to),
+            Entry::Gap(g) => write!(
+                f,
+                "events between {} and {} were dropped (logical ids of publisher run {})",
+                g.from, g.to, g.run
+            ),
+            Entry::Unclean(u) => {
+                write!(
+                    f,
+                    "publisher run {} ended without a clean shutdown: ",
+                    u.run
+                )?;
+                match u.known_to() {
+                    Some(to) => write!(
+                        f,
+                        "events between {} and {} were published but never persisted, and \
+                         any published after them",
+                        u.from, to
+                    ),
+                    None => write!(
+                        f,
+                        "any events it published from logical id {} on were never persisted",
+                        u.from
+                    ),
+                }
+            }
         }
     }
 }
@@ -220,7 +358,18 @@ mod tests {
     fn payload_round_trips_both_entry_types() {
         let t = Entry::Transition(Transition::now("s\"1", "a", "b", "E"));
         let g = Entry::Gap(Gap::new(RunId(7), 3, 5));
-        for e in [t, g] {
+        let mut keyed = Transition::now("s", "a", "b", "E").with_idempotency_key("k-1");
+        keyed.origin = Some(Origin {
+            run: RunId(u64::MAX),
+            id: 9,
+        });
+        let u = Entry::Unclean(Unclean {
+            run: RunId(3),
+            from: 4,
+            known_lost: 2,
+            at: to_micros(Utc::now()),
+        });
+        for e in [t, g, Entry::Transition(keyed), u] {
             let bytes = e.to_payload();
             assert_eq!(Entry::from_payload(&bytes).unwrap(), e);
             assert_eq!(serde_json::from_slice::<Entry>(&bytes).unwrap(), e);

@@ -38,13 +38,13 @@ impl LoggedEvent {
         self.entry.story_id()
     }
 
-    /// True for a gap sentinel.
+    /// True for a sentinel: a gap, or a publisher run that ended uncleanly.
     pub fn is_gap(&self) -> bool {
-        matches!(self.entry, Entry::Gap(_))
+        matches!(self.entry, Entry::Gap(_) | Entry::Unclean(_))
     }
 
     /// One human-readable line, for prompts and terminals, e.g.
-    /// `2026-11-29T10:00:00.000001Z sled 1a2b3c4d #3 events between 3 and 5 were dropped`.
+    /// `2026-11-29T10:00:00.000001Z sled 1a2b3c4d #3 events between 3 and 5 were dropped (logical ids of publisher run 00000000000000a7)`.
     pub fn render(&self) -> String {
         self.to_string()
     }

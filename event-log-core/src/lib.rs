@@ -33,7 +33,7 @@ pub use bft_json_crdt::{
     AuthorId, Equivocation, Limits, OpId, Outcome, RawOp, Rejected, SignedOp, SigningKey,
     VersionVector,
 };
-pub use entry::{Entry, Gap, RunId, Transition};
+pub use entry::{Entry, Gap, Origin, RunId, Transition, Unclean};
 pub use error::{Error, Result};
 pub use event::{EventId, LoggedEvent, SledId, render_lines};
 pub use log::{

@@ -180,6 +180,7 @@ pub fn check_runs(events: &[LoggedEvent], runs: &[(RunId, u64)]) -> Vec<RunAccou
                     acc.gaps.push((g.from, g.to));
                     next = g.to + 1;
                 }
+                Entry::Unclean(u) => panic!("run {r}: unexpected unclean-shutdown sentinel {u:?}"),
             }
         }
         assert_eq!(next, published, "run {r}: logical ids accounted");

@@ -130,6 +130,12 @@ fn check_runs(events: &[LoggedEvent], runs: &[(PersisterStats, u64)]) -> Check {
                     dropped += g.len();
                     next = g.to + 1;
                 }
+                Entry::Unclean(u) => {
+                    return Err(format!(
+                        "run {r}: unexpected unclean-shutdown sentinel {u:?} (every run shut down cleanly)"
+                    )
+                    .into());
+                }
             }
         }
         ensure_eq!(

@@ -1,6 +1,9 @@
 //! Size limits that bound what a replica accepts and buffers.
 
-/// Bounds on ops and on the replica's buffer of ops that wait for dependencies.
+use std::time::Duration;
+
+/// Bounds on ops, on the replica's buffer of ops that wait for dependencies, and on
+/// the equivocation evidence it keeps.
 ///
 /// Every replica of a deployment should use the same limits: an op accepted by one
 /// replica and refused by another is a divergence the caller must avoid.
@@ -10,8 +13,18 @@ pub struct Limits {
     pub max_payload: usize,
     /// Most dependencies one op may name.
     pub max_deps: usize,
-    /// Most ops held while their dependencies are missing.
+    /// Most ops held while their dependencies are missing, all authors together.
     pub max_buffered: usize,
+    /// Most ops of one author held while their dependencies are missing, so one
+    /// author cannot take the whole buffer.
+    pub max_buffered_per_author: usize,
+    /// How long an op may wait in the buffer; older ones are dropped at the next
+    /// ingest (the peer that sent them sends them again when it syncs).
+    pub max_buffer_age: Duration,
+    /// Most equivocation evidence ops kept per author. Beyond it, evidence is still
+    /// kept when it moves the author's exclusion to a lower seq (so every replica
+    /// excludes from the same seq) or when another author's op depends on it.
+    pub max_evidence_per_author: usize,
 }
 
 impl Default for Limits {
@@ -20,6 +33,9 @@ impl Default for Limits {
             max_payload: 64 * 1024,
             max_deps: 64,
             max_buffered: 100_000,
+            max_buffered_per_author: 10_000,
+            max_buffer_age: Duration::from_secs(600),
+            max_evidence_per_author: 256,
         }
     }
 }

@@ -110,6 +110,54 @@ pub enum Rejected {
         /// What the op says.
         actual: u64,
     },
+    /// The author is not a member of the deployment.
+    #[error("op {id} is by {author}, which is not a member of this deployment")]
+    NotMember {
+        /// The op.
+        id: OpId,
+        /// Its author.
+        author: AuthorId,
+    },
+    /// The op waits for deps but its author's share of the buffer is full.
+    #[error(
+        "buffer quota of author {author} full ({quota} ops): op {id} dropped while waiting for deps"
+    )]
+    AuthorBufferFull {
+        /// The op.
+        id: OpId,
+        /// Its author.
+        author: AuthorId,
+        /// The per-author quota.
+        quota: usize,
+    },
+    /// The op is equivocation evidence beyond its author's quota, and neither moves
+    /// the author's exclusion lower nor is needed by another author's op.
+    #[error("evidence quota of author {author} full ({limit} ops): op {id} not kept")]
+    EvidenceQuota {
+        /// The op.
+        id: OpId,
+        /// Its author.
+        author: AuthorId,
+        /// The per-author limit.
+        limit: usize,
+    },
+    /// The op depends on an op refused for what it is (its id covers the defect), so
+    /// it can never apply.
+    #[error("op {id} depends on op {dep}, which was refused: it can never apply")]
+    DependsOnRejected {
+        /// The op.
+        id: OpId,
+        /// The refused dep.
+        dep: OpId,
+    },
+    /// The op waited in the buffer longer than the limit and was dropped.
+    #[error("op {id} waited {waited_ms} ms for its deps and was dropped from the buffer")]
+    Expired {
+        /// The op.
+        id: OpId,
+        /// How long it waited, in milliseconds.
+        waited_ms: u64,
+    },
     /// The op waits for deps but the buffer is full.
     #[error("buffer full ({capacity} ops): op {id} dropped while waiting for deps")]
     BufferFull {
@@ -121,6 +169,21 @@ pub enum Rejected {
 }
 
 impl Rejected {
+    /// True if the refusal follows from the op's id alone (its content, author, deps
+    /// and lamport, which the id covers): the same op is refused again wherever it
+    /// goes, so ops that depend on it can never apply. Refusals that depend on the
+    /// signature (the id does not cover it) or on the replica's state are not.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Rejected::ForgedAuthor { .. }
+                | Rejected::NotMember { .. }
+                | Rejected::BadPrevLink { .. }
+                | Rejected::WrongLamport { .. }
+                | Rejected::DependsOnRejected { .. }
+        )
+    }
+
     /// The id of the refused op: the recomputed one where it is known, otherwise
     /// the one the sender claimed.
     pub fn op_id(&self) -> OpId {
@@ -131,7 +194,12 @@ impl Rejected {
             | Rejected::BadSignature { id, .. }
             | Rejected::BadPrevLink { id, .. }
             | Rejected::WrongLamport { id, .. }
-            | Rejected::BufferFull { id, .. } => *id,
+            | Rejected::BufferFull { id, .. }
+            | Rejected::NotMember { id, .. }
+            | Rejected::AuthorBufferFull { id, .. }
+            | Rejected::EvidenceQuota { id, .. }
+            | Rejected::DependsOnRejected { id, .. }
+            | Rejected::Expired { id, .. } => *id,
         }
     }
 
@@ -146,6 +214,11 @@ impl Rejected {
             Rejected::BadPrevLink { .. } => "bad_prev_link",
             Rejected::WrongLamport { .. } => "wrong_lamport",
             Rejected::BufferFull { .. } => "buffer_full",
+            Rejected::NotMember { .. } => "not_member",
+            Rejected::AuthorBufferFull { .. } => "author_buffer_full",
+            Rejected::EvidenceQuota { .. } => "evidence_quota",
+            Rejected::DependsOnRejected { .. } => "depends_on_rejected",
+            Rejected::Expired { .. } => "expired",
         }
     }
 }

@@ -235,6 +235,7 @@ fn unlimited_limits_do_not_overflow() {
         max_payload: usize::MAX,
         max_deps: usize::MAX,
         max_buffered: usize::MAX,
+        ..Limits::default()
     };
     assert_eq!(limits.max_encoded_len(), usize::MAX);
     let (_, o) = sample();

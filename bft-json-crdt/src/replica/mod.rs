@@ -1,0 +1,365 @@
+//! A replica: validates ops, buffers those whose deps are missing, applies the rest,
+//! and exposes a deterministic view.
+
+mod buffer;
+mod ingest;
+mod version_vector;
+
+pub use version_vector::VersionVector;
+
+use buffer::Buffer;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+
+use crate::ids::{AuthorId, OpId};
+use crate::limits::Limits;
+use crate::membership::Membership;
+use crate::op::SignedOp;
+use crate::rejected::Rejected;
+
+/// What happened to one op that was not rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Validated and applied (it may be equivocation evidence, see [`Replica::equivocations`]).
+    Applied,
+    /// Already held (applied or buffered); nothing changed.
+    Duplicate,
+    /// Valid so far, waiting in the buffer for these deps.
+    Buffered {
+        /// Deps not yet held.
+        missing: Vec<OpId>,
+    },
+}
+
+/// The fate of one op: its id and its outcome or rejection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The op (the recomputed id where known, else the claimed one).
+    pub id: OpId,
+    /// What happened.
+    pub result: Result<Outcome, Rejected>,
+}
+
+/// An op that passed every check and whose deps are all held (or ready before it).
+#[derive(Debug, Clone)]
+pub struct ReadyOp {
+    /// The op.
+    pub op: SignedOp,
+    /// True if another op with the same `(author, seq)` is already held or ready:
+    /// a store must keep this one as equivocation evidence, not as the primary op.
+    pub evidence: bool,
+}
+
+/// The result of [`Replica::ingest`]: ops ready to persist then [`Replica::commit`],
+/// in causal order, and the fate of every input op (and of buffered ops released).
+#[derive(Debug, Default)]
+pub struct Ingest {
+    /// Ready ops, each after all of its deps.
+    pub ready: Vec<ReadyOp>,
+    /// One delivery per input op, in input order, then one per op released from the
+    /// buffer. A ready op's outcome is `Applied` once it is committed.
+    pub deliveries: Vec<Delivery>,
+}
+
+/// Two valid ops by one author at one seq: proof that the author equivocated.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Equivocation {
+    /// The author.
+    pub author: AuthorId,
+    /// The seq held by more than one op.
+    pub seq: u64,
+    /// The ops at that seq, ascending.
+    pub ops: Vec<OpId>,
+}
+
+/// The ops held at one `(author, seq)`: one, or several under equivocation. Most
+/// seqs hold one op, so it is kept inline (no allocation per op).
+enum SeqOps {
+    One(OpId),
+    Many(Vec<OpId>),
+}
+
+impl SeqOps {
+    fn push(&mut self, id: OpId) {
+        match self {
+            SeqOps::One(first) => *self = SeqOps::Many(vec![*first, id]),
+            SeqOps::Many(ids) => ids.push(id),
+        }
+    }
+
+    /// The ids, ascending.
+    fn sorted(&self) -> Vec<OpId> {
+        match self {
+            SeqOps::One(id) => vec![*id],
+            SeqOps::Many(ids) => {
+                let mut v = ids.clone();
+                v.sort();
+                v
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct AuthorState {
+    /// seq → ops held at that seq (more than one only under equivocation).
+    by_seq: BTreeMap<u64, SeqOps>,
+    /// From this seq on, the author's ops are excluded from the view.
+    excluded_from: Option<u64>,
+    /// Evidence ops held (ops beyond the first at their seq).
+    evidence: usize,
+}
+
+/// A replica of the op graph.
+///
+/// Validation order, cheapest first (each check uses only the op and its causal past,
+/// so every correct replica decides alike): limits and decoding (done by
+/// [`crate::RawOp::decode`]) → id → duplicate → membership → author key and
+/// signature → missing deps (buffer, bounded in all, per author and in time) → prev
+/// link and lamport → evidence quota.
+///
+/// The view holds every applied op except those of an equivocating author from the
+/// first equivocated seq on, ordered by `(lamport, id)`: a linear extension of
+/// causality that is the same on every replica holding the same ops.
+///
+/// No input makes the work of one call superlinear in its size: an equivocation
+/// below the current exclusion point only visits the ops between the two points.
+pub struct Replica {
+    limits: Limits,
+    members: Option<Membership>,
+    ops: HashMap<OpId, SignedOp>,
+    authors: HashMap<AuthorId, AuthorState>,
+    view: BTreeSet<(u64, OpId)>,
+    heads: BTreeSet<OpId>,
+    buffer: Buffer,
+    /// `(author, seq)` held by more than one op.
+    equivocated: BTreeSet<(AuthorId, u64)>,
+    /// Buffered ops whose last missing dep arrived through [`Replica::insert`] (a local
+    /// op, not an ingested one); see [`Replica::take_unblocked`].
+    unblocked: Vec<SignedOp>,
+}
+
+impl Default for Replica {
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
+}
+
+impl Replica {
+    /// An empty replica with these limits.
+    pub fn new(limits: Limits) -> Self {
+        Replica {
+            limits,
+            members: None,
+            ops: HashMap::new(),
+            authors: HashMap::new(),
+            view: BTreeSet::new(),
+            heads: BTreeSet::new(),
+            buffer: Buffer::default(),
+            equivocated: BTreeSet::new(),
+            unblocked: Vec::new(),
+        }
+    }
+
+    /// The same replica, accepting ops only from `members` (see [`Membership`]).
+    /// Ops already held are kept.
+    pub fn with_members(mut self, members: Membership) -> Self {
+        self.members = Some(members);
+        self
+    }
+
+    /// The membership in force, if any (without one, every valid key may author).
+    pub fn members(&self) -> Option<&Membership> {
+        self.members.as_ref()
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Validates and applies one op, releasing buffered ops it unblocks.
+    ///
+    /// Returns the op's delivery first, then one per released op.
+    pub fn apply(&mut self, op: SignedOp) -> Vec<Delivery> {
+        let ingest = self.ingest(vec![op]);
+        self.commit(ingest.ready);
+        ingest.deliveries
+    }
+
+    /// Applies ops returned by [`Replica::ingest`] (or ops the caller itself created
+    /// and signed), in the given order. Each op's deps must be held or earlier in
+    /// `ready`.
+    pub fn commit(&mut self, ready: Vec<ReadyOp>) {
+        for r in ready {
+            self.insert(r.op);
+        }
+    }
+
+    /// Applies one op that is known valid (created locally, or replayed from a store
+    /// that only ever holds validated ops after its signatures were checked).
+    pub fn insert(&mut self, op: SignedOp) {
+        let id = op.id();
+        if self.ops.contains_key(&id) {
+            return;
+        }
+        // Inserted directly while it waited in the buffer: it no longer waits.
+        self.buffer.remove(&id);
+        // Buffered ops that waited only for this one can now be checked and applied;
+        // ops made ready by `ingest` were released there already.
+        let freed = self.buffer.release(id);
+        self.unblocked.extend(freed);
+        for d in op.deps() {
+            self.heads.remove(d);
+        }
+        self.heads.insert(id);
+        let author = op.author();
+        let seq = op.seq();
+        let state = self.authors.entry(author).or_default();
+        let equivocated = match state.by_seq.entry(seq) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(SeqOps::One(id));
+                false
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                o.get_mut().push(id);
+                true
+            }
+        };
+        if equivocated {
+            state.evidence += 1;
+            self.equivocated.insert((author, seq));
+        }
+        if equivocated && state.excluded_from.is_none_or(|s| seq < s) {
+            // Only the ops between the new exclusion point and the old one were in
+            // the view: an equivocation fed at ever lower seqs costs linear time.
+            let until = state.excluded_from.replace(seq).unwrap_or(u64::MAX);
+            let doomed: Vec<OpId> = state
+                .by_seq
+                .range(seq..until)
+                .flat_map(|(_, ids)| ids.sorted())
+                .collect();
+            for d in doomed {
+                if let Some(o) = self.ops.get(&d) {
+                    self.view.remove(&(o.lamport(), d));
+                }
+            }
+        }
+        let excluded = state.excluded_from.is_some_and(|s| seq >= s);
+        if !excluded {
+            self.view.insert((op.lamport(), id));
+        }
+        self.ops.insert(id, op);
+    }
+
+    /// Buffered ops unblocked by [`Replica::insert`] of a local op since the last call.
+    /// They are not applied yet: pass them to [`Replica::ingest`] (and persist the
+    /// ready ones) like newly received ops.
+    pub fn take_unblocked(&mut self) -> Vec<SignedOp> {
+        std::mem::take(&mut self.unblocked)
+    }
+
+    /// True if the op is held (applied).
+    pub fn contains(&self, id: &OpId) -> bool {
+        self.ops.contains_key(id)
+    }
+
+    /// An applied op by id.
+    pub fn get(&self, id: &OpId) -> Option<&SignedOp> {
+        self.ops.get(id)
+    }
+
+    /// Number of applied ops (view and evidence).
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// True if no op is applied.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Number of ops waiting in the buffer.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Ids of ops that no applied op depends on (the hash frontier), ascending.
+    pub fn heads(&self) -> Vec<OpId> {
+        self.heads.iter().copied().collect()
+    }
+
+    /// Highest applied seq per author.
+    pub fn version_vector(&self) -> VersionVector {
+        let mut vv = VersionVector::new();
+        for (a, s) in &self.authors {
+            if let Some((&max, _)) = s.by_seq.last_key_value() {
+                vv.set(*a, max);
+            }
+        }
+        vv
+    }
+
+    /// Highest applied seq of one author (0 if none).
+    pub fn max_seq(&self, author: &AuthorId) -> u64 {
+        self.authors
+            .get(author)
+            .and_then(|s| s.by_seq.last_key_value().map(|(k, _)| *k))
+            .unwrap_or(0)
+    }
+
+    /// The view: applied ops minus excluded ones, in `(lamport, id)` order.
+    pub fn view(&self) -> impl Iterator<Item = &SignedOp> + '_ {
+        self.view.iter().filter_map(|(_, id)| self.ops.get(id))
+    }
+
+    /// Number of ops in the view.
+    pub fn view_len(&self) -> usize {
+        self.view.len()
+    }
+
+    /// True if the op is in the view (applied and not excluded).
+    pub fn in_view(&self, op: &SignedOp) -> bool {
+        self.view.contains(&(op.lamport(), op.id()))
+    }
+
+    /// The seq from which an author's ops are excluded, if it equivocated.
+    pub fn excluded_from(&self, author: &AuthorId) -> Option<u64> {
+        self.authors.get(author).and_then(|s| s.excluded_from)
+    }
+
+    /// Every equivocation held, sorted.
+    pub fn equivocations(&self) -> Vec<Equivocation> {
+        self.equivocated
+            .iter()
+            .filter_map(|&(author, seq)| {
+                let ids = self.authors.get(&author)?.by_seq.get(&seq)?;
+                Some(Equivocation {
+                    author,
+                    seq,
+                    ops: ids.sorted(),
+                })
+            })
+            .collect()
+    }
+
+    /// All applied ops of one author with seq above `after`, ascending by seq
+    /// (equivocating ops at one seq ascending by id).
+    pub fn ops_after(&self, author: &AuthorId, after: u64) -> Vec<&SignedOp> {
+        let Some(state) = self.authors.get(author) else {
+            return Vec::new();
+        };
+        state
+            .by_seq
+            .range((Bound::Excluded(after), Bound::Unbounded))
+            .flat_map(|(_, ids)| ids.sorted())
+            .filter_map(|id| self.ops.get(&id))
+            .collect()
+    }
+
+    /// Authors with at least one applied op.
+    pub fn authors(&self) -> impl Iterator<Item = &AuthorId> + '_ {
+        self.authors.keys()
+    }
+}

@@ -61,7 +61,9 @@ macro_rules! store_tests {
             pagination,
             meta_round_trip,
             ordered_append,
-            bus_lag
+            bus_lag,
+            over_limits_refused,
+            config_validated
         );
     };
 }

@@ -240,6 +240,18 @@ pub enum Entry {
     Unclean(Unclean),
 }
 
+impl From<Transition> for Entry {
+    fn from(t: Transition) -> Self {
+        Entry::Transition(t)
+    }
+}
+
+impl From<Gap> for Entry {
+    fn from(g: Gap) -> Self {
+        Entry::Gap(g)
+    }
+}
+
 impl Entry {
     /// When the entry happened.
     pub fn at(&self) -> DateTime<Utc> {

@@ -49,10 +49,36 @@ pub enum Error {
         /// What was refused (`append`, `merge`, …).
         operation: &'static str,
     },
+    /// The entry's op would exceed the op limits ([`crate::Limits`]): every replica
+    /// would refuse it, so it is refused before it is signed, and nothing is stored.
+    #[error(
+        "entry refused before signing: its op's {what} would be {actual} bytes, over the limit of {limit}"
+    )]
+    OverLimits {
+        /// Which part (`payload`).
+        what: &'static str,
+        /// The limit in force.
+        limit: usize,
+        /// What the entry needs.
+        actual: usize,
+    },
+    /// The configuration cannot work or could sign ops other sleds refuse.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The append was cancelled before its outcome was known (the caller's future was
     /// dropped or the log is shutting down). The entry may or may not be stored.
     #[error("append cancelled before its outcome was known")]
     Cancelled,
+}
+
+/// A configuration value that cannot be used; names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: `{field}` {reason}")]
+pub struct ConfigError {
+    /// The field.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
 }
 
 /// Result alias for event-log operations.

@@ -34,7 +34,7 @@ pub use bft_json_crdt::{
     VersionVector,
 };
 pub use entry::{Entry, Gap, Origin, RunId, Transition, Unclean};
-pub use error::{Error, Result};
+pub use error::{ConfigError, Error, Result};
 pub use event::{EventId, LoggedEvent, SledId, render_lines};
 pub use log::{
     CatchUp, EventListener, EventLog, EventLogConfig, LogStats, MergeDelivery, MergeRejected,

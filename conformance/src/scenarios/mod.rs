@@ -8,6 +8,7 @@ mod concurrency;
 mod convergence;
 mod ordered;
 mod pagination;
+mod reliability;
 mod restart;
 mod store_level;
 
@@ -17,6 +18,7 @@ pub use concurrency::concurrent_appenders;
 pub use convergence::multi_sled_convergence;
 pub use ordered::ordered_append;
 pub use pagination::pagination;
+pub use reliability::*;
 pub use restart::restart_programs;
 pub use store_level::{
     conflict_rejected_atomically, idempotent_append, meta_round_trip, round_trip,

@@ -16,6 +16,8 @@ use crate::store::{OpRecord, OpStore, StoreError};
 /// One caller's request, waiting for a leader to write it.
 pub(crate) struct Pending {
     entries: Vec<Entry>,
+    /// The entries' payloads, encoded (and checked against the limits) by the caller.
+    payloads: Vec<Vec<u8>>,
     reply: oneshot::Sender<Result<Vec<LoggedEvent>>>,
 }
 
@@ -261,14 +263,31 @@ impl<S: OpStore> EventLog<S> {
                 operation: "append",
             });
         }
+        let limit = self.config.limits.max_payload;
+        let mut payloads = Vec::with_capacity(entries.len());
         for e in &entries {
             e.validate().map_err(|detail| Error::BadPayload {
                 id: OpId::default(),
                 detail,
             })?;
+            // Refused here, before signing: an op over the limits would be refused
+            // by every replica, this one's next open included.
+            let payload = e.to_payload();
+            if payload.len() > limit {
+                return Err(Error::OverLimits {
+                    what: "payload",
+                    limit,
+                    actual: payload.len(),
+                });
+            }
+            payloads.push(payload);
         }
         let (tx, rx) = oneshot::channel();
-        self.queue.lock().push(Pending { entries, reply: tx });
+        self.queue.lock().push(Pending {
+            entries,
+            payloads,
+            reply: tx,
+        });
         self.queued.notify(1);
         // Wait for whichever comes first: our reply (another leader wrote our request)
         // or the writer lock (we lead and write everything queued). A request that was
@@ -771,7 +790,7 @@ impl<S: OpStore> EventLog<S> {
         let mut drafts: Vec<Draft> = Vec::new();
         let mut entries: Vec<Entry> = Vec::new();
         for p in batch {
-            for entry in &p.entries {
+            for (entry, payload) in p.entries.iter().zip(&p.payloads) {
                 seq += 1;
                 let mut deps: Vec<OpId> = Vec::with_capacity(1 + heads.len());
                 let mut max_lamport = 0;
@@ -788,7 +807,7 @@ impl<S: OpStore> EventLog<S> {
                     seq,
                     lamport: max_lamport + 1,
                     deps,
-                    payload: entry.to_payload(),
+                    payload: payload.clone(),
                 }
                 .draft(&self.key);
                 // Ids do not cover signatures: link the chain first, sign in parallel.

@@ -59,6 +59,49 @@ impl Default for EventLogConfig {
     }
 }
 
+impl EventLogConfig {
+    /// Checks that the configuration can work and can only sign ops every replica
+    /// with the same limits accepts. [`EventLog::open_with`] calls it.
+    pub fn validate(&self) -> Result<(), crate::error::ConfigError> {
+        use crate::error::ConfigError;
+        let bad = |field, reason: String| Err(ConfigError { field, reason });
+        let l = &self.limits;
+        if self.replay_page == 0 {
+            return bad("replay_page", "must be at least 1".into());
+        }
+        if self.max_batch == 0 {
+            return bad("max_batch", "must be at least 1".into());
+        }
+        // An op depends on its own previous op and on up to max_extra_deps heads.
+        if self.max_extra_deps >= l.max_deps {
+            return bad(
+                "max_extra_deps",
+                format!(
+                    "is {}, but an op also depends on its previous op and limits.max_deps is {}",
+                    self.max_extra_deps, l.max_deps
+                ),
+            );
+        }
+        if l.max_payload < MIN_PAYLOAD {
+            return bad(
+                "limits.max_payload",
+                format!(
+                    "is {}, below the {MIN_PAYLOAD} bytes an entry needs",
+                    l.max_payload
+                ),
+            );
+        }
+        if l.max_buffered_per_author == 0 || l.max_buffered == 0 {
+            return bad("limits.max_buffered", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Smallest `max_payload` a log can work with: a gap sentinel's payload is ~120
+/// bytes; transitions need room for their labels.
+const MIN_PAYLOAD: usize = 1024;
+
 /// Receives every event that becomes visible in a log, local or merged, in commit
 /// order. Called synchronously after the store made the ops durable: keep it quick
 /// (send into a channel).

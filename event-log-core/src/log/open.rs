@@ -22,6 +22,7 @@ impl<S: OpStore> EventLog<S> {
     /// links and payload), then resumes this sled's sequence after the highest seq
     /// stored. A damaged or tampered op fails the open with an error naming it.
     pub async fn open_with(store: S, key: SigningKey, config: EventLogConfig) -> Result<Self> {
+        config.validate()?;
         let key = std::sync::Arc::new(bft_json_crdt::KeyPair::new(key));
         let sled = key.author();
         if !config.read_only {

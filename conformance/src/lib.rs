@@ -63,7 +63,8 @@ macro_rules! store_tests {
             ordered_append,
             bus_lag,
             over_limits_refused,
-            config_validated
+            config_validated,
+            excluded_sled_refuses_appends
         );
     };
 }

@@ -62,6 +62,19 @@ pub enum Error {
         /// What the entry needs.
         actual: usize,
     },
+    /// This sled equivocated (two of its ops hold one seq: two processes signed with
+    /// one key, or a rolled-back store made it sign a seq again), so every replica
+    /// excludes its entries from `seq` on: an append would never be visible.
+    #[error(
+        "sled {sled} is excluded from the view from seq {seq} on (two of its ops hold that seq): \
+         its appends would never be visible; to go on, open the log with a new key (a new key is a new sled)"
+    )]
+    Excluded {
+        /// This sled.
+        sled: crate::event::SledId,
+        /// The first equivocated seq.
+        seq: u64,
+    },
     /// The configuration cannot work or could sign ops other sleds refuse.
     #[error(transparent)]
     Config(#[from] ConfigError),

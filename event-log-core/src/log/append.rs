@@ -263,6 +263,12 @@ impl<S: OpStore> EventLog<S> {
                 operation: "append",
             });
         }
+        if let Some(seq) = self.excluded_since() {
+            return Err(Error::Excluded {
+                sled: self.sled_id(),
+                seq,
+            });
+        }
         let limit = self.config.limits.max_payload;
         let mut payloads = Vec::with_capacity(entries.len());
         for e in &entries {
@@ -380,6 +386,17 @@ impl<S: OpStore> EventLog<S> {
     ///   (their seqs were never used).
     async fn lead(&self, w: &mut Writer) {
         if !w.in_doubt.is_empty() && !self.complete_in_doubt(w).await {
+            return;
+        }
+        if let Some(seq) = self.excluded_since() {
+            // A merge since these requests queued showed that this sled equivocated.
+            let waiting = std::mem::take(&mut *self.queue.lock());
+            for p in waiting {
+                let _ = p.reply.send(Err(Error::Excluded {
+                    sled: self.sled_id(),
+                    seq,
+                }));
+            }
             return;
         }
         let depth = self.store.append_pipeline().clamp(1, MAX_PIPELINE);
@@ -723,6 +740,12 @@ impl<S: OpStore> EventLog<S> {
                 tracing::warn!(error = %e, "could not persist buffered ops released by a local append")
             }
         }
+    }
+
+    /// The seq this sled is excluded from the view from, if it equivocated: its
+    /// appends would never be visible.
+    fn excluded_since(&self) -> Option<u64> {
+        self.state.read().replica.excluded_from(&self.sled_id())
     }
 
     /// Completes the in-doubt ops. On failure, fails every queued request (their

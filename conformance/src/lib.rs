@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod failure;
+pub mod fault;
 pub mod fixture;
 pub mod harness;
 pub mod scenarios;
@@ -64,7 +65,12 @@ macro_rules! store_tests {
             bus_lag,
             over_limits_refused,
             config_validated,
-            excluded_sled_refuses_appends
+            excluded_sled_refuses_appends,
+            damaged_rows_quarantined,
+            own_chain_damage_refuses_open,
+            follower_catches_up_any_lag,
+            followers_see_equivocation,
+            late_rows_replayed
         );
     };
 }

@@ -1,8 +1,8 @@
 //! Errors of [`crate::EventLog`].
 
-use bft_json_crdt::{OpId, Rejected};
+use bft_json_crdt::OpId;
 
-use crate::store::{Position, StoreError};
+use crate::store::StoreError;
 
 /// Why an event-log operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -10,18 +10,6 @@ pub enum Error {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// An op read back from the store failed validation: the store was tampered with
-    /// or damaged. Nothing was dropped silently: open refuses the store.
-    #[error("op {id} at store position {position} failed validation on replay: {reason}")]
-    Tampered {
-        /// Where in the store.
-        position: Position,
-        /// The op (recomputed id where known).
-        id: OpId,
-        /// Why it was refused.
-        #[source]
-        reason: Box<Rejected>,
-    },
     /// An op's payload is not a valid entry.
     #[error("op {id} carries an invalid entry payload: {detail}")]
     BadPayload {
@@ -48,6 +36,19 @@ pub enum Error {
     ReadOnly {
         /// What was refused (`append`, `merge`, …).
         operation: &'static str,
+    },
+    /// A row of this sled's own chain is damaged (or missing below rows that
+    /// follow it): the sled cannot continue its sequence without signing a seq again.
+    #[error(
+        "this sled's own op at seq {seq} is damaged ({row}); restore it before opening: sync this store \
+         from a peer or the shared store that holds the sled's ops (evlog sync --from PEER --to STORE), \
+         or restore the store from a backup together with the sled's watermark; or open with a new key \
+         (a new key is a new sled)",
+        seq = row.seq
+    )]
+    OwnChainDamaged {
+        /// The damaged row.
+        row: Box<crate::damage::DamagedRow>,
     },
     /// The entry's op would exceed the op limits ([`crate::Limits`]): every replica
     /// would refuse it, so it is refused before it is signed, and nothing is stored.

@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 mod checkpoint;
+pub mod damage;
 pub mod entry;
 pub mod error;
 pub mod event;
@@ -30,9 +31,10 @@ pub mod sync;
 /// The CRDT layer, for tools that work on ops directly.
 pub use bft_json_crdt as bft;
 pub use bft_json_crdt::{
-    AuthorId, Equivocation, Limits, OpId, Outcome, RawOp, Rejected, SignedOp, SigningKey,
-    VersionVector,
+    AuthorId, Equivocation, Limits, Membership, OpId, Outcome, RawOp, Rejected, SignedOp,
+    SigningKey, VersionVector,
 };
+pub use damage::{DamageKind, DamagedRow};
 pub use entry::{Entry, Gap, Origin, RunId, Transition, Unclean};
 pub use error::{ConfigError, Error, Result};
 pub use event::{EventId, LoggedEvent, SledId, render_lines};

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use bft_json_crdt::{Limits, Replica, SignedOp};
+use bft_json_crdt::{Limits, Membership, Replica, SignedOp};
 
 use crate::entry::Entry;
 use crate::event::{EventId, LoggedEvent, SledId};
@@ -17,9 +17,13 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(limits: Limits) -> Self {
+    pub(crate) fn new(limits: Limits, members: Option<Membership>) -> Self {
+        let replica = Replica::new(limits);
         State {
-            replica: Replica::new(limits),
+            replica: match members {
+                Some(m) => replica.with_members(m),
+                None => replica,
+            },
             events: BTreeMap::new(),
             by_story: HashMap::new(),
         }

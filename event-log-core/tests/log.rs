@@ -3,8 +3,8 @@
 
 use chrono::{TimeZone, Utc};
 use event_log_core::{
-    Entry, Error, EventLog, Gap, MemStore, MergeRejected, OpRecord, OpStore, Position, Rejected,
-    RunId, SigningKey, Transition, render_lines, sync,
+    DamageKind, Entry, Error, EventLog, Gap, MemStore, MergeRejected, OpRecord, OpStore, Position,
+    Rejected, RunId, SigningKey, Transition, render_lines, sync,
 };
 use pollster::block_on;
 
@@ -188,7 +188,9 @@ fn tampered_op_rejected_on_merge() {
     });
 }
 
-/// A tampered op in the store fails open with an error naming its position and id.
+/// A tampered op of the sled's own chain fails open with an error naming its
+/// position and id (other sleds' damaged rows only leave the view: see the
+/// conformance scenario `damaged_rows_quarantined`).
 #[test]
 fn tampered_op_rejected_on_replay() {
     block_on(async {
@@ -209,8 +211,14 @@ fn tampered_op_rejected_on_replay() {
             .err()
             .expect("open must fail");
         match &err {
-            Error::Tampered { position, .. } => assert_eq!(*position, Position(2)),
-            other => panic!("expected Tampered, got {other:?}"),
+            Error::OwnChainDamaged { row } => {
+                assert_eq!(row.position, Position(2));
+                assert!(matches!(
+                    row.kind,
+                    DamageKind::Rejected(Rejected::BadId { .. })
+                ));
+            }
+            other => panic!("expected OwnChainDamaged, got {other:?}"),
         }
         assert!(err.to_string().contains("#2"), "{err}");
         // The other rows are untouched.
@@ -230,16 +238,17 @@ fn forged_row_with_consistent_id_rejected_on_replay() {
         assert!(store.tamper(Position(1), |r: &mut OpRecord| {
             let n = r.bytes.len();
             r.bytes[n - 70] ^= 0x01;
-            r.id = event_log_core::SignedOp::from_bytes(&r.bytes, &Default::default())
-                .unwrap()
-                .id();
+            let op = event_log_core::SignedOp::from_bytes(&r.bytes, &Default::default()).unwrap();
+            r.id = op.id();
+            r.payload = String::from_utf8_lossy(op.payload()).into_owned();
         }));
         let err = EventLog::open(store, key(10))
             .await
             .err()
             .expect("open must fail");
         assert!(
-            matches!(&err, Error::Tampered { reason, .. } if matches!(**reason, Rejected::BadSignature { .. })),
+            matches!(&err, Error::OwnChainDamaged { row }
+                if matches!(row.kind, DamageKind::Rejected(Rejected::BadSignature { .. }))),
             "{err:?}"
         );
     });
@@ -440,8 +449,9 @@ fn checkpoint_does_not_cover_a_changed_signature() {
             .err()
             .expect("open must fail");
         assert!(
-            matches!(&err, Error::Tampered { position, reason, .. }
-                if *position == Position(2) && matches!(**reason, Rejected::BadSignature { .. })),
+            matches!(&err, Error::OwnChainDamaged { row }
+                if row.position == Position(2)
+                    && matches!(row.kind, DamageKind::Rejected(Rejected::BadSignature { .. }))),
             "{err:?}"
         );
     });

@@ -44,6 +44,17 @@ impl Buffer {
         self.ops.contains_key(id)
     }
 
+    /// The deps a buffered op still waits for.
+    pub(super) fn missing(&self, id: &OpId) -> Vec<OpId> {
+        let mut m: Vec<OpId> = self
+            .ops
+            .get(id)
+            .map(|w| w.missing.iter().copied().collect())
+            .unwrap_or_default();
+        m.sort();
+        m
+    }
+
     /// A refused op among `deps`, if one is remembered.
     pub(super) fn refused_dep(&self, deps: &[OpId]) -> Option<OpId> {
         deps.iter().find(|d| self.refused.contains(d)).copied()

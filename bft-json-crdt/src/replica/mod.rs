@@ -280,6 +280,11 @@ impl Replica {
         self.ops.is_empty()
     }
 
+    /// The deps a buffered op still waits for (empty if it is not buffered).
+    pub fn missing_deps(&self, id: &OpId) -> Vec<OpId> {
+        self.buffer.missing(id)
+    }
+
     /// Number of ops waiting in the buffer.
     pub fn buffered(&self) -> usize {
         self.buffer.len()

@@ -133,8 +133,7 @@ fn check_runs(events: &[LoggedEvent], runs: &[(PersisterStats, u64)]) -> Check {
                 Entry::Unclean(u) => {
                     return Err(format!(
                         "run {r}: unexpected unclean-shutdown sentinel {u:?} (every run shut down cleanly)"
-                    )
-                    .into());
+                    ));
                 }
             }
         }

@@ -705,40 +705,16 @@ impl<S: OpStore> EventLog<S> {
     /// apply them now. On a store error they are dropped from the buffer and logged;
     /// the peer sends them again.
     async fn settle_unblocked(&self) {
-        let ingest = {
+        let ready = {
             let mut st = self.state.write();
             let ops = st.replica.take_unblocked();
             if ops.is_empty() {
                 return;
             }
-            st.replica.ingest(ops)
+            st.replica.ingest(ops).ready
         };
-        let mut ready = Vec::with_capacity(ingest.ready.len());
-        for r in &ingest.ready {
-            match super::open::parse_entry(&r.op) {
-                Ok(entry) => ready.push((r.op.clone(), entry, r.evidence)),
-                Err(e) => tracing::warn!(error = %e, "buffered op carries an invalid entry"),
-            }
-        }
-        if ready.is_empty() {
-            return;
-        }
-        let records: Vec<OpRecord> = ready
-            .iter()
-            .map(|(op, _, evidence)| OpRecord::new(op, *evidence))
-            .collect();
-        match self.store.append(&records).await {
-            Ok(()) => {
-                let ops = ready
-                    .into_iter()
-                    .map(|(op, entry, _)| (op, entry))
-                    .collect();
-                let events = self.state.write().commit(ops);
-                self.notify(&events);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not persist buffered ops released by a local append")
-            }
+        if let Err(e) = self.persist_and_commit(ready, |_| false).await {
+            tracing::warn!(error = %e, "could not persist buffered ops released by a local append");
         }
     }
 

@@ -2,12 +2,12 @@
 
 use std::sync::atomic::Ordering;
 
-use bft_json_crdt::{OpId, Outcome, RawOp, Rejected, SignedOp};
+use bft_json_crdt::{Delivery, OpId, Outcome, RawOp, ReadyOp, Rejected, SignedOp};
 
 use super::EventLog;
-use super::open::parse_entry;
+use super::scan::parse_entry;
 use crate::error::{Error, Result};
-use crate::store::{OpRecord, OpStore};
+use crate::store::{OpRecord, OpStore, StoreError};
 
 /// Why a merge refused an op.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,28 +114,25 @@ impl<S: OpStore> EventLog<S> {
                 }),
             }
         }
-        let _w = self.lock_writer().await;
-        let ingest = self.state.write().replica.ingest(ops);
-        for (i, d) in ingest.deliveries.into_iter().enumerate() {
+        // A conflict means another sled sharing the store stored a different op at
+        // one of these `(author, seq)`: catch up (so that op is held and ours becomes
+        // evidence), then try once more.
+        let mut attempt = 0;
+        let deliveries = loop {
+            match self.merge_ready(ops.clone()).await {
+                Err(Error::Store(StoreError::Conflict { .. })) if attempt == 0 => {
+                    attempt += 1;
+                    self.catch_up().await?;
+                }
+                r => break r?,
+            }
+        };
+        for (i, d) in deliveries.into_iter().enumerate() {
             let result = d.result.map_err(MergeRejected::Op);
             match slot_of.get(i) {
                 Some(&slot) => report.deliveries[slot].result = result,
                 None => report.deliveries.push(MergeDelivery { id: d.id, result }),
             }
-        }
-        let mut ready = Vec::with_capacity(ingest.ready.len());
-        for r in &ingest.ready {
-            ready.push((r.op.clone(), parse_entry(&r.op)?));
-        }
-        if !ready.is_empty() {
-            let records: Vec<OpRecord> = ingest
-                .ready
-                .iter()
-                .map(|r| OpRecord::new(&r.op, r.evidence))
-                .collect();
-            self.store.append(&records).await?;
-            let events = self.state.write().commit(ready);
-            self.notify(&events);
         }
         let rejected = report.rejected().len() as u64;
         self.counters
@@ -152,5 +149,53 @@ impl<S: OpStore> EventLog<S> {
             }
         }
         Ok(report)
+    }
+
+    /// Validates `ops` under the writer lock, persists the ready ones and applies
+    /// them; returns the replica's deliveries.
+    async fn merge_ready(&self, ops: Vec<SignedOp>) -> Result<Vec<Delivery>> {
+        let _w = self.lock_writer().await;
+        let ingest = self.state.write().replica.ingest(ops);
+        self.persist_and_commit(ingest.ready, |_| false).await?;
+        Ok(ingest.deliveries)
+    }
+
+    /// Persists the ready ops the store does not hold yet (`stored` says which it
+    /// does), in causal order and durably, then applies them all and announces
+    /// their events. A read-only log persists nothing: ops not stored are dropped
+    /// (a peer sends them again).
+    pub(crate) async fn persist_and_commit(
+        &self,
+        ready: Vec<ReadyOp>,
+        stored: impl Fn(&OpId) -> bool,
+    ) -> Result<()> {
+        let mut ops = Vec::with_capacity(ready.len());
+        let mut records = Vec::new();
+        for r in ready {
+            let entry = match parse_entry(&r.op) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "ready op carries an invalid entry; dropped");
+                    continue;
+                }
+            };
+            if !stored(&r.op.id()) {
+                if self.config.read_only {
+                    tracing::debug!(op = %r.op.id(), "read-only log: op not in the store dropped");
+                    continue;
+                }
+                records.push(OpRecord::new(&r.op, r.evidence));
+            }
+            ops.push((r.op, entry));
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        if !records.is_empty() {
+            self.store.append(&records).await?;
+        }
+        let events = self.state.write().commit(ops);
+        self.notify(&events);
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@ mod follow;
 mod merge;
 mod open;
 mod read;
+mod scan;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,11 @@ pub use merge::{MergeDelivery, MergeRejected, MergeReport};
 pub struct EventLogConfig {
     /// Op limits; every sled of a deployment must use the same.
     pub limits: Limits,
+    /// The sleds allowed to author ops (their public keys); `None` accepts every
+    /// valid key. Every sled of a deployment should use the same set. Ops of others
+    /// are refused by merges (`Rejected::NotMember`, counted in
+    /// [`LogStats::rejected`]) and kept out of the view when found in the store.
+    pub members: Option<bft_json_crdt::Membership>,
     /// Ops read per store call during replay.
     pub replay_page: usize,
     /// Most entries signed and appended in one store call (group commit).
@@ -50,6 +56,7 @@ impl Default for EventLogConfig {
     fn default() -> Self {
         EventLogConfig {
             limits: Limits::default(),
+            members: None,
             replay_page: 4096,
             max_batch: 1024,
             max_extra_deps: 8,
@@ -150,6 +157,8 @@ pub struct EventLog<S: OpStore> {
     listeners: RwLock<Vec<Arc<dyn EventListener>>>,
     counters: Counters,
     opened: OpenStats,
+    /// Damaged rows found (at open, by catch-ups).
+    damage: Mutex<crate::damage::DamageLog>,
     /// The verified prefix of the store, extended by [`EventLog::checkpoint`].
     verified: async_lock::Mutex<(crate::checkpoint::Chain, crate::store::Position)>,
 }
@@ -162,6 +171,8 @@ pub struct OpenStats {
     /// Ops whose signatures and links were verified (the others were covered by this
     /// sled's signed replay checkpoint and only had their ids re-hashed).
     pub verified: u64,
+    /// Damaged rows found and kept out of the view (see [`EventLog::damage`]).
+    pub damaged: u64,
 }
 
 impl<S: OpStore> EventLog<S> {
@@ -206,6 +217,13 @@ impl<S: OpStore> EventLog<S> {
         for l in self.listeners.read().iter() {
             l.on_events(events);
         }
+    }
+
+    /// Damaged rows found in the store (at open and by later reads), kept out of
+    /// the view: the first [`crate::damage::MAX_REPORTED`], each with its position,
+    /// op id and reason.
+    pub fn damage(&self) -> Vec<crate::damage::DamagedRow> {
+        self.damage.lock().rows().to_vec()
     }
 
     /// What the open replayed and verified.

@@ -1,16 +1,15 @@
 //! Opening a log: replay the store, verify it, resume sequencing.
 
-use std::collections::HashMap;
-
-use bft_json_crdt::{Outcome, RawOp, SignedOp, SigningKey};
+use bft_json_crdt::SigningKey;
 use parking_lot::{Mutex, RwLock};
 
+use super::follow::{Fed, Sink, pull};
+use super::scan::{Scan, decode_record};
 use super::{Counters, EventLog, EventLogConfig, OpenStats, append};
 use crate::checkpoint::{self, Chain, Checkpoint};
-use crate::entry::Entry;
+use crate::damage::DamagedRow;
 use crate::error::{Error, Result};
-use crate::state::State;
-use crate::store::{OpRecord, OpStore, Position, StoreError};
+use crate::store::{OpRecord, OpStore, Position};
 
 impl<S: OpStore> EventLog<S> {
     /// Opens a log over `store`, signing as `key`, with the default configuration.
@@ -39,39 +38,46 @@ impl<S: OpStore> EventLog<S> {
                 None
             }
         };
-        let (state, chain, last, verified) = loop {
+        let (mut scan, last) = loop {
             match replay(&store, &config, trusted.as_ref()).await? {
-                Replayed::Done {
-                    state,
-                    chain,
-                    last,
-                    verified,
-                } => break (state, chain, last, verified),
+                Replayed::Done { scan, last } => break (scan, last),
                 Replayed::CheckpointMismatch => {
                     tracing::warn!(sled = %sled, "replay checkpoint does not match the store; verifying every op");
                     trusted = None;
                 }
             }
         };
-        if state.replica.buffered() > 0 {
-            return Err(StoreError::corrupt(
-                "store",
-                format!(
-                    "{} ops were stored before their dependencies (append order is not causal)",
-                    state.replica.buffered()
-                ),
-            )
-            .into());
+        // Rows that committed after the pages covering their positions were read
+        // (a shared store's concurrent writers), and forks: read by `(author, seq)`
+        // and by evidence, as a follower does.
+        let late = pull(
+            &store,
+            &mut ScanSink(&mut scan, &config),
+            config.replay_page,
+        )
+        .await?;
+        scan.finish();
+        if let Some(row) = own_chain_break(&scan, &sled) {
+            return Err(Error::OwnChainDamaged { row: Box::new(row) });
         }
-        if verified > 0 && config.save_checkpoints && !config.read_only {
-            save_checkpoint(&store, key.signing_key(), &chain, last).await;
+        let clean = scan.damage.is_empty() && late.applied == 0;
+        if scan.verified > 0 && clean && config.save_checkpoints && !config.read_only {
+            save_checkpoint(&store, key.signing_key(), &scan.chain, last).await;
         }
-        tracing::info!(sled = %sled, ops = chain.ops, verified, events = state.events.len(), "event log opened");
+        let Scan {
+            state,
+            chain,
+            damage,
+            verified,
+            ..
+        } = *scan;
+        tracing::info!(sled = %sled, ops = chain.ops, verified, damaged = damage.count(),
+            events = state.events.len(), "event log opened");
         Ok(EventLog {
             store,
             key,
             config,
-            state: RwLock::new(*state),
+            state: RwLock::new(state),
             queue: Mutex::new(Vec::new()),
             queued: event_listener::Event::new(),
             writer: async_lock::Mutex::new(append::Writer::default()),
@@ -81,9 +87,41 @@ impl<S: OpStore> EventLog<S> {
             opened: OpenStats {
                 replayed: chain.ops,
                 verified,
+                damaged: damage.count(),
             },
+            damage: Mutex::new(damage),
             verified: async_lock::Mutex::new((chain, last)),
         })
+    }
+}
+
+/// A damaged row that breaks this sled's own chain: one claiming a seq of ours
+/// beyond the ops of ours that are intact (a forged row at a seq we hold intact is
+/// only a forgery).
+fn own_chain_break(scan: &Scan, sled: &crate::event::SledId) -> Option<DamagedRow> {
+    let intact = scan.state.replica.max_seq(sled);
+    scan.damage
+        .rows()
+        .iter()
+        .filter(|r| r.author == *sled && r.seq > intact)
+        .min_by_key(|r| r.seq)
+        .cloned()
+}
+
+/// A [`Scan`] as the sink of [`pull`].
+struct ScanSink<'a>(&'a mut Scan, &'a EventLogConfig);
+
+impl Sink for ScanSink<'_> {
+    fn applied(&self) -> bft_json_crdt::VersionVector {
+        self.0.state.replica.version_vector()
+    }
+
+    fn settled(&self, id: &bft_json_crdt::OpId) -> bool {
+        self.0.state.replica.contains(id) || self.0.damage.contains(id)
+    }
+
+    async fn feed(&mut self, rows: Vec<OpRecord>) -> Result<Fed> {
+        Ok(self.0.verify_unpositioned(&rows, self.1))
     }
 }
 
@@ -113,6 +151,11 @@ impl<S: OpStore> EventLog<S> {
     /// up). Called by [`EventLog::close`]; call it periodically in long-running
     /// services. Returns how many ops it added.
     pub async fn checkpoint(&self) -> Result<u64> {
+        if !self.damage.lock().is_empty() {
+            // The chain of a store with damaged rows may hash rows that failed
+            // validation: it must never be sealed as verified.
+            return Ok(0);
+        }
         let mut guard = self.verified.lock().await;
         let (chain, position) = &mut *guard;
         let mut added = 0u64;
@@ -125,23 +168,18 @@ impl<S: OpStore> EventLog<S> {
                 break;
             }
             for (pos, rec) in &page {
-                let raw = RawOp {
-                    id: rec.id,
-                    bytes: rec.bytes.clone(),
-                };
-                let Ok(op) = raw.decode(&self.config.limits) else {
+                // Vouch only for the exact op this log verified: same id, same
+                // signature (the id does not cover it), columns matching the bytes.
+                let Ok((op, _)) = decode_record(rec, &self.config) else {
                     break 'pages;
                 };
-                // Vouch only for the exact op this log verified: same id, same
-                // signature (the id does not cover it), row fields matching the bytes.
                 let held = self
                     .state
                     .read()
                     .replica
                     .get(&op.id())
                     .map(|h| *h.signature());
-                if held != Some(*op.signature()) || op.author() != rec.author || op.seq() != rec.seq
-                {
+                if held != Some(*op.signature()) {
                     break 'pages;
                 }
                 chain.add(&op);
@@ -157,26 +195,20 @@ impl<S: OpStore> EventLog<S> {
 }
 
 enum Replayed {
-    Done {
-        state: Box<State>,
-        chain: Chain,
-        last: Position,
-        verified: u64,
-    },
+    Done { scan: Box<Scan>, last: Position },
     CheckpointMismatch,
 }
 
-/// Replays the whole store. Ops up to a valid checkpoint only have their ids checked
-/// (and are hashed into the chain compared with it); the rest are fully verified.
+/// Replays the whole store in load order. Rows up to a valid checkpoint only have
+/// their ids re-hashed and columns checked (and are hashed into the chain compared
+/// with it); the rest are fully verified. Damaged rows are recorded, not fatal.
 async fn replay<S: OpStore>(
     store: &S,
     config: &EventLogConfig,
     trusted: Option<&Checkpoint>,
 ) -> Result<Replayed> {
-    let mut state = State::new(config.limits);
-    let mut chain = Chain::default();
+    let mut scan = Box::new(Scan::new(config));
     let mut after = Position::START;
-    let mut verified = 0u64;
     let limit = trusted.map_or(Position::START, |c| c.position);
     let mut checked = trusted.is_none();
     let page_size = config.replay_page.max(1);
@@ -187,25 +219,18 @@ async fn replay<S: OpStore>(
         let work = async {
             let split = page.partition_point(|(pos, _)| *pos <= limit);
             let (prefix, rest) = page.split_at(split);
-            let ops = decode_all(prefix, config)?;
-            for (op, _) in &ops {
-                chain.add(op);
-            }
-            state.commit_quiet(ops);
+            scan.trusted(prefix, config);
             if let Some(c) = trusted.filter(|_| !checked && (!rest.is_empty() || after == limit)) {
-                if chain.ops != c.ops || chain.digest() != c.digest {
-                    return Ok(false);
+                if scan.chain.ops != c.ops || scan.chain.digest() != c.digest {
+                    return false;
                 }
                 checked = true;
             }
-            if !rest.is_empty() {
-                verified += rest.len() as u64;
-                replay_page(&mut state, &mut chain, rest, config)?;
-            }
-            Ok::<bool, Error>(true)
+            scan.verify(rest, config);
+            true
         };
         let (next, matched) = futures::join!(store.load(after, page_size), work);
-        if !matched? {
+        if !matched {
             return Ok(Replayed::CheckpointMismatch);
         }
         page = next?;
@@ -214,126 +239,5 @@ async fn replay<S: OpStore>(
         // The store ends before the checkpoint's position.
         return Ok(Replayed::CheckpointMismatch);
     }
-    Ok(Replayed::Done {
-        state: Box::new(state),
-        chain,
-        last: after,
-        verified,
-    })
-}
-
-/// Decodes one stored op, checking it matches its row.
-pub(crate) fn decode_record(
-    position: Position,
-    rec: &OpRecord,
-    config: &EventLogConfig,
-) -> Result<(SignedOp, Entry)> {
-    let op = RawOp::decode_claimed(rec.id, &rec.bytes, &config.limits).map_err(|reason| {
-        Error::Tampered {
-            position,
-            id: rec.id,
-            reason: Box::new(reason),
-        }
-    })?;
-    if op.author() != rec.author || op.seq() != rec.seq {
-        return Err(StoreError::corrupt(
-            format!("position {position} (op {})", rec.id),
-            format!(
-                "row says author {} seq {}, its bytes say author {} seq {}",
-                rec.author,
-                rec.seq,
-                op.author(),
-                op.seq()
-            ),
-        )
-        .into());
-    }
-    let entry = parse_entry(&op)?;
-    Ok((op, entry))
-}
-
-/// Decodes many stored ops (ids re-hashed, payloads parsed), spread over the cores.
-fn decode_all(
-    page: &[(Position, OpRecord)],
-    config: &EventLogConfig,
-) -> Result<Vec<(SignedOp, Entry)>> {
-    const MIN_PARALLEL: usize = 512;
-    let decode = |(pos, rec): &(Position, OpRecord)| decode_record(*pos, rec, config);
-    if bft_json_crdt::cores() < 2 || page.len() < MIN_PARALLEL {
-        return page.iter().map(decode).collect();
-    }
-    // Spread over the cores (rayon's pool, as signing and verification), keeping
-    // the page's order so that the first bad record is the one reported.
-    use rayon::prelude::*;
-    let decoded: Vec<Result<(SignedOp, Entry)>> = page
-        .par_iter()
-        .with_min_len(MIN_PARALLEL / 4)
-        .map(decode)
-        .collect();
-    decoded.into_iter().collect()
-}
-
-/// Parses and validates the entry an op carries.
-pub(crate) fn parse_entry(op: &SignedOp) -> Result<Entry> {
-    let entry = Entry::from_payload(op.payload()).map_err(|e| Error::BadPayload {
-        id: op.id(),
-        detail: e.to_string(),
-    })?;
-    entry.validate().map_err(|detail| Error::BadPayload {
-        id: op.id(),
-        detail,
-    })?;
-    Ok(entry)
-}
-
-fn replay_page(
-    state: &mut State,
-    chain: &mut Chain,
-    page: &[(Position, OpRecord)],
-    config: &EventLogConfig,
-) -> Result<()> {
-    let mut positions = HashMap::with_capacity(page.len());
-    let mut entries = HashMap::with_capacity(page.len());
-    let mut ops = Vec::with_capacity(page.len());
-    for (pos, rec) in page {
-        let (op, entry) = decode_record(*pos, rec, config)?;
-        chain.add(&op);
-        positions.insert(op.id(), *pos);
-        entries.insert(op.id(), entry);
-        ops.push(op);
-    }
-    let ingest = state.replica.ingest(ops);
-    for d in &ingest.deliveries {
-        match &d.result {
-            Err(reason) => {
-                return Err(Error::Tampered {
-                    position: positions.get(&d.id).copied().unwrap_or_default(),
-                    id: d.id,
-                    reason: Box::new(reason.clone()),
-                });
-            }
-            Ok(Outcome::Duplicate) => {
-                return Err(StoreError::corrupt(
-                    format!(
-                        "position {}",
-                        positions.get(&d.id).copied().unwrap_or_default()
-                    ),
-                    format!("op {} is stored twice", d.id),
-                )
-                .into());
-            }
-            Ok(_) => {}
-        }
-    }
-    let mut ready = Vec::with_capacity(ingest.ready.len());
-    for r in ingest.ready {
-        // Ops released from the buffer came from an earlier page.
-        let entry = match entries.remove(&r.op.id()) {
-            Some(e) => e,
-            None => parse_entry(&r.op)?,
-        };
-        ready.push((r.op, entry));
-    }
-    state.commit_quiet(ready);
-    Ok(())
+    Ok(Replayed::Done { scan, last: after })
 }

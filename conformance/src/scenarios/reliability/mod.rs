@@ -1,8 +1,12 @@
 //! Scenarios for the defects a review found: no input, fault or peer may brick,
 //! stall, split or silently lose a log, on any store.
 
+mod damage;
 mod excluded;
+mod followers;
 mod limits;
 
+pub use damage::{damaged_rows_quarantined, own_chain_damage_refuses_open};
 pub use excluded::excluded_sled_refuses_appends;
+pub use followers::{follower_catches_up_any_lag, followers_see_equivocation, late_rows_replayed};
 pub use limits::{config_validated, over_limits_refused};

@@ -70,7 +70,9 @@ macro_rules! store_tests {
             own_chain_damage_refuses_open,
             follower_catches_up_any_lag,
             followers_see_equivocation,
-            late_rows_replayed
+            late_rows_replayed,
+            non_members_refused,
+            buffer_flood_is_contained
         );
     };
 }

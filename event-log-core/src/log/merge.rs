@@ -42,6 +42,16 @@ pub struct MergeReport {
     pub deliveries: Vec<MergeDelivery>,
 }
 
+impl MergeRejected {
+    /// A short stable name of the reason, for counters.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            MergeRejected::Op(r) => r.reason(),
+            MergeRejected::BadPayload { .. } => "bad_payload",
+        }
+    }
+}
+
 impl MergeReport {
     fn count(&self, f: impl Fn(&MergeDelivery) -> bool) -> usize {
         self.deliveries.iter().filter(|d| f(d)).count()
@@ -142,8 +152,10 @@ impl<S: OpStore> EventLog<S> {
             .rejected
             .fetch_add(rejected, Ordering::Relaxed);
         if rejected > 0 {
+            let mut by = self.counters.rejected_by_reason.lock();
             for d in report.rejected() {
                 if let Err(e) = &d.result {
+                    *by.entry(e.reason()).or_default() += 1;
                     tracing::warn!(op = %d.id, reason = %e, "merge refused op");
                 }
             }

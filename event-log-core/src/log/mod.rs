@@ -118,7 +118,7 @@ pub trait EventListener: Send + Sync + 'static {
 }
 
 /// Counters a user may graph. Cheap to read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogStats {
     /// Entries this sled appended since open.
     pub appended: u64,
@@ -128,6 +128,11 @@ pub struct LogStats {
     pub merged: u64,
     /// Ops refused by merges since open.
     pub rejected: u64,
+    /// Ops refused by merges since open, by reason (`not_member`, `bad_signature`,
+    /// … see `Rejected::reason`).
+    pub rejected_by_reason: std::collections::BTreeMap<&'static str, u64>,
+    /// Damaged rows found in the store (at open and by catch-ups).
+    pub damaged: u64,
 }
 
 #[derive(Default)]
@@ -136,6 +141,7 @@ struct Counters {
     append_calls: AtomicU64,
     merged: AtomicU64,
     rejected: AtomicU64,
+    rejected_by_reason: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 /// A durable, replicated, tamper-evident log of transitions, over a store `S`.
@@ -238,6 +244,8 @@ impl<S: OpStore> EventLog<S> {
             append_calls: self.counters.append_calls.load(Ordering::Relaxed),
             merged: self.counters.merged.load(Ordering::Relaxed),
             rejected: self.counters.rejected.load(Ordering::Relaxed),
+            rejected_by_reason: self.counters.rejected_by_reason.lock().clone(),
+            damaged: self.damage.lock().count(),
         }
     }
 

@@ -72,7 +72,8 @@ macro_rules! store_tests {
             followers_see_equivocation,
             late_rows_replayed,
             non_members_refused,
-            buffer_flood_is_contained
+            buffer_flood_is_contained,
+            own_late_write_resolved
         );
     };
 }

@@ -18,6 +18,8 @@ pub(crate) struct Pending {
     entries: Vec<Entry>,
     /// The entries' payloads, encoded (and checked against the limits) by the caller.
     payloads: Vec<Vec<u8>>,
+    /// Times the store refused it because another writer of this sled held its seq.
+    conflicts: u8,
     reply: oneshot::Sender<Result<Vec<LoggedEvent>>>,
 }
 
@@ -29,6 +31,10 @@ const SIGN_CHUNK: usize = 128;
 /// leader stops sending as soon as one waits). The pipeline drains at each handover,
 /// so a short budget costs throughput under load.
 const LEADER_BUDGET: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Times one request is re-sequenced after its seq was found taken by another
+/// writer of this sled, before the conflict is reported.
+const MAX_OWN_CONFLICTS: u8 = 3;
 
 /// Most groups in flight at once, whatever the store allows.
 const MAX_PIPELINE: usize = 64;
@@ -226,6 +232,9 @@ pub(crate) struct Writer {
     /// stored. They are appended again (idempotent) before any new op, so a seq is
     /// never reused for different content.
     in_doubt: Vec<(SignedOp, Entry)>,
+    /// The store holds ops of this sled that this log does not: catch up before
+    /// the next group is sequenced.
+    behind: bool,
 }
 
 impl<S: OpStore> EventLog<S> {
@@ -292,6 +301,7 @@ impl<S: OpStore> EventLog<S> {
         self.queue.lock().push(Pending {
             entries,
             payloads,
+            conflicts: 0,
             reply: tx,
         });
         self.queued.notify(1);
@@ -310,7 +320,11 @@ impl<S: OpStore> EventLog<S> {
                     // was not among the groups written, wait again for the reply or
                     // the lock.
                     self.lead(&mut writer).await;
+                    let behind = std::mem::take(&mut writer.behind);
                     drop(writer);
+                    if behind && let Err(e) = self.catch_up().await {
+                        tracing::warn!(error = %e, "cannot catch up with this sled's own ops in the store");
+                    }
                     if self.others_waiting.load(Ordering::Relaxed) > 0 {
                         // A merge, catch-up or flush waits for the lock: let it run
                         // before taking the lock again.
@@ -565,8 +579,24 @@ impl<S: OpStore> EventLog<S> {
                                 }
                             }
                             match e {
+                                StoreError::Conflict { author, .. } if author == self.sled_id() => {
+                                    // Another writer of this sled took the seq: a
+                                    // previous process's last write that committed
+                                    // after this one opened. Catch up, then
+                                    // re-sequence (a few times at most).
+                                    tracing::info!(error = %e, "own seq taken; catching up and re-sequencing");
+                                    w.behind = true;
+                                    let (again, give_up): (Vec<_>, Vec<_>) = callers
+                                        .into_iter()
+                                        .map(|mut p| {
+                                            p.conflicts += 1;
+                                            p
+                                        })
+                                        .partition(|p| p.conflicts < MAX_OWN_CONFLICTS);
+                                    reply_all(give_up, Error::Store, e);
+                                    drop(Waiters::requeue_on_drop(again, &self.queue));
+                                }
                                 StoreError::Conflict { .. } => {
-                                    // Another writer holds our seqs.
                                     tracing::warn!(error = %e, "append refused");
                                     reply_all(callers, Error::Store, e);
                                 }

@@ -6,9 +6,11 @@ mod excluded;
 mod followers;
 mod limits;
 mod membership;
+mod restart;
 
 pub use damage::{damaged_rows_quarantined, own_chain_damage_refuses_open};
 pub use excluded::excluded_sled_refuses_appends;
 pub use followers::{follower_catches_up_any_lag, followers_see_equivocation, late_rows_replayed};
 pub use limits::{config_validated, over_limits_refused};
 pub use membership::{buffer_flood_is_contained, non_members_refused};
+pub use restart::own_late_write_resolved;

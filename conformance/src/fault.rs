@@ -12,6 +12,9 @@ use event_log_core::{
 };
 use parking_lot::Mutex;
 
+/// A closed gate of a [`FaultStore`]: appends wait until it is dropped.
+pub struct Gate(#[allow(dead_code)] tokio::sync::OwnedRwLockWriteGuard<()>);
+
 #[derive(Default)]
 struct Knobs {
     /// Ops `load` does not return (rows that committed after the page covering
@@ -24,13 +27,26 @@ struct Knobs {
     lose_answers: HashSet<u64>,
 }
 
-/// Wraps a store; every knob is off until set. Cloning shares the knobs.
-#[derive(Clone)]
+/// Wraps a store; every knob is off until set. Cloning shares the store and the
+/// knobs.
 pub struct FaultStore<S> {
     inner: Arc<S>,
     knobs: Arc<Mutex<Knobs>>,
+    gate: Arc<tokio::sync::RwLock<()>>,
     appends: Arc<AtomicU64>,
     calls: Arc<AtomicUsize>,
+}
+
+impl<S> Clone for FaultStore<S> {
+    fn clone(&self) -> Self {
+        FaultStore {
+            inner: self.inner.clone(),
+            knobs: self.knobs.clone(),
+            gate: self.gate.clone(),
+            appends: self.appends.clone(),
+            calls: self.calls.clone(),
+        }
+    }
 }
 
 impl<S: OpStore> FaultStore<S> {
@@ -39,6 +55,7 @@ impl<S: OpStore> FaultStore<S> {
         FaultStore {
             inner: Arc::new(inner),
             knobs: Arc::default(),
+            gate: Arc::default(),
             appends: Arc::default(),
             calls: Arc::default(),
         }
@@ -67,6 +84,12 @@ impl<S: OpStore> FaultStore<S> {
         self.knobs.lock().lose_answers.insert(base + n);
     }
 
+    /// Holds every append at the gate until the returned guard is dropped (an
+    /// append already past the gate is not held).
+    pub async fn close_gate(&self) -> Gate {
+        Gate(self.gate.clone().write_owned().await)
+    }
+
     /// Store calls made through the wrapper.
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
@@ -88,6 +111,7 @@ impl<S: OpStore> FaultStore<S> {
         write: impl Future<Output = Result<(), StoreError>>,
     ) -> Result<(), StoreError> {
         self.call();
+        let _open = self.gate.read().await;
         let n = self.appends.fetch_add(1, Ordering::SeqCst) + 1;
         let (fail, lose) = {
             let k = self.knobs.lock();

@@ -73,7 +73,9 @@ macro_rules! store_tests {
             late_rows_replayed,
             non_members_refused,
             buffer_flood_is_contained,
-            own_late_write_resolved
+            own_late_write_resolved,
+            idempotent_retries,
+            dropped_append_withdrawn
         );
     };
 }

@@ -76,6 +76,17 @@ pub enum Error {
         /// The first equivocated seq.
         seq: u64,
     },
+    /// The idempotency key was used by this sled for another transition (other
+    /// story, stages or event): a retry must carry the same content.
+    #[error(
+        "idempotency key {key:?} already holds event {existing} of this sled, with other content"
+    )]
+    IdempotencyKeyReused {
+        /// The key.
+        key: String,
+        /// The event that holds it.
+        existing: crate::event::EventId,
+    },
     /// The configuration cannot work or could sign ops other sleds refuse.
     #[error(transparent)]
     Config(#[from] ConfigError),

@@ -14,6 +14,8 @@ pub(crate) struct State {
     pub(crate) events: BTreeMap<(SledId, EventId), LoggedEvent>,
     /// story → its events.
     pub(crate) by_story: HashMap<String, BTreeSet<(SledId, EventId)>>,
+    /// (sled, idempotency key) → the event holding it.
+    keys: HashMap<(SledId, String), EventId>,
 }
 
 impl State {
@@ -26,6 +28,7 @@ impl State {
             },
             events: BTreeMap::new(),
             by_story: HashMap::new(),
+            keys: HashMap::new(),
         }
     }
 
@@ -80,8 +83,22 @@ impl State {
         added
     }
 
+    /// The event of `sled` holding an idempotency key.
+    pub(crate) fn keyed(&self, sled: &SledId, key: &str) -> Option<&LoggedEvent> {
+        let id = self.keys.get(&(*sled, key.to_owned()))?;
+        self.events.get(&(*sled, *id))
+    }
+
     fn index(&mut self, ev: LoggedEvent) {
         let key = (ev.sled_id, ev.event_id);
+        if let crate::entry::Entry::Transition(t) = &ev.entry
+            && let Some(k) = &t.idempotency_key
+        {
+            // The first event holding a key keeps it.
+            self.keys
+                .entry((ev.sled_id, k.clone()))
+                .or_insert(ev.event_id);
+        }
         if let Some(story) = ev.story_id() {
             match self.by_story.get_mut(story) {
                 Some(set) => {

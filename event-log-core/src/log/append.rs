@@ -1,6 +1,6 @@
 //! Appending this sled's entries: sequencing, signing, group commit.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 
 use bft_json_crdt::{Draft, KeyPair, Op, OpId, SignedOp};
@@ -263,6 +263,17 @@ impl<S: OpStore> EventLog<S> {
     /// An error with an unknown outcome (the store was unreachable mid-write) means
     /// the entries may be stored; they are then completed by the next append, never
     /// dropped, and their seqs are never reused for other content.
+    ///
+    /// # Cancellation and retries
+    /// Dropping the returned future (a caller's timeout) before a writer took the
+    /// request withdraws it: it is never written. Once a writer took it (it is being
+    /// signed or written for a group), it is written — or in doubt and completed
+    /// later — whatever happens to the future, and its outcome is only learnt by
+    /// reading the log. To retry safely, give transitions an idempotency key
+    /// ([`Transition::with_idempotency_key`]): an append whose keys this sled
+    /// already used returns the events stored first and writes nothing (the same
+    /// key on other content is [`Error::IdempotencyKeyReused`]); concurrent appends
+    /// with one key write it once.
     pub async fn append_all(&self, entries: Vec<Entry>) -> Result<Vec<LoggedEvent>> {
         if entries.is_empty() {
             return Ok(Vec::new());
@@ -415,6 +426,8 @@ impl<S: OpStore> EventLog<S> {
         }
         let depth = self.store.append_pipeline().clamp(1, MAX_PIPELINE);
         let started = std::time::Instant::now();
+        // Idempotency keys of the requests this leader took.
+        let mut keys: HashSet<String> = HashSet::new();
         let mut flights: VecDeque<Flight<'_>> = VecDeque::new();
         // Requests linked into the chain and being signed, in chain order.
         let mut signing: VecDeque<Signing<'_>> = VecDeque::new();
@@ -470,7 +483,7 @@ impl<S: OpStore> EventLog<S> {
                     .config
                     .max_batch
                     .saturating_sub(next.as_ref().map_or(0, |(_, ops)| ops.len()));
-                let list = self.take_batch(room);
+                let list = self.take_batch(room, &mut keys);
                 if !list.is_empty() {
                     signing.push_back(self.start_signing(list, &mut tip, true));
                     continue;
@@ -510,7 +523,7 @@ impl<S: OpStore> EventLog<S> {
                     idle = true;
                     YieldNow(false).await;
                 }
-                let list = self.take_batch(room);
+                let list = self.take_batch(room, &mut keys);
                 if !list.is_empty() {
                     idle = false;
                     // Nothing else to do meanwhile: sign here. Otherwise in the
@@ -771,18 +784,97 @@ impl<S: OpStore> EventLog<S> {
 
     /// Takes queued requests holding at most `room` entries (at least one request
     /// when `room` > 0, however large).
-    fn take_batch(&self, room: usize) -> Vec<Pending> {
+    fn take_batch(&self, room: usize, keys: &mut HashSet<String>) -> Vec<Pending> {
         if room == 0 {
             return Vec::new();
         }
         let mut q = self.queue.lock();
+        let mut taken = Vec::new();
+        let mut left = Vec::new();
         let mut n = 0;
-        let mut k = 0;
-        while k < q.len() && (k == 0 || n + q[k].entries.len() <= room) {
-            n += q[k].entries.len();
-            k += 1;
+        let mut full = false;
+        for p in q.drain(..) {
+            if p.reply.is_canceled() {
+                // Its caller gave up before any writer took it: withdrawn.
+                continue;
+            }
+            // First come, first taken: once one does not fit, the rest wait too.
+            full = full || (!taken.is_empty() && n + p.entries.len() > room);
+            if full {
+                left.push(p);
+                continue;
+            }
+            match self.resolve_keys(&p, keys) {
+                Keys::Fresh => {
+                    for k in p.entries.iter().filter_map(entry_key) {
+                        keys.insert(k.to_owned());
+                    }
+                    n += p.entries.len();
+                    taken.push(p);
+                }
+                // The same key is being written for another request: wait for its
+                // outcome (the next leader finds it committed).
+                Keys::InFlight => left.push(p),
+                Keys::Answered(reply) => {
+                    let _ = p.reply.send(reply);
+                }
+            }
         }
-        q.drain(..k).collect()
+        *q = left;
+        taken
+    }
+
+    /// Whether a request's idempotency keys are new, being written, or already
+    /// answer it.
+    fn resolve_keys(&self, p: &Pending, in_flight: &HashSet<String>) -> Keys {
+        if !p.entries.iter().any(|e| entry_key(e).is_some()) {
+            return Keys::Fresh;
+        }
+        if p.entries
+            .iter()
+            .filter_map(entry_key)
+            .any(|k| in_flight.contains(k))
+        {
+            return Keys::InFlight;
+        }
+        let st = self.state.read();
+        let mut existing = Vec::new();
+        for e in &p.entries {
+            let Some(k) = entry_key(e) else { continue };
+            match st.keyed(&self.sled_id(), k) {
+                Some(held) if same_transition(&held.entry, e) => existing.push(held.clone()),
+                Some(held) => {
+                    return Keys::Answered(Err(Error::IdempotencyKeyReused {
+                        key: k.to_owned(),
+                        existing: held.event_id,
+                    }));
+                }
+                None if existing.is_empty() => return Keys::Fresh,
+                None => {
+                    return Keys::Answered(Err(Error::IdempotencyKeyReused {
+                        key: k.to_owned(),
+                        existing: existing[0].event_id,
+                    }));
+                }
+            }
+        }
+        if existing.len() == p.entries.len() {
+            Keys::Answered(Ok(existing))
+        } else if existing.is_empty() {
+            Keys::Fresh
+        } else {
+            // Part of the call was written before under these keys, part not: a
+            // retry must repeat the call as it was.
+            Keys::Answered(Err(Error::IdempotencyKeyReused {
+                key: p
+                    .entries
+                    .iter()
+                    .find_map(entry_key)
+                    .unwrap_or_default()
+                    .to_owned(),
+                existing: existing[0].event_id,
+            }))
+        }
     }
 
     /// Links the batch's ops (seqs, deps, lamports, ids), reading the state under its
@@ -847,6 +939,37 @@ impl<S: OpStore> EventLog<S> {
         }
         let (id, lamport) = prev.expect("a batch holds at least one entry");
         (drafts, entries, Tip { seq, id, lamport })
+    }
+}
+
+/// What a request's idempotency keys say about it.
+enum Keys {
+    /// No key of it was used: write it.
+    Fresh,
+    /// A key of it is being written for another request.
+    InFlight,
+    /// Answered from what is stored.
+    Answered(Result<Vec<LoggedEvent>>),
+}
+
+/// The idempotency key of an entry, if it has one.
+fn entry_key(e: &Entry) -> Option<&str> {
+    match e {
+        Entry::Transition(t) => t.idempotency_key.as_deref(),
+        _ => None,
+    }
+}
+
+/// A retry carries the same transition; only its timestamp may differ.
+fn same_transition(held: &Entry, retry: &Entry) -> bool {
+    match (held, retry) {
+        (Entry::Transition(a), Entry::Transition(b)) => {
+            a.story_id == b.story_id
+                && a.from_stage == b.from_stage
+                && a.to_stage == b.to_stage
+                && a.pipeline_event == b.pipeline_event
+        }
+        _ => false,
     }
 }
 

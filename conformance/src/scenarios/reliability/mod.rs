@@ -4,6 +4,7 @@
 mod damage;
 mod excluded;
 mod followers;
+mod idempotency;
 mod limits;
 mod membership;
 mod restart;
@@ -11,6 +12,7 @@ mod restart;
 pub use damage::{damaged_rows_quarantined, own_chain_damage_refuses_open};
 pub use excluded::excluded_sled_refuses_appends;
 pub use followers::{follower_catches_up_any_lag, followers_see_equivocation, late_rows_replayed};
+pub use idempotency::{dropped_append_withdrawn, idempotent_retries};
 pub use limits::{config_validated, over_limits_refused};
 pub use membership::{buffer_flood_is_contained, non_members_refused};
 pub use restart::own_late_write_resolved;

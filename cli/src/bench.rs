@@ -86,6 +86,25 @@ fn sign_chain(
     Ok(out)
 }
 
+/// Starts one producer of the throughput measurement: `per` appends, each awaited.
+///
+/// Generic on purpose: spawned where the store type is `Arc<dyn OpStore>`, the
+/// compiler cannot prove the append future `Send` for every lifetime of the `dyn`;
+/// here it follows from `S: OpStore`.
+fn spawn_producer<S: OpStore>(
+    log: Arc<EventLog<S>>,
+    p: u64,
+    per: u64,
+) -> tokio::task::JoinHandle<Result<(), event_log::Error>> {
+    tokio::spawn(async move {
+        for i in 0..per {
+            log.append_transition(Transition::now(format!("p{p}-{i}"), "a", "b", "E"))
+                .await?;
+        }
+        Ok(())
+    })
+}
+
 fn fdatasync_latency(dir: &std::path::Path, n: u32) -> std::io::Result<Duration> {
     let path = dir.join("evlog-bench-fsync.tmp");
     let mut f = std::fs::OpenOptions::new()
@@ -177,13 +196,7 @@ pub async fn run(a: Args) -> CmdResult {
     let mut tasks = Vec::new();
     for p in 0..producers {
         let log = log.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in 0..per {
-                log.append_transition(Transition::now(format!("p{p}-{i}"), "a", "b", "E"))
-                    .await?;
-            }
-            Ok::<_, event_log::Error>(())
-        }));
+        tasks.push(spawn_producer(log, p, per));
     }
     for t in tasks {
         t.await??;

@@ -75,7 +75,9 @@ macro_rules! store_tests {
             buffer_flood_is_contained,
             own_late_write_resolved,
             idempotent_retries,
-            dropped_append_withdrawn
+            dropped_append_withdrawn,
+            rolled_back_store_never_resigns,
+            truncated_tail_detected
         );
     };
 }

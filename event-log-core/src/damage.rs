@@ -144,3 +144,19 @@ impl DamageLog {
         self.count == 0
     }
 }
+
+/// Acknowledged ops of a sled that the store no longer holds: a signed frontier (a
+/// checkpoint in the store, this sled's watermark) says the sled had ops up to
+/// `acknowledged`, the store holds them intact only up to `held`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "sled {sled}: the store holds its ops up to seq {held}, but a signed frontier shows ops up to seq {acknowledged}"
+)]
+pub struct MissingOps {
+    /// The sled.
+    pub sled: AuthorId,
+    /// Highest seq of the sled the store holds intact.
+    pub held: u64,
+    /// Highest seq a signed frontier records.
+    pub acknowledged: u64,
+}

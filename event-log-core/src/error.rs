@@ -87,6 +87,31 @@ pub enum Error {
         /// The event that holds it.
         existing: crate::event::EventId,
     },
+    /// The store holds fewer of this sled's ops than the sled signed (its watermark
+    /// or a checkpoint says so): it lost acknowledged ops. Appending would sign those
+    /// seqs again with new content, an equivocation every replica punishes, so
+    /// appends wait until the ops are back.
+    #[error(
+        "the store holds this sled's ops up to seq {held}, but the sled signed ops up to seq {signed} \
+         (its watermark or checkpoint says so): the store lost acknowledged ops (restored from a backup? \
+         failed over to an asynchronous standby? power lost with durability=normal?). Appending now would \
+         sign those seqs again with new content. Bring them back first (evlog sync --from PEER --to STORE, \
+         or catch up from a shared store or peer), then append; or start a new sled with a new key"
+    )]
+    RolledBack {
+        /// Highest own seq the store holds.
+        held: u64,
+        /// Highest own seq signed.
+        signed: u64,
+    },
+    /// The sled's watermark cannot be read: without it the log cannot tell whether
+    /// its store lost ops it signed.
+    #[error("cannot read the sled's watermark: {source}")]
+    Watermark {
+        /// Why.
+        #[source]
+        source: crate::store::BoxError,
+    },
     /// The configuration cannot work or could sign ops other sleds refuse.
     #[error(transparent)]
     Config(#[from] ConfigError),

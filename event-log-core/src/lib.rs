@@ -27,6 +27,7 @@ pub mod memstore;
 mod state;
 pub mod store;
 pub mod sync;
+pub mod watermark;
 
 /// The CRDT layer, for tools that work on ops directly.
 pub use bft_json_crdt as bft;
@@ -34,14 +35,15 @@ pub use bft_json_crdt::{
     AuthorId, Equivocation, Limits, Membership, OpId, Outcome, RawOp, Rejected, SignedOp,
     SigningKey, VersionVector,
 };
-pub use damage::{DamageKind, DamagedRow};
+pub use damage::{DamageKind, DamagedRow, MissingOps};
 pub use entry::{Entry, Gap, Origin, RunId, Transition, Unclean};
 pub use error::{ConfigError, Error, Result};
 pub use event::{EventId, LoggedEvent, SledId, render_lines};
 pub use log::{
     CatchUp, EventListener, EventLog, EventLogConfig, LogStats, MergeDelivery, MergeRejected,
-    MergeReport, OpenStats,
+    MergeReport, OpenStats, VerifyReport, verify,
 };
 pub use memstore::MemStore;
 pub use store::{BoxError, OpKey, OpRecord, OpStore, Position, StoreError, StoreErrorKind};
 pub use sync::{SyncReport, push, push_chunked, sync};
+pub use watermark::{MemWatermark, SharedWatermark, Watermark};

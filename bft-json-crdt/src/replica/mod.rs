@@ -280,6 +280,13 @@ impl Replica {
         self.ops.is_empty()
     }
 
+    /// The op at an author's highest applied seq (the lowest id if it equivocated
+    /// there).
+    pub fn tip(&self, author: &AuthorId) -> Option<&SignedOp> {
+        let (_, ids) = self.authors.get(author)?.by_seq.last_key_value()?;
+        ids.sorted().first().and_then(|id| self.ops.get(id))
+    }
+
     /// The deps a buffered op still waits for (empty if it is not buffered).
     pub fn missing_deps(&self, id: &OpId) -> Vec<OpId> {
         self.buffer.missing(id)

@@ -289,6 +289,9 @@ impl<S: OpStore> EventLog<S> {
                 seq,
             });
         }
+        if let Some((held, signed)) = self.rolled_back() {
+            return Err(Error::RolledBack { held, signed });
+        }
         let limit = self.config.limits.max_payload;
         let mut payloads = Vec::with_capacity(entries.len());
         for e in &entries {
@@ -371,6 +374,7 @@ impl<S: OpStore> EventLog<S> {
                 let ops = std::mem::take(&mut w.in_doubt);
                 let n = ops.len();
                 tracing::info!(ops = n, "completed appends whose outcome was unknown");
+                self.advance_mark(ops.last().map(|(op, _)| op));
                 let events = self.state.write().commit(ops);
                 self.notify(&events);
                 self.settle_unblocked().await;
@@ -413,15 +417,19 @@ impl<S: OpStore> EventLog<S> {
         if !w.in_doubt.is_empty() && !self.complete_in_doubt(w).await {
             return;
         }
+        let refusal = |make: &dyn Fn() -> Error| {
+            for p in std::mem::take(&mut *self.queue.lock()) {
+                let _ = p.reply.send(Err(make()));
+            }
+        };
         if let Some(seq) = self.excluded_since() {
             // A merge since these requests queued showed that this sled equivocated.
-            let waiting = std::mem::take(&mut *self.queue.lock());
-            for p in waiting {
-                let _ = p.reply.send(Err(Error::Excluded {
-                    sled: self.sled_id(),
-                    seq,
-                }));
-            }
+            let sled = self.sled_id();
+            refusal(&|| Error::Excluded { sled, seq });
+            return;
+        }
+        if let Some((held, signed)) = self.rolled_back() {
+            refusal(&|| Error::RolledBack { held, signed });
             return;
         }
         let depth = self.store.append_pipeline().clamp(1, MAX_PIPELINE);
@@ -731,6 +739,7 @@ impl<S: OpStore> EventLog<S> {
             .iter()
             .map(|(op, entry)| crate::state::event_of(op, entry.clone()))
             .collect();
+        self.advance_mark(ops.last().map(|(op, _)| op));
         let events = self.state.write().commit(ops);
         self.notify(&events);
         // Answer before anything else is awaited: if this leader's future is dropped
@@ -758,6 +767,33 @@ impl<S: OpStore> EventLog<S> {
         };
         if let Err(e) = self.persist_and_commit(ready, |_| false).await {
             tracing::warn!(error = %e, "could not persist buffered ops released by a local append");
+        }
+    }
+
+    /// `(held, signed)` while the store holds fewer of this sled's ops than it
+    /// signed (see [`crate::watermark`]); `None` once they are back.
+    fn rolled_back(&self) -> Option<(u64, u64)> {
+        let mut owed = self.signed_up_to.lock();
+        let signed = (*owed)?;
+        let held = self.state.read().replica.max_seq(&self.sled_id());
+        if held >= signed {
+            tracing::info!(held, "this sled's missing ops are back; appending again");
+            *owed = None;
+            return None;
+        }
+        Some((held, signed))
+    }
+
+    /// Moves this sled's watermark to `op`, its newest durable op.
+    pub(crate) fn advance_mark(&self, op: Option<&SignedOp>) {
+        if let (Some(w), Some(op)) = (&self.config.watermark, op)
+            && !self.config.read_only
+        {
+            let mark = crate::watermark::Mark {
+                seq: op.seq(),
+                id: op.id(),
+            };
+            w.0.save(mark.seal(self.key.signing_key()));
         }
     }
 

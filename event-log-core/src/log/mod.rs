@@ -10,6 +10,7 @@ mod merge;
 mod open;
 mod read;
 mod scan;
+mod verify;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +24,7 @@ use crate::store::OpStore;
 
 pub use follow::CatchUp;
 pub use merge::{MergeDelivery, MergeRejected, MergeReport};
+pub use verify::{VerifyReport, verify};
 
 /// Tunables of an [`EventLog`]. The defaults suit most deployments.
 #[derive(Debug, Clone)]
@@ -44,6 +46,11 @@ pub struct EventLogConfig {
     /// [`EventLog::checkpoint`]). Turn it off for read-only tools that open a store
     /// with a throwaway key, so they write nothing to it.
     pub save_checkpoints: bool,
+    /// Where this sled keeps its signed high-water mark outside the store (see
+    /// [`crate::watermark`]), so that a store that lost acknowledged ops cannot
+    /// make it sign a seq twice. `None`: only the store's own checkpoint is
+    /// compared.
+    pub watermark: Option<crate::watermark::SharedWatermark>,
     /// Open for reading only: nothing is ever written to the store (no checkpoint,
     /// no writer right taken with [`OpStore::acquire_sled`]); appends and merges fail
     /// with [`crate::Error::ReadOnly`]. For tools that read a store, a read-only
@@ -61,6 +68,7 @@ impl Default for EventLogConfig {
             max_batch: 1024,
             max_extra_deps: 8,
             save_checkpoints: true,
+            watermark: None,
             read_only: false,
         }
     }
@@ -165,6 +173,10 @@ pub struct EventLog<S: OpStore> {
     opened: OpenStats,
     /// Damaged rows found (at open, by catch-ups).
     damage: Mutex<crate::damage::DamageLog>,
+    /// Acknowledged ops the store lacked at open, per sled (signed frontiers).
+    missing: Mutex<Vec<crate::damage::MissingOps>>,
+    /// The highest own seq signed, while the store holds less (appends wait).
+    signed_up_to: Mutex<Option<u64>>,
     /// The verified prefix of the store, extended by [`EventLog::checkpoint`].
     verified: async_lock::Mutex<(crate::checkpoint::Chain, crate::store::Position)>,
 }
@@ -179,6 +191,9 @@ pub struct OpenStats {
     pub verified: u64,
     /// Damaged rows found and kept out of the view (see [`EventLog::damage`]).
     pub damaged: u64,
+    /// Sleds whose acknowledged ops the store no longer holds (see
+    /// [`EventLog::missing`]).
+    pub missing: u64,
 }
 
 impl<S: OpStore> EventLog<S> {
@@ -232,6 +247,21 @@ impl<S: OpStore> EventLog<S> {
         self.damage.lock().rows().to_vec()
     }
 
+    /// Sleds whose acknowledged ops the store lacked at open (a signed checkpoint or
+    /// this sled's watermark records more than it holds), and still lacks.
+    pub fn missing(&self) -> Vec<crate::damage::MissingOps> {
+        let st = self.state.read();
+        self.missing
+            .lock()
+            .iter()
+            .filter(|m| st.replica.max_seq(&m.sled) < m.acknowledged)
+            .map(|m| crate::damage::MissingOps {
+                held: st.replica.max_seq(&m.sled),
+                ..*m
+            })
+            .collect()
+    }
+
     /// What the open replayed and verified.
     pub fn open_stats(&self) -> OpenStats {
         self.opened
@@ -258,6 +288,12 @@ impl<S: OpStore> EventLog<S> {
         }
         if let Err(e) = self.checkpoint().await {
             tracing::warn!(error = %e, "cannot save the replay checkpoint at close");
+        }
+        if let Some(w) = &self.config.watermark
+            && !self.config.read_only
+            && let Err(e) = w.0.flush().await
+        {
+            tracing::warn!(error = %e, "cannot make the sled's watermark durable at close");
         }
         let _w = self.lock_writer().await;
         self.store.close().await?;

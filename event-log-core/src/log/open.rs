@@ -3,13 +3,16 @@
 use bft_json_crdt::SigningKey;
 use parking_lot::{Mutex, RwLock};
 
-use super::follow::{Fed, Sink, pull};
-use super::scan::{Scan, decode_record};
+use super::follow::pull;
+use super::scan::{Scan, ScanSink, decode_record};
 use super::{Counters, EventLog, EventLogConfig, OpenStats, append};
 use crate::checkpoint::{self, Chain, Checkpoint};
-use crate::damage::DamagedRow;
+use crate::damage::{DamagedRow, MissingOps};
 use crate::error::{Error, Result};
-use crate::store::{OpRecord, OpStore, Position};
+use crate::event::SledId;
+use crate::store::{OpStore, Position};
+use crate::watermark::Mark;
+use bft_json_crdt::VersionVector;
 
 impl<S: OpStore> EventLog<S> {
     /// Opens a log over `store`, signing as `key`, with the default configuration.
@@ -31,13 +34,14 @@ impl<S: OpStore> EventLog<S> {
         }
         let ckpt_key = checkpoint::key(&sled);
         // (A checkpoint is sealed by this sled's key; another key ignores it.)
-        let mut trusted = match store.get_meta(&ckpt_key).await {
-            Ok(bytes) => bytes.and_then(|b| Checkpoint::open(&b, key.signing_key())),
+        let sealed = match store.get_meta(&ckpt_key).await {
+            Ok(bytes) => bytes.and_then(|b| Checkpoint::open(&b, &sled)),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the replay checkpoint; verifying everything");
                 None
             }
         };
+        let mut trusted = sealed.clone();
         let (mut scan, last) = loop {
             match replay(&store, &config, trusted.as_ref()).await? {
                 Replayed::Done { scan, last } => break (scan, last),
@@ -60,9 +64,36 @@ impl<S: OpStore> EventLog<S> {
         if let Some(row) = own_chain_break(&scan, &sled) {
             return Err(Error::OwnChainDamaged { row: Box::new(row) });
         }
-        let clean = scan.damage.is_empty() && late.applied == 0;
+        // What signed frontiers say the store held: its checkpoint, and this
+        // sled's watermark kept outside it.
+        let mut claims = sealed.map(|c| c.frontier).unwrap_or_default();
+        if let Some(mark) = load_mark(&config, &sled).await? {
+            claims.raise(sled, mark.seq);
+        }
+        let missing: Vec<MissingOps> = claims
+            .iter()
+            .filter_map(|(a, s)| {
+                let held = scan.state.replica.max_seq(a);
+                (*s > held).then_some(MissingOps {
+                    sled: *a,
+                    held,
+                    acknowledged: *s,
+                })
+            })
+            .collect();
+        for m in &missing {
+            tracing::error!(sled = %m.sled, held = m.held, acknowledged = m.acknowledged,
+                "the store lost acknowledged ops: {m}");
+        }
+        let signed_up_to = missing
+            .iter()
+            .find(|m| m.sled == sled)
+            .map(|m| m.acknowledged);
+        let mark_behind = claims.get(&sled) < scan.state.replica.max_seq(&sled);
+        let clean = scan.damage.is_empty() && late.applied == 0 && missing.is_empty();
         if scan.verified > 0 && clean && config.save_checkpoints && !config.read_only {
-            save_checkpoint(&store, key.signing_key(), &scan.chain, last).await;
+            let frontier = scan.state.replica.version_vector();
+            save_checkpoint(&store, key.signing_key(), &scan.chain, last, frontier).await;
         }
         let Scan {
             state,
@@ -73,7 +104,8 @@ impl<S: OpStore> EventLog<S> {
         } = *scan;
         tracing::info!(sled = %sled, ops = chain.ops, verified, damaged = damage.count(),
             events = state.events.len(), "event log opened");
-        Ok(EventLog {
+        let own_tip = state.replica.tip(&sled).cloned();
+        let log = EventLog {
             store,
             key,
             config,
@@ -88,17 +120,42 @@ impl<S: OpStore> EventLog<S> {
                 replayed: chain.ops,
                 verified,
                 damaged: damage.count(),
+                missing: missing.len() as u64,
             },
             damage: Mutex::new(damage),
+            missing: Mutex::new(missing),
+            signed_up_to: Mutex::new(signed_up_to),
             verified: async_lock::Mutex::new((chain, last)),
-        })
+        };
+        if mark_behind {
+            // The mark lags (written behind, or new): bring it up to the store.
+            log.advance_mark(own_tip.as_ref());
+        }
+        Ok(log)
     }
+}
+
+/// This sled's mark from its watermark, if one is configured and holds one sealed
+/// by this sled.
+async fn load_mark(config: &EventLogConfig, sled: &SledId) -> Result<Option<Mark>> {
+    let Some(w) = &config.watermark else {
+        return Ok(None);
+    };
+    let bytes =
+        w.0.load()
+            .await
+            .map_err(|source| Error::Watermark { source })?;
+    let mark = bytes.as_deref().and_then(|b| Mark::open(b, sled));
+    if bytes.is_some() && mark.is_none() {
+        tracing::warn!(sled = %sled, "the watermark holds no mark sealed by this sled; ignoring it");
+    }
+    Ok(mark)
 }
 
 /// A damaged row that breaks this sled's own chain: one claiming a seq of ours
 /// beyond the ops of ours that are intact (a forged row at a seq we hold intact is
 /// only a forgery).
-fn own_chain_break(scan: &Scan, sled: &crate::event::SledId) -> Option<DamagedRow> {
+fn own_chain_break(scan: &Scan, sled: &SledId) -> Option<DamagedRow> {
     let intact = scan.state.replica.max_seq(sled);
     scan.damage
         .rows()
@@ -108,34 +165,19 @@ fn own_chain_break(scan: &Scan, sled: &crate::event::SledId) -> Option<DamagedRo
         .cloned()
 }
 
-/// A [`Scan`] as the sink of [`pull`].
-struct ScanSink<'a>(&'a mut Scan, &'a EventLogConfig);
-
-impl Sink for ScanSink<'_> {
-    fn applied(&self) -> bft_json_crdt::VersionVector {
-        self.0.state.replica.version_vector()
-    }
-
-    fn settled(&self, id: &bft_json_crdt::OpId) -> bool {
-        self.0.state.replica.contains(id) || self.0.damage.contains(id)
-    }
-
-    async fn feed(&mut self, rows: Vec<OpRecord>) -> Result<Fed> {
-        Ok(self.0.verify_unpositioned(&rows, self.1))
-    }
-}
-
 /// Seals and stores a checkpoint; a failure only costs verification time later.
 pub(crate) async fn save_checkpoint<S: OpStore>(
     store: &S,
     key: &SigningKey,
     chain: &Chain,
     last: Position,
+    frontier: VersionVector,
 ) {
     let c = Checkpoint {
         position: last,
         ops: chain.ops,
         digest: chain.digest(),
+        frontier,
     };
     let sled = bft_json_crdt::AuthorId::from(&key.verifying_key());
     if let Err(e) = store.put_meta(&checkpoint::key(&sled), &c.seal(key)).await {
@@ -188,7 +230,15 @@ impl<S: OpStore> EventLog<S> {
             }
         }
         if added > 0 && self.config.save_checkpoints && !self.config.read_only {
-            save_checkpoint(&self.store, self.key.signing_key(), chain, *position).await;
+            let frontier = self.version_vector();
+            save_checkpoint(
+                &self.store,
+                self.key.signing_key(),
+                chain,
+                *position,
+                frontier,
+            )
+            .await;
         }
         Ok(added)
     }

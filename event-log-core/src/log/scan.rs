@@ -270,3 +270,20 @@ impl Scan {
         }
     }
 }
+
+/// A [`Scan`] as the sink of [`super::follow::pull`].
+pub(crate) struct ScanSink<'a>(pub(crate) &'a mut Scan, pub(crate) &'a EventLogConfig);
+
+impl super::follow::Sink for ScanSink<'_> {
+    fn applied(&self) -> bft_json_crdt::VersionVector {
+        self.0.state.replica.version_vector()
+    }
+
+    fn settled(&self, id: &OpId) -> bool {
+        self.0.state.replica.contains(id) || self.0.damage.contains(id)
+    }
+
+    async fn feed(&mut self, rows: Vec<OpRecord>) -> Result<Fed> {
+        Ok(self.0.verify_unpositioned(&rows, self.1))
+    }
+}

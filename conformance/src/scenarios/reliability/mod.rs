@@ -8,6 +8,7 @@ mod idempotency;
 mod limits;
 mod membership;
 mod restart;
+mod rollback;
 
 pub use damage::{damaged_rows_quarantined, own_chain_damage_refuses_open};
 pub use excluded::excluded_sled_refuses_appends;
@@ -16,3 +17,4 @@ pub use idempotency::{dropped_append_withdrawn, idempotent_retries};
 pub use limits::{config_validated, over_limits_refused};
 pub use membership::{buffer_flood_is_contained, non_members_refused};
 pub use restart::own_late_write_resolved;
+pub use rollback::{rolled_back_store_never_resigns, truncated_tail_detected};

@@ -62,6 +62,25 @@ async fn fresh_log(
     (Arc::new(log), dir)
 }
 
+/// Starts one direct producer: `per` appends, each awaited.
+///
+/// Generic on purpose: spawned inline where the store is `Box<dyn OpStore>`, the
+/// compiler cannot prove the append future `Send` for every lifetime of the `dyn`;
+/// here it follows from `S: OpStore`.
+fn spawn_producer<S: OpStore>(
+    log: Arc<EventLog<S>>,
+    p: u64,
+    per: u64,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        for i in 0..per {
+            log.append_transition(transition(p, i))
+                .await
+                .expect("append");
+        }
+    })
+}
+
 /// Time for `producers` tasks to get `events` transitions durably into a fresh log.
 async fn run_case(backend: Backend, mode: Mode, producers: u64, events: u64) -> Duration {
     let (log, _dir) = fresh_log(backend).await;
@@ -71,16 +90,7 @@ async fn run_case(backend: Backend, mode: Mode, producers: u64, events: u64) -> 
         Mode::Direct => {
             let start = Instant::now();
             let tasks: Vec<_> = (0..producers)
-                .map(|p| {
-                    let log = log.clone();
-                    tokio::spawn(async move {
-                        for i in 0..per {
-                            log.append_transition(transition(p, i))
-                                .await
-                                .expect("append");
-                        }
-                    })
-                })
+                .map(|p| spawn_producer(log.clone(), p, per))
                 .collect();
             for t in tasks {
                 t.await.expect("producer");

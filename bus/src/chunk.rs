@@ -3,17 +3,20 @@
 //!
 //! A chunk always covers a contiguous logical range `start..end`, so whatever its
 //! fate (stored, in doubt, given up) the persister can account for every id in it,
-//! and a given-up chunk turns into exactly one gap range.
+//! and a given-up chunk turns into exactly one gap range. Each transition is appended
+//! with its [`Origin`] (run and logical id), so the log itself says which ids of a
+//! run it holds.
 
 use std::sync::Arc;
 
-use event_log_core::{Entry, Gap, RunId, Transition};
+use event_log_core::{Entry, Gap, Origin, RunId, Transition};
 
 /// One entry of a chunk, before it becomes an [`Entry`] (transitions stay shared with
 /// the channel until an append attempt needs them owned).
 #[derive(Debug, Clone)]
 enum Item {
-    Transition(Arc<Transition>),
+    /// The transition with this logical id.
+    Transition(u64, Arc<Transition>),
     Gap(Gap),
 }
 
@@ -74,13 +77,13 @@ impl Chunk {
     pub(crate) fn gaps(&self) -> (u64, u64) {
         self.items.iter().fold((0, 0), |(n, ids), i| match i {
             Item::Gap(g) => (n + 1, ids + g.len()),
-            Item::Transition(_) => (n, ids),
+            Item::Transition(..) => (n, ids),
         })
     }
 
     /// Adds the transition with logical id `self.end()`.
     pub(crate) fn push_transition(&mut self, t: Arc<Transition>) {
-        self.items.push(Item::Transition(t));
+        self.items.push(Item::Transition(self.end, t));
         self.end += 1;
         self.transitions += 1;
     }
@@ -100,12 +103,30 @@ impl Chunk {
         self.end = to + 1;
     }
 
-    /// The entries to append, in logical order.
+    /// Appends `next`, which must start where this chunk ends (adjacent gaps merge).
+    pub(crate) fn join(&mut self, next: Chunk) {
+        debug_assert_eq!(self.end, next.start);
+        for item in next.items {
+            match item {
+                Item::Gap(g) => self.push_gap(g.len()),
+                Item::Transition(_, t) => self.push_transition(t),
+            }
+        }
+    }
+
+    /// The entries to append, in logical order; each transition carries its origin.
     pub(crate) fn entries(&self) -> Vec<Entry> {
         self.items
             .iter()
             .map(|i| match i {
-                Item::Transition(t) => Entry::Transition(Transition::clone(t)),
+                Item::Transition(id, t) => {
+                    let mut t = Transition::clone(t);
+                    t.origin = Some(Origin {
+                        run: self.run,
+                        id: *id,
+                    });
+                    Entry::Transition(t)
+                }
                 Item::Gap(g) => Entry::Gap(g.clone()),
             })
             .collect()
@@ -128,6 +149,16 @@ mod tests {
         assert_eq!(c.gaps(), (2, 6));
         let e = c.entries();
         assert!(matches!(&e[0], Entry::Gap(g) if g.from == 5 && g.to == 9 && g.run == run));
+        assert!(matches!(&e[1], Entry::Transition(t)
+            if t.origin == Some(Origin { run, id: 10 })));
         assert!(matches!(&e[2], Entry::Gap(g) if g.from == 11 && g.to == 11));
+        let mut next = Chunk::new(run, 12);
+        next.push_gap(2);
+        next.push_transition(Arc::new(Transition::now("t", "a", "b", "e")));
+        c.join(next);
+        assert_eq!((c.start(), c.end(), c.transitions()), (5, 15, 2));
+        assert_eq!(c.gaps(), (2, 8), "the gap at the seam merged");
+        assert!(matches!(&c.entries()[3], Entry::Transition(t)
+            if t.origin == Some(Origin { run, id: 14 })));
     }
 }

@@ -16,10 +16,12 @@ pub enum BusError {
 /// Why a persister run ended abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum PersisterError {
-    /// Another writer holds this sled's seqs (two processes signing with one key). The
-    /// persister stops: every further append would be refused too. `stats` are its
-    /// counters at that moment; the batch that conflicted is counted in
-    /// [`PersisterStats::pending_gap`] (received, never stored, never recorded).
+    /// Another writer holds this sled's seqs (two processes signing with one key),
+    /// and the store still refused the batch after the log re-sequenced it and the
+    /// persister's retries. The persister stops: every further append would be
+    /// refused too. `stats` are its counters at that moment; the batch that
+    /// conflicted is counted in [`PersisterStats::pending_gap`] (received, never
+    /// stored, never recorded).
     #[error("persister stopped: the store refused our seqs ({source}); counters: {stats:?}")]
     Conflict {
         /// Counters when it stopped.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bus::{PersisterConfig, RetryPolicy, TransitionBus, spawn_persister};
 use common::{TestStore, check_runs, fired, open, wait_until};
-use event_log_core::{MemStore, render_lines};
+use event_log_core::{MemStore, Transition, render_lines};
 
 fn fast_retry(max_retries: u32) -> PersisterConfig {
     PersisterConfig {
@@ -123,4 +123,39 @@ async fn batch_in_doubt_is_completed_at_shutdown() {
     let events = log.sled_events(&log.sled_id());
     let stories: Vec<_> = events.iter().filter_map(|e| e.story_id()).collect();
     assert_eq!(stories, ["test_0", "test_1", "test_2", "test_3", "test_4"]);
+}
+
+/// A batch in doubt (nothing stored) whose seq a second writer with the same key
+/// then takes: the log's retry of the doubt is refused with a conflict, and it drops
+/// the doubt. The persister learns from the log that the batch is nowhere, sends it
+/// again ahead of the next one, and goes on: everything is stored once, nothing is
+/// counted that the store does not hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflict_on_a_batch_in_doubt_resends_it_once() {
+    let store = TestStore::new(MemStore::new());
+    let log = open(store.clone()).await;
+    let bus = TransitionBus::new(64).unwrap();
+    let p = spawn_persister(bus.subscribe(), log.clone(), fast_retry(4));
+    store.fail_next(1);
+    bus.publish(fired(0));
+    wait_until("id 0 in doubt", || p.stats().in_doubt == 1).await;
+    // A second process with the same key takes the seq the doubt was signed with.
+    let intruder = open(store.mem.clone()).await;
+    intruder
+        .append_transition(Transition::now("intruder", "a", "b", "E"))
+        .await
+        .unwrap();
+    bus.publish(fired(1));
+    wait_until("ids 0 and 1 settled", || p.stats().persisted == 2).await;
+    bus.publish(fired(2));
+    let stats = p.shutdown().await.unwrap();
+    assert!(stats.is_settled(), "{stats:?}");
+    assert_eq!((stats.persisted, stats.gaps), (3, 0), "{stats:?}");
+    let stored = open(store.mem.clone()).await;
+    let stories: Vec<_> = stored
+        .sled_events(&stored.sled_id())
+        .iter()
+        .filter_map(|e| e.story_id().map(str::to_owned))
+        .collect();
+    assert_eq!(stories, ["intruder", "test_0", "test_1", "test_2"]);
 }

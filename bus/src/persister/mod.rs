@@ -23,14 +23,33 @@
 //! doubt*: signed, maybe stored, and completed by the log's next successful append
 //! (never dropped, never re-sequenced). Re-sending them would store them twice, so the
 //! persister re-sends a batch only when the log never signed it, and otherwise counts
-//! it in [`PersisterStats::in_doubt`] until a later append settles it. It tells the
-//! two cases apart by the log's [`LogStats::append_calls`] counter, which is exact
-//! while the persister is the only task appending to this log (merges do not count);
-//! run at most one persister per log and append elsewhere through the bus.
+//! it in [`PersisterStats::in_doubt`] until a later append settles it.
 //!
-//! [`LogStats::append_calls`]: event_log_core::LogStats::append_calls
+//! It decides from the reply to its own call, never from log-wide counters, so other
+//! tasks may append to the same log (their store calls and failures are theirs):
+//! `Ok` means stored; [`Error::InDoubt`] means signed, outcome unknown; any other
+//! error means the request was refused before it was signed (then it is retried).
+//! Either of the first two also settles an earlier batch in doubt as stored: the log
+//! completes what it holds in doubt before it signs anything new.
+//!
+//! One reply is ambiguous for a batch in doubt: a seq conflict is returned both when
+//! the log completed its doubt and then refused the new batch, and when the log's
+//! retry of its doubt was refused — the log then drops that doubt, though an
+//! earlier attempt may have stored it. There the persister catches the log up with
+//! the store and asks it what it holds of this run (every transition carries its run
+//! and logical id, [`Transition::origin`], every gap its run): a batch held is
+//! stored, a batch not held is nowhere and is sent again, ahead of the next. The
+//! same look-up settles a batch still in doubt at the end of the run, after
+//! [`EventLog::flush`]. The log resolves a conflict on this sled's own seqs by
+//! catching up and re-sequencing; a conflict still returned after the retry budget
+//! stops the persister ([`PersisterError::Conflict`]).
+//!
+//! [`Error::InDoubt`]: event_log_core::Error::InDoubt
+//! [`Transition::origin`]: event_log_core::Transition::origin
+//! [`EventLog::flush`]: event_log_core::EventLog::flush
 
 mod task;
+mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;

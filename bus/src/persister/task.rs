@@ -9,6 +9,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::watch;
 
 use super::PersisterConfig;
+use super::trace::{RunTrace, run_trace};
 use crate::bus::{BusReceiver, Message};
 use crate::chunk::Chunk;
 use crate::error::PersisterError;
@@ -45,6 +46,8 @@ pub(super) struct Persister<S: OpStore> {
     /// A chunk signed by the log whose store append failed: the log completes it with
     /// its next successful append.
     doubt: Option<Chunk>,
+    /// This sled's next event id when the run started: none of its entries is before.
+    first_event: u64,
 }
 
 impl<S: OpStore> Persister<S> {
@@ -55,7 +58,9 @@ impl<S: OpStore> Persister<S> {
         config: PersisterConfig,
         counters: Arc<Counters>,
     ) -> Self {
+        let first_event = log.version_vector().get(&log.sled_id());
         Persister {
+            first_event,
             log,
             rx,
             run,
@@ -111,21 +116,36 @@ impl<S: OpStore> Persister<S> {
                 chunk = self.open_chunk();
             }
         }
-        if self.pending.is_some() {
-            // One last budget of retries for ids given up while the store was down.
-            let chunk = self.open_chunk();
-            self.persist(chunk).await?;
-        }
         if let Some(d) = self.doubt.take() {
             // Settle appends in doubt now instead of leaving them to the next append.
-            match self.log.flush().await {
-                Ok(_) => self.stored(&d),
+            // Once the flush succeeds the log holds nothing in doubt, and once it has
+            // caught up it knows every op of this sled the store holds: it holds the
+            // chunk, or the chunk is nowhere (the log dropped it after a seq
+            // conflict found by another task's append) and is sent again.
+            let flushed = match self.log.flush().await {
+                Ok(_) => self.log.catch_up().await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match flushed {
+                Ok(()) if self.holds(&d) => self.stored(&d),
+                Ok(()) => {
+                    tracing::warn!(run = %self.run, ids = d.ids(),
+                        "appends in doubt were refused (a seq conflict); sending them again");
+                    let mut chunk = d;
+                    chunk.join(self.open_chunk());
+                    self.persist(chunk).await?;
+                }
                 Err(e) => {
                     tracing::warn!(run = %self.run, error = %e, "could not complete appends in doubt");
                     self.doubt = Some(d);
                 }
             }
             self.update_gauges();
+        }
+        if self.pending.is_some() {
+            // One last budget of retries for ids given up while the store was down.
+            let chunk = self.open_chunk();
+            self.persist(chunk).await?;
         }
         let stats = self.counters.snapshot(self.run);
         if stats.pending_gap > 0 || stats.in_doubt > 0 {
@@ -196,23 +216,45 @@ impl<S: OpStore> Persister<S> {
     }
 
     /// Appends a chunk, retrying store errors; settles it as stored, in doubt or
-    /// given up (pending gap). Fails only on a conflict (another writer has our seqs).
-    async fn persist(&mut self, chunk: Chunk) -> Result<(), PersisterError> {
+    /// given up (pending gap). Fails only on a conflict that outlasts the retries
+    /// (another writer holds our seqs).
+    ///
+    /// What became of the chunk is decided by the reply to this call alone, never by
+    /// log-wide counters (another task may append to the same log meanwhile):
+    /// - `Ok`: stored. The log completes what it holds in doubt before it signs
+    ///   anything new, so an earlier chunk in doubt is stored too.
+    /// - `InDoubt`: signed, outcome unknown; the log completes it before its next
+    ///   op. Signing came after completing what was in doubt before, as for `Ok`.
+    /// - a conflict: nothing of this call was written; retried. While a chunk is in
+    ///   doubt the reply is ambiguous, see [`Persister::settle_doubt_by_log`].
+    /// - any other error: the log refused the request before signing it (it could
+    ///   not complete an earlier doubt, or wrote nothing): retried, then given up.
+    async fn persist(&mut self, mut chunk: Chunk) -> Result<(), PersisterError> {
         let retry = self.config.retry;
         let mut backoff = retry.initial_backoff;
         let mut retries = 0;
+        // Set by a conflict while a chunk is in doubt: its fate must be read from
+        // the log before anything after it is sent.
+        let mut doubt_unknown = false;
         loop {
-            let before = self.log.stats().append_calls;
-            let result = self.log.append_all(chunk.entries()).await;
-            // The log signed (and so first completed any earlier doubt) if it made a
-            // store call or reports this call's outcome as unknown.
-            let signed = self.log.stats().append_calls > before
-                || matches!(result, Err(Error::InDoubt { .. }));
-            let err = match result {
-                Ok(_) => {
-                    if let Some(d) = self.doubt.take() {
-                        self.stored(&d);
+            let attempt = if doubt_unknown {
+                match self.settle_doubt_by_log().await {
+                    Ok(resend) => {
+                        doubt_unknown = false;
+                        if let Some(mut d) = resend {
+                            d.join(chunk);
+                            chunk = d;
+                        }
+                        self.log.append_all(chunk.entries()).await
                     }
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.log.append_all(chunk.entries()).await
+            };
+            let err = match attempt {
+                Ok(_) => {
+                    self.doubt_completed();
                     self.stored(&chunk);
                     Counters::add(&self.counters.batches, 1);
                     break;
@@ -220,30 +262,31 @@ impl<S: OpStore> Persister<S> {
                 Err(e) => e,
             };
             Counters::add(&self.counters.store_errors, 1);
-            // The log completes appends in doubt before it signs anything new.
-            if signed && let Some(d) = self.doubt.take() {
-                tracing::info!(run = %self.run, ids = d.ids(), "appends in doubt were completed");
-                self.stored(&d);
-            }
-            if matches!(err, Error::Store(StoreError::Conflict { .. })) {
-                // Nothing of this call was written, and the log dropped what it held
-                // in doubt: another writer owns our seqs.
-                if let Some(d) = self.doubt.take() {
-                    self.give_up(&d);
+            let conflict = matches!(err, Error::Store(StoreError::Conflict { .. }));
+            match err {
+                Error::InDoubt { .. } => {
+                    self.doubt_completed();
+                    tracing::warn!(run = %self.run, ids = chunk.ids(), error = %err,
+                        "append failed with an unknown outcome; the log completes it with its next append");
+                    self.doubt = Some(chunk);
+                    break;
                 }
-                self.give_up(&chunk);
-                self.update_gauges();
-                tracing::error!(run = %self.run, error = %err, "persister stopping: seq conflict");
-                return Err(PersisterError::Conflict {
-                    stats: self.counters.snapshot(self.run),
-                    source: err,
-                });
-            }
-            if signed {
-                tracing::warn!(run = %self.run, ids = chunk.ids(), error = %err,
-                    "append failed with an unknown outcome; the log completes it with its next append");
-                self.doubt = Some(chunk);
-                break;
+                Error::Cancelled => {
+                    // The log answers or requeues every request it holds, so this
+                    // is not expected; whatever happened, the log says whether it
+                    // holds the chunk. Never re-sent: a gap is honest, a duplicate
+                    // is not.
+                    tracing::error!(run = %self.run, ids = chunk.ids(), error = %err,
+                        "append cancelled; settling the chunk by what the log holds");
+                    if self.holds(&chunk) {
+                        self.stored(&chunk);
+                    } else {
+                        self.give_up(&chunk);
+                    }
+                    break;
+                }
+                _ if conflict && self.doubt.is_some() => doubt_unknown = true,
+                _ => {}
             }
             if retries >= retry.max_retries {
                 tracing::error!(run = %self.run, from = chunk.start(), to = chunk.end() - 1,
@@ -251,6 +294,14 @@ impl<S: OpStore> Persister<S> {
                     "store still failing after {retries} retries; these ids become a gap \
                      recorded once the store works again");
                 self.give_up(&chunk);
+                if conflict {
+                    self.update_gauges();
+                    tracing::error!(run = %self.run, error = %err, "persister stopping: seq conflict");
+                    return Err(PersisterError::Conflict {
+                        stats: self.counters.snapshot(self.run),
+                        source: err,
+                    });
+                }
                 break;
             }
             retries += 1;
@@ -261,6 +312,56 @@ impl<S: OpStore> Persister<S> {
         }
         self.update_gauges();
         Ok(())
+    }
+
+    /// The log completed what it held in doubt (it does before signing anything).
+    fn doubt_completed(&mut self) {
+        if let Some(d) = self.doubt.take() {
+            tracing::info!(run = %self.run, ids = d.ids(), "appends in doubt were completed");
+            self.stored(&d);
+        }
+    }
+
+    /// Settles the chunk in doubt after a conflict; returns it if it must be sent
+    /// again (known unwritten).
+    ///
+    /// A conflict is returned both when the log completed its doubt and then the
+    /// new request was refused (the doubt is stored), and when the log's retry of
+    /// its doubt was refused: then it drops the doubt from its list, though an
+    /// earlier attempt may have stored it after all (a reply lost, a seq taken
+    /// after it). Catching up with the store makes such an op visible, so after it
+    /// the log holds the chunk exactly if the store does; a chunk it does not hold
+    /// is nowhere and is sent again, ahead of the chunk that follows it.
+    async fn settle_doubt_by_log(&mut self) -> Result<Option<Chunk>, Error> {
+        let Some(d) = self.doubt.take() else {
+            return Ok(None);
+        };
+        if let Err(e) = self.log.catch_up().await {
+            self.doubt = Some(d);
+            return Err(e);
+        }
+        if self.holds(&d) {
+            tracing::info!(run = %self.run, ids = d.ids(), "appends in doubt were completed");
+            self.stored(&d);
+            Ok(None)
+        } else {
+            tracing::warn!(run = %self.run, ids = d.ids(),
+                "appends in doubt were refused (a seq conflict); sending them again");
+            Ok(Some(d))
+        }
+    }
+
+    /// True if the log holds the chunk (appends are atomic: all of it or none).
+    /// Exact only while the log holds none of this run's entries in doubt and knows
+    /// every op of this sled the store holds.
+    fn holds(&self, chunk: &Chunk) -> bool {
+        if chunk.ids() == 0 {
+            return true;
+        }
+        match run_trace(&self.log, self.run, self.first_event) {
+            RunTrace::Last(Some(last)) => last >= chunk.end() - 1,
+            RunTrace::Last(None) | RunTrace::Recorded => false,
+        }
     }
 
     fn stored(&self, chunk: &Chunk) {

@@ -2,8 +2,9 @@
 //! and the per-run invariant check.
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,14 +31,20 @@ pub fn cases(default: u32) -> u32 {
         .unwrap_or(default)
 }
 
-/// A MemStore that can fail the next N appends (`StoreError::Unavailable`), slow
-/// every append down, or hold appends behind a closed gate. Clones share everything.
+/// A MemStore that can fail the next N appends (`StoreError::Unavailable`), follow a
+/// script of outcomes, slow every append down, or hold appends behind a closed gate.
+/// Meta values go to the MemStore. Clones share everything.
 #[derive(Clone)]
 pub struct TestStore {
     pub mem: MemStore,
     fail_next: Arc<AtomicU64>,
+    lose_reply_next: Arc<AtomicU64>,
+    script: Arc<Mutex<VecDeque<bool>>>,
     delay_us: Arc<AtomicU64>,
     gate: Arc<watch::Sender<bool>>,
+    /// Append calls that reached the store (before the gate).
+    pub entered: Arc<AtomicU64>,
+    /// Append calls past the gate.
     pub appends: Arc<AtomicU64>,
 }
 
@@ -46,14 +53,26 @@ impl TestStore {
         TestStore {
             mem,
             fail_next: Arc::default(),
+            lose_reply_next: Arc::default(),
+            script: Arc::default(),
             delay_us: Arc::default(),
             gate: Arc::new(watch::channel(true).0),
+            entered: Arc::default(),
             appends: Arc::default(),
         }
+    }
+    /// The next append calls past the gate succeed (`true`) or fail without writing
+    /// anything (`false`), in this order; then `fail_next` applies again.
+    pub fn script(&self, outcomes: &[bool]) {
+        self.script.lock().unwrap().extend(outcomes);
     }
     /// The next `n` appends fail without writing anything.
     pub fn fail_next(&self, n: u64) {
         self.fail_next.store(n, Ordering::SeqCst);
+    }
+    /// The next `n` appends write their ops, then report a failure (a reply lost).
+    pub fn lose_reply_next(&self, n: u64) {
+        self.lose_reply_next.store(n, Ordering::SeqCst);
     }
     pub fn failures_left(&self) -> u64 {
         self.fail_next.load(Ordering::SeqCst)
@@ -70,6 +89,7 @@ impl TestStore {
 #[async_trait]
 impl OpStore for TestStore {
     async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
+        self.entered.fetch_add(1, Ordering::SeqCst);
         let mut gate = self.gate.subscribe();
         let _ = gate.wait_for(|open| *open).await;
         let d = self.delay_us.load(Ordering::SeqCst);
@@ -77,17 +97,32 @@ impl OpStore for TestStore {
             tokio::time::sleep(Duration::from_micros(d)).await;
         }
         self.appends.fetch_add(1, Ordering::SeqCst);
-        let failing = self
-            .fail_next
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
+        let scripted = self.script.lock().unwrap().pop_front();
+        let failing = match scripted {
+            Some(ok) => !ok,
+            None => self
+                .fail_next
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok(),
+        };
         if failing {
             return Err(StoreError::Unavailable {
                 message: "test store is down".into(),
                 source: None,
             });
         }
-        self.mem.append(ops).await
+        self.mem.append(ops).await?;
+        let lose = self
+            .lose_reply_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if lose {
+            return Err(StoreError::Unavailable {
+                message: "test store lost the reply".into(),
+                source: None,
+            });
+        }
+        Ok(())
     }
     async fn load(
         &self,
@@ -107,6 +142,12 @@ impl OpStore for TestStore {
     }
     async fn count(&self) -> Result<u64, StoreError> {
         self.mem.count().await
+    }
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.mem.get_meta(key).await
+    }
+    async fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.mem.put_meta(key, value).await
     }
 }
 

@@ -88,8 +88,17 @@ impl TransitionBus {
     /// A new receiver. It sees every transition published from now on (logical id 0
     /// is the first of them), unless it lags.
     pub fn subscribe(&self) -> BusReceiver {
+        let rx = self.tx.subscribe();
+        // Read after subscribing. A publish counts, then sends under the channel's
+        // lock, which subscribing takes too: one whose send came before the
+        // subscription is counted by this load. So a publish counted after `start`
+        // sends after the subscription and reaches this receiver (or its lag
+        // count): `published - start` never counts a message it cannot see.
+        let start = self.counters.published.load(Ordering::Relaxed);
         BusReceiver {
-            rx: self.tx.subscribe(),
+            rx,
+            counters: self.counters.clone(),
+            start,
         }
     }
 
@@ -123,12 +132,37 @@ pub(crate) fn check_capacity(capacity: usize) -> Result<(), BusError> {
 /// One subscription to a [`TransitionBus`]: hand it to [`crate::spawn_persister`].
 /// Messages published after [`TransitionBus::subscribe`] queue up in it (up to the
 /// capacity) even before the persister starts.
-#[derive(Debug)]
 pub struct BusReceiver {
     pub(crate) rx: broadcast::Receiver<Message>,
+    counters: Arc<Counters>,
+    /// The bus's published count when this receiver subscribed.
+    start: u64,
+}
+
+impl std::fmt::Debug for BusReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BusReceiver")
+            .field("waiting", &self.len())
+            .field("published", &self.published())
+            .finish()
+    }
 }
 
 impl BusReceiver {
+    /// Transitions published on the bus since this receiver subscribed, by every
+    /// clone: at most the logical ids of this receiver's stream (read, waiting, or
+    /// lost to lag) once the publishes in progress have returned. One relaxed
+    /// atomic load, no lock.
+    ///
+    /// A publish counts as it starts, just before its message is sent, so a
+    /// process that dies in between has counted a message it never sent.
+    pub fn published(&self) -> u64 {
+        self.counters
+            .published
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.start)
+    }
+
     /// Messages waiting in this receiver (at most the rounded capacity).
     pub fn len(&self) -> usize {
         self.rx.len()

@@ -3,13 +3,15 @@
 //!
 //! A chunk always covers a contiguous logical range `start..end`, so whatever its
 //! fate (stored, in doubt, given up) the persister can account for every id in it,
-//! and a given-up chunk turns into exactly one gap range. Each transition is appended
+//! and a given-up chunk turns into exactly one gap range. It may begin with the
+//! unclean-shutdown sentinel of the previous run, which covers no id of this one
+//! and shares the chunk's fate (a given-up chunk hands it back to be sent again). Each transition is appended
 //! with its [`Origin`] (run and logical id), so the log itself says which ids of a
 //! run it holds.
 
 use std::sync::Arc;
 
-use event_log_core::{Entry, Gap, Origin, RunId, Transition};
+use event_log_core::{Entry, Gap, Origin, RunId, Transition, Unclean};
 
 /// One entry of a chunk, before it becomes an [`Entry`] (transitions stay shared with
 /// the channel until an append attempt needs them owned).
@@ -18,6 +20,8 @@ enum Item {
     /// The transition with this logical id.
     Transition(u64, Arc<Transition>),
     Gap(Gap),
+    /// The previous run's unclean-shutdown sentinel (first, if present).
+    Unclean(Unclean),
 }
 
 /// Consecutive logical ids of one run, ready to append with one `append_all`.
@@ -77,7 +81,20 @@ impl Chunk {
     pub(crate) fn gaps(&self) -> (u64, u64) {
         self.items.iter().fold((0, 0), |(n, ids), i| match i {
             Item::Gap(g) => (n + 1, ids + g.len()),
-            Item::Transition(..) => (n, ids),
+            Item::Transition(..) | Item::Unclean(_) => (n, ids),
+        })
+    }
+
+    /// Puts the previous run's unclean-shutdown sentinel first.
+    pub(crate) fn push_unclean(&mut self, u: Unclean) {
+        self.items.insert(0, Item::Unclean(u));
+    }
+
+    /// The unclean-shutdown sentinel this chunk carries, if any.
+    pub(crate) fn unclean(&self) -> Option<&Unclean> {
+        self.items.iter().find_map(|i| match i {
+            Item::Unclean(u) => Some(u),
+            _ => None,
         })
     }
 
@@ -110,6 +127,7 @@ impl Chunk {
             match item {
                 Item::Gap(g) => self.push_gap(g.len()),
                 Item::Transition(_, t) => self.push_transition(t),
+                Item::Unclean(u) => self.push_unclean(u),
             }
         }
     }
@@ -128,6 +146,7 @@ impl Chunk {
                     Entry::Transition(t)
                 }
                 Item::Gap(g) => Entry::Gap(g.clone()),
+                Item::Unclean(u) => Entry::Unclean(u.clone()),
             })
             .collect()
     }

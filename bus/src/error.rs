@@ -24,8 +24,8 @@ pub enum PersisterError {
     /// stored, never recorded).
     #[error("persister stopped: the store refused our seqs ({source}); counters: {stats:?}")]
     Conflict {
-        /// Counters when it stopped.
-        stats: PersisterStats,
+        /// Counters when it stopped (boxed: the error stays small).
+        stats: Box<PersisterStats>,
         /// The store's refusal.
         #[source]
         source: event_log_core::Error,

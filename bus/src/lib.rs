@@ -16,7 +16,11 @@
 //!
 //! The promise, per persister run (one [`RunId`], logical ids counted from 0):
 //! `persisted + Σ gap sizes = transitions published while it was subscribed`, gap
-//! ranges disjoint and in ascending order — also after the log is reopened.
+//! ranges disjoint and in ascending order — also after the log is reopened. Across
+//! a crash, the next run of the sled appends one unclean-shutdown sentinel naming the
+//! crashed run, the first of its logical ids not persisted, and how many from there
+//! on it is known to have published (a lower bound: the count is saved periodically;
+//! see the persister's module docs for the limits).
 //!
 //! [`Transition`]: event_log_core::Transition
 //! [`EventLog`]: event_log_core::EventLog

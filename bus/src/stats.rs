@@ -41,6 +41,18 @@ pub struct PersisterStats {
     pub store_errors: u64,
     /// Append calls that succeeded (`persisted / batches` is the group-commit factor).
     pub batches: u64,
+    /// Unclean-shutdown sentinels this run appended (0 or 1): the previous run of
+    /// this sled ended without a clean shutdown, and this one recorded it before
+    /// anything of its own.
+    pub unclean_recorded: u64,
+    /// The `known_lost` of that sentinel: transitions the previous run is known to
+    /// have published and never persisted (a lower bound, see the crate docs).
+    pub unclean_known_lost: u64,
+    /// Writes of this run's record (the store meta value telling the next run
+    /// whether this one ended cleanly and how many it published) that succeeded.
+    pub record_saves: u64,
+    /// Writes of this run's record that failed (logged; the next write retries).
+    pub record_errors: u64,
 }
 
 impl PersisterStats {
@@ -66,6 +78,10 @@ pub(crate) struct Counters {
     pub(crate) in_doubt: AtomicU64,
     pub(crate) store_errors: AtomicU64,
     pub(crate) batches: AtomicU64,
+    pub(crate) unclean_recorded: AtomicU64,
+    pub(crate) unclean_known_lost: AtomicU64,
+    pub(crate) record_saves: AtomicU64,
+    pub(crate) record_errors: AtomicU64,
 }
 
 impl Counters {
@@ -91,6 +107,10 @@ impl Counters {
             in_doubt: l(&self.in_doubt),
             store_errors: l(&self.store_errors),
             batches: l(&self.batches),
+            unclean_recorded: l(&self.unclean_recorded),
+            unclean_known_lost: l(&self.unclean_known_lost),
+            record_saves: l(&self.record_saves),
+            record_errors: l(&self.record_errors),
         }
     }
 }

@@ -15,7 +15,44 @@
 //! - everything already available in the receiver is appended with one
 //!   `append_all` (group commit), order kept exactly;
 //! - on channel close or [`PersisterHandle::shutdown`] it drains its receiver,
-//!   appends what it got, and returns its final [`PersisterStats`].
+//!   appends what it got, and returns its final [`PersisterStats`];
+//! - every transition is stored with its [`Origin`] (this run, its logical id), so
+//!   the log itself says which ids of which run it holds.
+//!
+//! ## Across crashes
+//!
+//! A crash (or `SIGKILL`) loses what the bus and the persister held and had not
+//! stored, and no code runs to say so. The next persister of the sled says it: it
+//! appends **one** [`Unclean`] sentinel for the run that ended without a clean
+//! shutdown, before anything of its own, naming that run, `from` (one past the last
+//! logical id of that run the log holds; 0 if none) and `known_lost` (how many ids
+//! from `from` on that run is known to have published). So every logical id of a
+//! crashed run is a persisted transition, inside one of its gaps, or at or after
+//! the sentinel's `from`; "never lost silently" holds across crashes too.
+//!
+//! It knows from the *run record*, a small versioned JSON value the persister keeps
+//! in the store's meta values under `bus-run/<sled id>` ([`OpStore::put_meta`]):
+//! written when a run starts (`clean: false`), refreshed after appends at most every
+//! [`PersisterConfig::record_every`] with the bus's published count (a relaxed
+//! atomic: publishing never waits for it), and written at the end with the exact
+//! count and `clean: true` when everything received is accounted for in the log. A
+//! run that ends normally but unsettled (a store still down, a conflict) leaves
+//! `clean: false`, so the next run records what is missing.
+//!
+//! The limits, stated in the sentinel's own words ("…and any published after
+//! them"):
+//! - `known_lost` is a lower bound: the count is saved periodically, so what was
+//!   published after the last save (up to `record_every` of traffic, or more while
+//!   the store was slow) is lost without a number; `from` is exact;
+//! - a store without meta values (the trait's default) keeps no record: crashes
+//!   over it go unrecorded, as before;
+//! - a run that dies before its record was first written (right after start; or
+//!   while the previous run's sentinel could not be stored yet) goes unrecorded;
+//!   the previous run's record, still in place, is then recorded by the next start,
+//!   and a run already recorded is never recorded twice;
+//! - a garbled or unknown record is logged and treated as absent; a read-only log
+//!   reads and writes no record;
+//! - the record is per sled: run at most one persister per sled.
 //!
 //! ## Failed appends with an unknown outcome
 //!
@@ -45,11 +82,17 @@
 //! stops the persister ([`PersisterError::Conflict`]).
 //!
 //! [`Error::InDoubt`]: event_log_core::Error::InDoubt
+//! [`Origin`]: event_log_core::Origin
+//! [`Unclean`]: event_log_core::Unclean
+//! [`OpStore::put_meta`]: event_log_core::OpStore::put_meta
 //! [`Transition::origin`]: event_log_core::Transition::origin
 //! [`EventLog::flush`]: event_log_core::EventLog::flush
 
+mod record;
+mod settle;
 mod task;
 mod trace;
+mod unclean;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,6 +136,10 @@ pub struct PersisterConfig {
     pub max_batch: usize,
     /// How store errors are retried.
     pub retry: RetryPolicy,
+    /// Least time between two refreshes of the run record while transitions flow
+    /// (each after an append, written beside it, never delaying one). Default
+    /// 100 ms. The record's published count is what a crash's sentinel can name.
+    pub record_every: Duration,
 }
 
 impl Default for PersisterConfig {
@@ -100,6 +147,7 @@ impl Default for PersisterConfig {
         PersisterConfig {
             max_batch: 1024,
             retry: RetryPolicy::default(),
+            record_every: Duration::from_millis(100),
         }
     }
 }

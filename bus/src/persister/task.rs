@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use event_log_core::{Error, EventLog, OpStore, RunId, StoreError};
+use event_log_core::{EventLog, OpStore, RunId, Unclean};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::watch;
 
 use super::PersisterConfig;
-use super::trace::{RunTrace, run_trace};
+use super::record::RecordSaver;
 use crate::bus::{BusReceiver, Message};
 use crate::chunk::Chunk;
 use crate::error::PersisterError;
@@ -33,21 +33,31 @@ enum Drained {
     Closed,
 }
 
+/// The persister's state; its methods live in this module (the loop), `settle`
+/// (each append's outcome) and `unclean` (the run record and the sentinel).
 pub(super) struct Persister<S: OpStore> {
-    log: Arc<EventLog<S>>,
-    rx: BusReceiver,
-    run: RunId,
-    config: PersisterConfig,
-    counters: Arc<Counters>,
+    pub(super) log: Arc<EventLog<S>>,
+    pub(super) rx: BusReceiver,
+    pub(super) run: RunId,
+    pub(super) config: PersisterConfig,
+    pub(super) counters: Arc<Counters>,
     /// Next logical id of this run.
-    next: u64,
+    pub(super) next: u64,
     /// Logical ids given up, not yet recorded as a gap: always directly before `next`.
-    pending: Option<(u64, u64)>,
+    pub(super) pending: Option<(u64, u64)>,
     /// A chunk signed by the log whose store append failed: the log completes it with
     /// its next successful append.
-    doubt: Option<Chunk>,
+    pub(super) doubt: Option<Chunk>,
     /// This sled's next event id when the run started: none of its entries is before.
-    first_event: u64,
+    pub(super) first_event: u64,
+    /// The previous run's unclean-shutdown sentinel, not yet signed: it leads the
+    /// next chunk.
+    pub(super) unclean: Option<Unclean>,
+    /// Writes this run's record; `None` on a read-only log.
+    pub(super) saver: Option<RecordSaver<S>>,
+    /// Set once this run's record was first written (after the previous run's
+    /// sentinel, if any, was signed).
+    pub(super) recording: bool,
 }
 
 impl<S: OpStore> Persister<S> {
@@ -59,6 +69,16 @@ impl<S: OpStore> Persister<S> {
         counters: Arc<Counters>,
     ) -> Self {
         let first_event = log.version_vector().get(&log.sled_id());
+        let saver = if log.config().read_only {
+            tracing::info!(run = %run, "read-only log: no run record, no unclean-shutdown sentinel");
+            None
+        } else {
+            Some(RecordSaver::new(
+                log.clone(),
+                config.record_every,
+                counters.clone(),
+            ))
+        };
         Persister {
             first_event,
             log,
@@ -69,13 +89,37 @@ impl<S: OpStore> Persister<S> {
             next: 0,
             pending: None,
             doubt: None,
+            unclean: None,
+            saver,
+            recording: false,
         }
     }
 
+    /// The task: record the previous run's unclean end if there was one, persist
+    /// until shutdown or close, record how this run ended.
     pub(super) async fn run(
         mut self,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> Result<PersisterStats, PersisterError> {
+        let result = match self.start().await {
+            Ok(()) => self.serve(shutdown).await,
+            Err(e) => Err(e),
+        };
+        self.finish(result.is_ok()).await;
+        let closed = result?;
+        let stats = self.counters.snapshot(self.run);
+        if stats.pending_gap > 0 || stats.in_doubt > 0 {
+            tracing::error!(run = %self.run, pending_gap = stats.pending_gap, in_doubt = stats.in_doubt,
+                "persister ended with ids not settled: a pending gap could not be recorded, or \
+                 appends in doubt await the log's next append");
+        }
+        tracing::info!(run = %self.run, closed, ?stats, "persister stopped");
+        Ok(stats)
+    }
+
+    /// Persists until shutdown or until the bus closes (returns true then), and
+    /// settles what is left.
+    async fn serve(&mut self, mut shutdown: watch::Receiver<bool>) -> Result<bool, PersisterError> {
         let mut shutdown_open = true;
         let mut stopping = false;
         let mut closed = false;
@@ -88,7 +132,8 @@ impl<S: OpStore> Persister<S> {
                     Err(_) => { shutdown_open = false; continue; }
                 },
                 r = self.rx.rx.recv() => Wake::Message(r),
-                _ = tokio::time::sleep(self.config.retry.max_backoff), if self.pending.is_some() => {
+                _ = tokio::time::sleep(self.config.retry.max_backoff),
+                    if self.pending.is_some() || self.unclean.is_some() => {
                     Wake::RetryPending
                 }
             };
@@ -116,50 +161,18 @@ impl<S: OpStore> Persister<S> {
                 chunk = self.open_chunk();
             }
         }
-        if let Some(d) = self.doubt.take() {
-            // Settle appends in doubt now instead of leaving them to the next append.
-            // Once the flush succeeds the log holds nothing in doubt, and once it has
-            // caught up it knows every op of this sled the store holds: it holds the
-            // chunk, or the chunk is nowhere (the log dropped it after a seq
-            // conflict found by another task's append) and is sent again.
-            let flushed = match self.log.flush().await {
-                Ok(_) => self.log.catch_up().await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            match flushed {
-                Ok(()) if self.holds(&d) => self.stored(&d),
-                Ok(()) => {
-                    tracing::warn!(run = %self.run, ids = d.ids(),
-                        "appends in doubt were refused (a seq conflict); sending them again");
-                    let mut chunk = d;
-                    chunk.join(self.open_chunk());
-                    self.persist(chunk).await?;
-                }
-                Err(e) => {
-                    tracing::warn!(run = %self.run, error = %e, "could not complete appends in doubt");
-                    self.doubt = Some(d);
-                }
-            }
-            self.update_gauges();
-        }
-        if self.pending.is_some() {
-            // One last budget of retries for ids given up while the store was down.
+        self.settle_doubt_at_end().await?;
+        if self.pending.is_some() || self.unclean.is_some() {
+            // One last budget of retries for what waits for the store to work again.
             let chunk = self.open_chunk();
             self.persist(chunk).await?;
         }
-        let stats = self.counters.snapshot(self.run);
-        if stats.pending_gap > 0 || stats.in_doubt > 0 {
-            tracing::error!(run = %self.run, pending_gap = stats.pending_gap, in_doubt = stats.in_doubt,
-                "persister ended with ids not settled: a pending gap could not be recorded, or \
-                 appends in doubt await the log's next append");
-        }
-        tracing::info!(run = %self.run, closed, ?stats, "persister stopped");
-        Ok(stats)
+        Ok(closed)
     }
 
-    /// A chunk starting with the pending gap, if any.
-    fn open_chunk(&mut self) -> Chunk {
-        match self.pending.take() {
+    /// A chunk starting with the previous run's sentinel and the pending gap, if any.
+    pub(super) fn open_chunk(&mut self) -> Chunk {
+        let mut c = match self.pending.take() {
             Some((from, to)) => {
                 debug_assert_eq!(to + 1, self.next);
                 let mut c = Chunk::new(self.run, from);
@@ -167,7 +180,11 @@ impl<S: OpStore> Persister<S> {
                 c
             }
             None => Chunk::new(self.run, self.next),
+        };
+        if let Some(u) = self.unclean.take() {
+            c.push_unclean(u);
         }
+        c
     }
 
     /// Adds one received message to the chunk; false if the channel is closed.
@@ -213,181 +230,5 @@ impl<S: OpStore> Persister<S> {
             }
         }
         Drained::Full
-    }
-
-    /// Appends a chunk, retrying store errors; settles it as stored, in doubt or
-    /// given up (pending gap). Fails only on a conflict that outlasts the retries
-    /// (another writer holds our seqs).
-    ///
-    /// What became of the chunk is decided by the reply to this call alone, never by
-    /// log-wide counters (another task may append to the same log meanwhile):
-    /// - `Ok`: stored. The log completes what it holds in doubt before it signs
-    ///   anything new, so an earlier chunk in doubt is stored too.
-    /// - `InDoubt`: signed, outcome unknown; the log completes it before its next
-    ///   op. Signing came after completing what was in doubt before, as for `Ok`.
-    /// - a conflict: nothing of this call was written; retried. While a chunk is in
-    ///   doubt the reply is ambiguous, see [`Persister::settle_doubt_by_log`].
-    /// - any other error: the log refused the request before signing it (it could
-    ///   not complete an earlier doubt, or wrote nothing): retried, then given up.
-    async fn persist(&mut self, mut chunk: Chunk) -> Result<(), PersisterError> {
-        let retry = self.config.retry;
-        let mut backoff = retry.initial_backoff;
-        let mut retries = 0;
-        // Set by a conflict while a chunk is in doubt: its fate must be read from
-        // the log before anything after it is sent.
-        let mut doubt_unknown = false;
-        loop {
-            let attempt = if doubt_unknown {
-                match self.settle_doubt_by_log().await {
-                    Ok(resend) => {
-                        doubt_unknown = false;
-                        if let Some(mut d) = resend {
-                            d.join(chunk);
-                            chunk = d;
-                        }
-                        self.log.append_all(chunk.entries()).await
-                    }
-                    Err(e) => Err(e),
-                }
-            } else {
-                self.log.append_all(chunk.entries()).await
-            };
-            let err = match attempt {
-                Ok(_) => {
-                    self.doubt_completed();
-                    self.stored(&chunk);
-                    Counters::add(&self.counters.batches, 1);
-                    break;
-                }
-                Err(e) => e,
-            };
-            Counters::add(&self.counters.store_errors, 1);
-            let conflict = matches!(err, Error::Store(StoreError::Conflict { .. }));
-            match err {
-                Error::InDoubt { .. } => {
-                    self.doubt_completed();
-                    tracing::warn!(run = %self.run, ids = chunk.ids(), error = %err,
-                        "append failed with an unknown outcome; the log completes it with its next append");
-                    self.doubt = Some(chunk);
-                    break;
-                }
-                Error::Cancelled => {
-                    // The log answers or requeues every request it holds, so this
-                    // is not expected; whatever happened, the log says whether it
-                    // holds the chunk. Never re-sent: a gap is honest, a duplicate
-                    // is not.
-                    tracing::error!(run = %self.run, ids = chunk.ids(), error = %err,
-                        "append cancelled; settling the chunk by what the log holds");
-                    if self.holds(&chunk) {
-                        self.stored(&chunk);
-                    } else {
-                        self.give_up(&chunk);
-                    }
-                    break;
-                }
-                _ if conflict && self.doubt.is_some() => doubt_unknown = true,
-                _ => {}
-            }
-            if retries >= retry.max_retries {
-                tracing::error!(run = %self.run, from = chunk.start(), to = chunk.end() - 1,
-                    transitions = chunk.transitions(), error = %err,
-                    "store still failing after {retries} retries; these ids become a gap \
-                     recorded once the store works again");
-                self.give_up(&chunk);
-                if conflict {
-                    self.update_gauges();
-                    tracing::error!(run = %self.run, error = %err, "persister stopping: seq conflict");
-                    return Err(PersisterError::Conflict {
-                        stats: self.counters.snapshot(self.run),
-                        source: err,
-                    });
-                }
-                break;
-            }
-            retries += 1;
-            tracing::warn!(run = %self.run, attempt = retries, ?backoff, error = %err,
-                "append failed; retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(retry.max_backoff);
-        }
-        self.update_gauges();
-        Ok(())
-    }
-
-    /// The log completed what it held in doubt (it does before signing anything).
-    fn doubt_completed(&mut self) {
-        if let Some(d) = self.doubt.take() {
-            tracing::info!(run = %self.run, ids = d.ids(), "appends in doubt were completed");
-            self.stored(&d);
-        }
-    }
-
-    /// Settles the chunk in doubt after a conflict; returns it if it must be sent
-    /// again (known unwritten).
-    ///
-    /// A conflict is returned both when the log completed its doubt and then the
-    /// new request was refused (the doubt is stored), and when the log's retry of
-    /// its doubt was refused: then it drops the doubt from its list, though an
-    /// earlier attempt may have stored it after all (a reply lost, a seq taken
-    /// after it). Catching up with the store makes such an op visible, so after it
-    /// the log holds the chunk exactly if the store does; a chunk it does not hold
-    /// is nowhere and is sent again, ahead of the chunk that follows it.
-    async fn settle_doubt_by_log(&mut self) -> Result<Option<Chunk>, Error> {
-        let Some(d) = self.doubt.take() else {
-            return Ok(None);
-        };
-        if let Err(e) = self.log.catch_up().await {
-            self.doubt = Some(d);
-            return Err(e);
-        }
-        if self.holds(&d) {
-            tracing::info!(run = %self.run, ids = d.ids(), "appends in doubt were completed");
-            self.stored(&d);
-            Ok(None)
-        } else {
-            tracing::warn!(run = %self.run, ids = d.ids(),
-                "appends in doubt were refused (a seq conflict); sending them again");
-            Ok(Some(d))
-        }
-    }
-
-    /// True if the log holds the chunk (appends are atomic: all of it or none).
-    /// Exact only while the log holds none of this run's entries in doubt and knows
-    /// every op of this sled the store holds.
-    fn holds(&self, chunk: &Chunk) -> bool {
-        if chunk.ids() == 0 {
-            return true;
-        }
-        match run_trace(&self.log, self.run, self.first_event) {
-            RunTrace::Last(Some(last)) => last >= chunk.end() - 1,
-            RunTrace::Last(None) | RunTrace::Recorded => false,
-        }
-    }
-
-    fn stored(&self, chunk: &Chunk) {
-        let (gaps, dropped) = chunk.gaps();
-        Counters::add(&self.counters.persisted, chunk.transitions());
-        Counters::add(&self.counters.gaps, gaps);
-        Counters::add(&self.counters.dropped, dropped);
-    }
-
-    /// Turns a chunk's ids into (part of) the pending gap.
-    fn give_up(&mut self, chunk: &Chunk) {
-        if chunk.ids() == 0 {
-            return;
-        }
-        Counters::add(&self.counters.abandoned, chunk.transitions());
-        let (from, to) = (chunk.start(), chunk.end() - 1);
-        self.pending = Some(match self.pending {
-            Some((f, t)) => (f.min(from), t.max(to)),
-            None => (from, to),
-        });
-    }
-
-    fn update_gauges(&self) {
-        let pending = self.pending.map_or(0, |(f, t)| t - f + 1);
-        Counters::set(&self.counters.pending_gap, pending);
-        let doubt = self.doubt.as_ref().map_or(0, Chunk::ids);
-        Counters::set(&self.counters.in_doubt, doubt);
     }
 }

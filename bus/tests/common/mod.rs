@@ -41,7 +41,8 @@ pub struct TestStore {
     lose_reply_next: Arc<AtomicU64>,
     script: Arc<Mutex<VecDeque<bool>>>,
     delay_us: Arc<AtomicU64>,
-    gate: Arc<watch::Sender<bool>>,
+    /// Open, and how many calls may pass while it is closed.
+    gate: Arc<watch::Sender<(bool, u64)>>,
     /// Append calls that reached the store (before the gate).
     pub entered: Arc<AtomicU64>,
     /// Append calls past the gate.
@@ -56,7 +57,7 @@ impl TestStore {
             lose_reply_next: Arc::default(),
             script: Arc::default(),
             delay_us: Arc::default(),
-            gate: Arc::new(watch::channel(true).0),
+            gate: Arc::new(watch::channel((true, 0)).0),
             entered: Arc::default(),
             appends: Arc::default(),
         }
@@ -82,7 +83,11 @@ impl TestStore {
     }
     /// While closed, appends wait.
     pub fn set_gate(&self, open: bool) {
-        self.gate.send_replace(open);
+        self.gate.send_modify(|g| g.0 = open);
+    }
+    /// Lets `n` more appends through the closed gate.
+    pub fn let_through(&self, n: u64) {
+        self.gate.send_modify(|g| g.1 += n);
     }
 }
 
@@ -91,7 +96,20 @@ impl OpStore for TestStore {
     async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
         self.entered.fetch_add(1, Ordering::SeqCst);
         let mut gate = self.gate.subscribe();
-        let _ = gate.wait_for(|open| *open).await;
+        loop {
+            let mut pass = false;
+            self.gate.send_if_modified(|(open, passes)| {
+                pass = *open || *passes > 0;
+                let take = !*open && *passes > 0;
+                if take {
+                    *passes -= 1;
+                }
+                take
+            });
+            if pass || gate.changed().await.is_err() {
+                break;
+            }
+        }
         let d = self.delay_us.load(Ordering::SeqCst);
         if d > 0 {
             tokio::time::sleep(Duration::from_micros(d)).await;

@@ -1,0 +1,238 @@
+//! How the persister settles each chunk it appends: stored, in doubt, or given up
+//! into a pending gap — decided by the reply to its own append, and where a reply
+//! cannot tell, by what the log holds of the run. See the parent module.
+
+use event_log_core::{Error, OpStore, StoreError};
+
+use super::task::Persister;
+use super::trace::{RunTrace, run_trace};
+use crate::chunk::Chunk;
+use crate::error::PersisterError;
+use crate::stats::Counters;
+
+impl<S: OpStore> Persister<S> {
+    /// Appends a chunk, retrying store errors; settles it as stored, in doubt or
+    /// given up (pending gap). Fails only on a conflict that outlasts the retries
+    /// (another writer holds our seqs).
+    ///
+    /// What became of the chunk is decided by the reply to this call alone, never by
+    /// log-wide counters (another task may append to the same log meanwhile):
+    /// - `Ok`: stored. The log completes what it holds in doubt before it signs
+    ///   anything new, so an earlier chunk in doubt is stored too.
+    /// - `InDoubt`: signed, outcome unknown; the log completes it before its next
+    ///   op. Signing came after completing what was in doubt before, as for `Ok`.
+    /// - a conflict: nothing of this call was written; retried. While a chunk is in
+    ///   doubt the reply is ambiguous, see [`Persister::settle_doubt_by_log`].
+    /// - any other error: the log refused the request before signing it (it could
+    ///   not complete an earlier doubt, or wrote nothing): retried, then given up.
+    pub(super) async fn persist(&mut self, mut chunk: Chunk) -> Result<(), PersisterError> {
+        let retry = self.config.retry;
+        let mut backoff = retry.initial_backoff;
+        let mut retries = 0;
+        // Set by a conflict while a chunk is in doubt: its fate must be read from
+        // the log before anything after it is sent.
+        let mut doubt_unknown = false;
+        loop {
+            let settled = if doubt_unknown {
+                self.settle_doubt_by_log().await.map(|resend| {
+                    doubt_unknown = false;
+                    if let Some(mut d) = resend {
+                        d.join(std::mem::replace(&mut chunk, Chunk::new(self.run, 0)));
+                        chunk = d;
+                    }
+                })
+            } else {
+                Ok(())
+            };
+            let err = match settled {
+                Err(e) => e,
+                Ok(()) => match self.log.append_all(chunk.entries()).await {
+                    Ok(_) => {
+                        self.doubt_completed();
+                        self.stored(&chunk);
+                        Counters::add(&self.counters.batches, 1);
+                        break;
+                    }
+                    Err(e) => {
+                        Counters::add(&self.counters.store_errors, 1);
+                        e
+                    }
+                },
+            };
+            let conflict = matches!(err, Error::Store(StoreError::Conflict { .. }));
+            match err {
+                Error::InDoubt { .. } => {
+                    self.doubt_completed();
+                    tracing::warn!(run = %self.run, ids = chunk.ids(), error = %err,
+                        "append failed with an unknown outcome; the log completes it with its next append");
+                    self.doubt = Some(chunk);
+                    break;
+                }
+                Error::Cancelled => {
+                    // The log answers or requeues every request it holds, so this
+                    // is not expected; whatever happened, the log says whether it
+                    // holds the chunk. Never re-sent: a gap is honest, a duplicate
+                    // is not.
+                    tracing::error!(run = %self.run, ids = chunk.ids(), error = %err,
+                        "append cancelled; settling the chunk by what the log holds");
+                    if self.holds(&chunk) {
+                        self.stored(&chunk);
+                    } else {
+                        self.give_up(&chunk);
+                    }
+                    break;
+                }
+                _ if conflict && self.doubt.is_some() => doubt_unknown = true,
+                _ => {}
+            }
+            if retries >= retry.max_retries {
+                tracing::error!(run = %self.run, from = chunk.start(), ids = chunk.ids(),
+                    transitions = chunk.transitions(), error = %err,
+                    "store still failing after {retries} retries; these ids become a gap \
+                     recorded once the store works again");
+                self.give_up(&chunk);
+                if conflict {
+                    self.update_gauges();
+                    tracing::error!(run = %self.run, error = %err, "persister stopping: seq conflict");
+                    return Err(PersisterError::Conflict {
+                        stats: Box::new(self.counters.snapshot(self.run)),
+                        source: err,
+                    });
+                }
+                break;
+            }
+            retries += 1;
+            tracing::warn!(run = %self.run, attempt = retries, ?backoff, error = %err,
+                "append failed; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(retry.max_backoff);
+        }
+        self.update_gauges();
+        self.after_append().await;
+        Ok(())
+    }
+
+    /// The log completed what it held in doubt (it does before signing anything).
+    fn doubt_completed(&mut self) {
+        if let Some(d) = self.doubt.take() {
+            tracing::info!(run = %self.run, ids = d.ids(), "appends in doubt were completed");
+            self.stored(&d);
+        }
+    }
+
+    /// Settles the chunk in doubt after a conflict; returns it if it must be sent
+    /// again (known unwritten).
+    ///
+    /// A conflict is returned both when the log completed its doubt and then the
+    /// new request was refused (the doubt is stored), and when the log's retry of
+    /// its doubt was refused: then it drops the doubt from its list, though an
+    /// earlier attempt may have stored it after all (a reply lost, a seq taken
+    /// after it). Catching up with the store makes such an op visible, so after it
+    /// the log holds the chunk exactly if the store does; a chunk it does not hold
+    /// is nowhere and is sent again, ahead of the chunk that follows it.
+    async fn settle_doubt_by_log(&mut self) -> Result<Option<Chunk>, Error> {
+        let Some(d) = self.doubt.take() else {
+            return Ok(None);
+        };
+        if let Err(e) = self.log.catch_up().await {
+            self.doubt = Some(d);
+            return Err(e);
+        }
+        if self.holds(&d) {
+            tracing::info!(run = %self.run, ids = d.ids(), "appends in doubt were completed");
+            self.stored(&d);
+            Ok(None)
+        } else {
+            tracing::warn!(run = %self.run, ids = d.ids(),
+                "appends in doubt were refused (a seq conflict); sending them again");
+            Ok(Some(d))
+        }
+    }
+
+    /// True if the log holds the chunk (appends are atomic: all of it or none).
+    /// Exact only while the log holds none of this run's entries in doubt and knows
+    /// every op of this sled the store holds.
+    pub(super) fn holds(&self, chunk: &Chunk) -> bool {
+        if chunk.ids() == 0 {
+            // At most the previous run's sentinel.
+            return chunk.unclean().is_none_or(|u| {
+                run_trace(&self.log, u.run, self.first_event) == RunTrace::Recorded
+            });
+        }
+        match run_trace(&self.log, self.run, self.first_event) {
+            RunTrace::Last(Some(last)) => last >= chunk.end() - 1,
+            RunTrace::Last(None) | RunTrace::Recorded => false,
+        }
+    }
+
+    /// Counts a chunk the log holds.
+    pub(super) fn stored(&self, chunk: &Chunk) {
+        let (gaps, dropped) = chunk.gaps();
+        Counters::add(&self.counters.persisted, chunk.transitions());
+        Counters::add(&self.counters.gaps, gaps);
+        Counters::add(&self.counters.dropped, dropped);
+        if let Some(u) = chunk.unclean() {
+            tracing::info!(run = %self.run, previous = %u.run, from = u.from,
+                known_lost = u.known_lost, "recorded the previous run's unclean shutdown");
+            Counters::add(&self.counters.unclean_recorded, 1);
+            Counters::add(&self.counters.unclean_known_lost, u.known_lost);
+        }
+    }
+
+    /// Turns a chunk's ids into (part of) the pending gap; its sentinel, if any,
+    /// waits to lead the next chunk.
+    pub(super) fn give_up(&mut self, chunk: &Chunk) {
+        if let Some(u) = chunk.unclean() {
+            self.unclean = Some(u.clone());
+        }
+        if chunk.ids() == 0 {
+            return;
+        }
+        Counters::add(&self.counters.abandoned, chunk.transitions());
+        let (from, to) = (chunk.start(), chunk.end() - 1);
+        self.pending = Some(match self.pending {
+            Some((f, t)) => (f.min(from), t.max(to)),
+            None => (from, to),
+        });
+    }
+
+    pub(super) fn update_gauges(&self) {
+        let pending = self.pending.map_or(0, |(f, t)| t - f + 1);
+        Counters::set(&self.counters.pending_gap, pending);
+        let doubt = self.doubt.as_ref().map_or(0, Chunk::ids);
+        Counters::set(&self.counters.in_doubt, doubt);
+    }
+
+    /// Settles a chunk still in doubt at the end of the run, instead of leaving it
+    /// to the log's next append.
+    pub(super) async fn settle_doubt_at_end(&mut self) -> Result<(), PersisterError> {
+        let Some(d) = self.doubt.take() else {
+            return Ok(());
+        };
+        // Settle appends in doubt now instead of leaving them to the next append.
+        // Once the flush succeeds the log holds nothing in doubt, and once it has
+        // caught up it knows every op of this sled the store holds: it holds the
+        // chunk, or the chunk is nowhere (the log dropped it after a seq
+        // conflict found by another task's append) and is sent again.
+        let flushed = match self.log.flush().await {
+            Ok(_) => self.log.catch_up().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match flushed {
+            Ok(()) if self.holds(&d) => self.stored(&d),
+            Ok(()) => {
+                tracing::warn!(run = %self.run, ids = d.ids(),
+                        "appends in doubt were refused (a seq conflict); sending them again");
+                let mut chunk = d;
+                chunk.join(self.open_chunk());
+                self.persist(chunk).await?;
+            }
+            Err(e) => {
+                tracing::warn!(run = %self.run, error = %e, "could not complete appends in doubt");
+                self.doubt = Some(d);
+            }
+        }
+        self.update_gauges();
+        Ok(())
+    }
+}

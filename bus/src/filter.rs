@@ -2,8 +2,8 @@
 
 use event_log_core::{LoggedEvent, SledId};
 
-/// Selects events by story and/or sled; the default selects every event. Gap
-/// sentinels have no story, so a story filter never selects them.
+/// Selects events by story and/or sled; the default selects every event. Sentinels
+/// (gaps, unclean shutdowns) have no story, so a story filter never selects them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
     /// Only events of this story.
@@ -26,7 +26,7 @@ impl EventFilter {
         }
     }
 
-    /// Events of one sled (its transitions and gaps).
+    /// Events of one sled (its transitions and sentinels).
     pub fn sled(sled_id: SledId) -> Self {
         EventFilter {
             story_id: None,

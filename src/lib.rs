@@ -40,9 +40,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod keys;
+pub mod redact;
 mod url;
 
 pub use event_log_core::*;
+pub use redact::redact_url;
 pub use url::{AnyStore, OpenError, SCHEMES, Scheme, open, open_store, open_with};
 
 /// The bus: broadcast of transitions, the persisting subscriber, live feeds.

@@ -3,6 +3,8 @@
 
 use event_log_core::{EventLog, EventLogConfig, MemStore, OpStore, SigningKey, StoreError};
 
+use crate::redact::redact_url;
+
 /// Any store, chosen at run time.
 pub type AnyStore = Box<dyn OpStore>;
 
@@ -50,9 +52,7 @@ pub const SCHEMES: &[Scheme] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// No store has this scheme.
-    #[error(
-        "unknown store URL scheme `{scheme}` (known: memory:, sqlite://, redb://, postgres://)"
-    )]
+    #[error("unknown store URL scheme `{scheme}` (known: {})", known_schemes())]
     UnknownScheme {
         /// The scheme found.
         scheme: String,
@@ -83,26 +83,41 @@ pub enum OpenError {
     Log(#[from] event_log_core::Error),
 }
 
+/// The schemes of [`SCHEMES`] as a list for messages: `memory:, sqlite://, …`.
+fn known_schemes() -> String {
+    SCHEMES
+        .iter()
+        .map(|s| {
+            if s.name == "memory" {
+                format!("{}:", s.name)
+            } else {
+                format!("{}://", s.name)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Splits `scheme:rest`.
 fn split(url: &str) -> Result<(&str, &str), OpenError> {
+    let valid = |scheme: &str| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    };
     match url.split_once(':') {
-        Some((scheme, rest)) if !scheme.is_empty() => Ok((scheme, rest)),
+        Some((scheme, rest)) if valid(scheme) => Ok((scheme, rest)),
+        _ if crate::redact::is_dsn(url) => Err(OpenError::BadUrl {
+            url: redact_url(url),
+            reason: "a libpq key=value string is not a store URL; write postgres://user@host/db"
+                .into(),
+        }),
         _ => Err(OpenError::BadUrl {
-            url: redact(url),
+            url: redact_url(url),
             reason: "expected `scheme:...`, e.g. sqlite://events.db".into(),
         }),
     }
-}
-
-/// The URL with any password replaced by `***`, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://")
-        && let Some((auth, host)) = rest.split_once('@')
-        && let Some((user, _pw)) = auth.split_once(':')
-    {
-        return format!("{scheme}://{user}:***@{host}");
-    }
-    url.to_owned()
 }
 
 /// Splits `path?k=v&k2=v2` into the path and its parameters.
@@ -125,7 +140,7 @@ fn file_path<'a>(url: &str, rest: &'a str) -> Result<&'a str, OpenError> {
     let path = rest.strip_prefix("//").unwrap_or(rest);
     if path.is_empty() {
         return Err(OpenError::BadUrl {
-            url: url.to_owned(),
+            url: redact_url(url),
             reason: "no file path after the scheme".into(),
         });
     }
@@ -135,7 +150,7 @@ fn file_path<'a>(url: &str, rest: &'a str) -> Result<&'a str, OpenError> {
 #[cfg(any(feature = "sqlite", feature = "redb", feature = "postgres"))]
 fn unknown_param(url: &str, key: &str, known: &str) -> OpenError {
     OpenError::BadUrl {
-        url: redact(url),
+        url: redact_url(url),
         reason: format!("unknown parameter `{key}` (known: {known})"),
     }
 }
@@ -171,7 +186,7 @@ pub async fn open_store(url: &str) -> Result<AnyStore, OpenError> {
                     ("durability", "normal") => config = config.with_durability(Durability::Normal),
                     ("durability", other) => {
                         return Err(OpenError::BadUrl {
-                            url: url.to_owned(),
+                            url: redact_url(url),
                             reason: format!("durability must be `full` or `normal`, not `{other}`"),
                         });
                     }
@@ -210,6 +225,9 @@ pub async fn open_store(url: &str) -> Result<AnyStore, OpenError> {
             } else {
                 format!("{base}?{}", pass.join("&"))
             };
+            // Written out by the `url` crate, a password holding `@` is
+            // percent-encoded, so no later split at an `@` can show part of it.
+            let conn = ::url::Url::parse(&conn).map_or(conn, String::from);
             Ok(Box::new(PostgresStore::open(&conn, config).await?))
         }
         other => Err(OpenError::UnknownScheme {
@@ -231,4 +249,35 @@ pub async fn open_with(
 ) -> Result<EventLog<AnyStore>, OpenError> {
     let store = open_store(url).await?;
     Ok(EventLog::open_with(store, key, config).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_store;
+
+    /// The error for a URL that cannot be opened names the URL without its secret,
+    /// whatever the shape (before, a `?password=` was shown verbatim, and a
+    /// password holding `@` was cut at its first `@`).
+    #[tokio::test]
+    async fn open_errors_show_no_password() {
+        let mut cases = vec![
+            ("nosuch://alice:p@ss@db/x", "ss@"),
+            ("host=db password=Secret1", "Secret1"),
+        ];
+        if cfg!(feature = "sqlite") {
+            cases.push(("sqlite://?password=Secret2", "Secret2"));
+            cases.push(("sqlite://x.db?password=Secret3", "Secret3"));
+            cases.push(("sqlite://x.db?durability=p@ss@x&token=Secret4", "Secret4"));
+        }
+        if cfg!(feature = "redb") {
+            cases.push(("redb://x.redb?token=Secret5", "Secret5"));
+        }
+        for (url, secret) in cases {
+            let e = match open_store(url).await {
+                Ok(_) => panic!("{url} opened"),
+                Err(e) => e.to_string(),
+            };
+            assert!(!e.contains(secret), "{url}: {e}");
+        }
+    }
 }

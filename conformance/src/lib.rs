@@ -74,6 +74,7 @@ macro_rules! store_tests {
             non_members_refused,
             buffer_flood_is_contained,
             own_late_write_resolved,
+            in_doubt_never_dropped,
             idempotent_retries,
             dropped_append_withdrawn,
             rolled_back_store_never_resigns,

@@ -20,6 +20,10 @@ pub(crate) struct Pending {
     payloads: Vec<Vec<u8>>,
     /// Times the store refused it because another writer of this sled held its seq.
     conflicts: u8,
+    /// Nobody waits for the answer: entries that were in doubt, signed again after
+    /// their seqs turned out taken ([`EventLog::resequence_in_doubt`]). Never
+    /// withdrawn for a dropped receiver.
+    detached: bool,
     reply: oneshot::Sender<Result<Vec<LoggedEvent>>>,
 }
 
@@ -316,6 +320,7 @@ impl<S: OpStore> EventLog<S> {
             entries,
             payloads,
             conflicts: 0,
+            detached: false,
             reply: tx,
         });
         self.queued.notify(1);
@@ -359,7 +364,16 @@ impl<S: OpStore> EventLog<S> {
         if w.in_doubt.is_empty() {
             return Ok(0);
         }
-        Ok(self.retry_in_doubt(&mut w).await?)
+        let n = self.retry_in_doubt(&mut w).await?;
+        if std::mem::take(&mut w.behind) {
+            // Their seqs were taken: signed again after catching up (see
+            // `resequence_in_doubt`), and written now.
+            drop(w);
+            self.catch_up().await?;
+            let mut w = self.lock_writer().await;
+            self.lead(&mut w).await;
+        }
+        Ok(n)
     }
 
     /// Appends the in-doubt ops again (idempotent) and applies them; returns how many.
@@ -380,14 +394,47 @@ impl<S: OpStore> EventLog<S> {
                 self.settle_unblocked().await;
                 Ok(n)
             }
-            Err(e) => {
-                if matches!(e, StoreError::Conflict { .. }) {
-                    // Nothing was written and another writer holds these seqs.
-                    w.in_doubt.clear();
-                }
-                Err(e)
+            Err(e @ StoreError::Conflict { .. }) => {
+                tracing::warn!(error = %e, "seqs of appends in doubt are taken; signing them again");
+                self.resequence_in_doubt(w).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// After the store refused the in-doubt ops with a conflict (nothing written; a
+    /// previous process of this sled stored its own ops at those seqs, late): the
+    /// in-doubt ops that are not stored were never written anywhere, so their
+    /// entries are queued again, first, as requests nobody waits for (their callers
+    /// already learnt "in doubt"), to be signed at new seqs once the log caught up
+    /// (`behind`). Those that are stored (from an earlier try) come in by that
+    /// catch-up. Entries with idempotency keys already committed are not written
+    /// again. Returns how many entries were settled this way.
+    async fn resequence_in_doubt(&self, w: &mut Writer) -> std::result::Result<usize, StoreError> {
+        let mut unstored = Vec::new();
+        for (op, entry) in &w.in_doubt {
+            if self.store.get(&op.id()).await?.is_none() {
+                unstored.push(entry.clone());
             }
         }
+        let n = w.in_doubt.len();
+        w.in_doubt.clear();
+        w.behind = true;
+        if !unstored.is_empty() {
+            let payloads = unstored.iter().map(Entry::to_payload).collect();
+            let (reply, _) = oneshot::channel();
+            self.queue.lock().insert(
+                0,
+                Pending {
+                    entries: unstored,
+                    payloads,
+                    conflicts: 0,
+                    detached: true,
+                    reply,
+                },
+            );
+        }
+        Ok(n)
     }
 
     /// Entries whose append outcome is unknown, waiting for the next append or flush.
@@ -415,6 +462,10 @@ impl<S: OpStore> EventLog<S> {
     ///   (their seqs were never used).
     async fn lead(&self, w: &mut Writer) {
         if !w.in_doubt.is_empty() && !self.complete_in_doubt(w).await {
+            return;
+        }
+        if w.behind {
+            // Catch up first (the caller does, once the lock is free).
             return;
         }
         let refusal = |make: &dyn Fn() -> Error| {
@@ -830,7 +881,7 @@ impl<S: OpStore> EventLog<S> {
         let mut n = 0;
         let mut full = false;
         for p in q.drain(..) {
-            if p.reply.is_canceled() {
+            if p.reply.is_canceled() && !p.detached {
                 // Its caller gave up before any writer took it: withdrawn.
                 continue;
             }

@@ -16,5 +16,5 @@ pub use followers::{follower_catches_up_any_lag, followers_see_equivocation, lat
 pub use idempotency::{dropped_append_withdrawn, idempotent_retries};
 pub use limits::{config_validated, over_limits_refused};
 pub use membership::{buffer_flood_is_contained, non_members_refused};
-pub use restart::own_late_write_resolved;
+pub use restart::{in_doubt_never_dropped, own_late_write_resolved};
 pub use rollback::{rolled_back_store_never_resigns, truncated_tail_detected};

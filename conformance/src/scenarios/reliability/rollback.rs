@@ -71,7 +71,9 @@ async fn rolled_back<H: StoreHarness>(h: &H) -> Check {
     log.close().await.ctx("close")?;
     let (_g2, restored) = h.create().await.ctx("create")?;
     let backup = h.open(&restored).await.ctx("open backup")?;
-    copy_prefix(log.store(), &backup, 3, None).await?;
+    // (A closed log's store is closed: the copy reads through a new handle.)
+    let source = h.open(&live).await.ctx("reopen")?;
+    copy_prefix(&source, &backup, 3, None).await?;
     let back = EventLog::open_with(backup, key(0), with_mark(&mark))
         .await
         .ctx("open over the backup")?;
@@ -126,7 +128,8 @@ async fn truncated<H: StoreHarness>(h: &H) -> Check {
     let ckpt = format!("replay-checkpoint/{}", log.sled_id());
     let (_g2, cut) = h.create().await.ctx("create")?;
     let store = h.open(&cut).await.ctx("open cut")?;
-    copy_prefix(log.store(), &store, 3, Some(&ckpt)).await?;
+    let source = h.open(&live).await.ctx("reopen")?;
+    copy_prefix(&source, &store, 3, Some(&ckpt)).await?;
     let report = verify(&store, &EventLogConfig::default(), &[], |_| {})
         .await
         .ctx("verify")?;

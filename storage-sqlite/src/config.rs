@@ -53,8 +53,15 @@ pub struct SqliteConfig {
     /// Default: 1024. Must be at least 1.
     pub max_group: usize,
     /// Create the database file if it does not exist. Default: true. When false,
-    /// opening a missing file fails with `StoreError::Unavailable`.
+    /// opening a missing file fails with `StoreError::NotFound` naming the path.
     pub create_if_missing: bool,
+    /// Open for reading only (SQLite `SQLITE_OPEN_READONLY`): the file is never
+    /// created, migrated or written. A missing file fails with `StoreError::NotFound`
+    /// naming the path; a file whose schema is older than [`crate::SCHEMA_VERSION`]
+    /// is refused with `StoreError::Invalid` (open it writable once to migrate it);
+    /// appends and `put_meta` fail with `StoreError::Invalid` ("read-only"). For
+    /// tools that only look at a store. Default: false.
+    pub read_only: bool,
     /// How many appends of one log may be in flight at once
     /// ([`event_log_core::OpStore::append_pipeline`]). The writer takes requests in
     /// the order they were sent and writes an ordered append only if the op it
@@ -72,6 +79,7 @@ impl Default for SqliteConfig {
             readers: 4,
             max_group: 1024,
             create_if_missing: true,
+            read_only: false,
             pipeline: 2,
         }
     }
@@ -111,6 +119,12 @@ impl SqliteConfig {
     /// Sets [`SqliteConfig::create_if_missing`].
     pub fn with_create_if_missing(mut self, create_if_missing: bool) -> Self {
         self.create_if_missing = create_if_missing;
+        self
+    }
+
+    /// Sets [`SqliteConfig::read_only`].
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
         self
     }
 

@@ -4,6 +4,11 @@
 //! else is the `OpStore` trait. The file is plain SQLite: `sqlite3 events.db 'select
 //! payload from ops'` shows every op's JSON payload.
 //!
+//! Tools that only read open it with [`SqliteStore::open_read_only`] (or
+//! [`SqliteConfig::read_only`]): SQLite `SQLITE_OPEN_READONLY`, no writer thread, no
+//! migration; a missing file is `StoreError::NotFound` naming the path, never an
+//! empty new database.
+//!
 //! # On-disk format
 //! One table `ops(position, id, author, seq, evidence, payload, bytes)` in append
 //! order, a partial unique index on `(author, seq) WHERE evidence = 0` (one primary op

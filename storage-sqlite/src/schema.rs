@@ -72,10 +72,15 @@ pub(crate) fn open_writer(path: &Path, config: &SqliteConfig) -> Result<Connecti
     Ok(conn)
 }
 
-/// Opens a read connection. It may not write (`query_only`).
+/// Opens a read connection. It may not write (`query_only`); in a read-only store it
+/// is opened `SQLITE_OPEN_READONLY` too.
 pub(crate) fn open_reader(path: &Path, config: &SqliteConfig) -> Result<Connection, StoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = open(path, flags, config)?;
+    let access = if config.read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+    };
+    let conn = open(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX, config)?;
     conn.pragma_update(None, "query_only", true)
         .map_err(|e| error::sqlite(&format!("open a reader on {}", path.display()), e))?;
     Ok(conn)
@@ -106,6 +111,56 @@ pub(crate) fn stored_version(conn: &Connection) -> rusqlite::Result<i64> {
         [],
         |row| row.get(0),
     )
+}
+
+/// Checks, without changing anything, that the file holds the schema this build
+/// reads: a read-only store is never migrated, so an older schema is refused.
+pub(crate) fn check_version(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let what = format!("read the schema version of {}", path.display());
+    let err = |e| error::sqlite(&what, e);
+    let has_table: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master \
+             WHERE type = 'table' AND name = 'schema_version')",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(err)?;
+    let found = if has_table {
+        stored_version(conn).map_err(err)?
+    } else {
+        0
+    };
+    let known = i64::from(SCHEMA_VERSION);
+    if found > known || found < 0 {
+        return Err(StoreError::Invalid {
+            message: format!(
+                "{} has schema version {found}, but this storage-sqlite knows versions \
+                 up to {SCHEMA_VERSION}; open it with a newer storage-sqlite",
+                path.display()
+            ),
+        });
+    }
+    if found == 0 {
+        return Err(StoreError::Invalid {
+            message: format!(
+                "{} holds no event-log store (no schema version); a read-only open \
+                 creates nothing",
+                path.display()
+            ),
+        });
+    }
+    if found < known {
+        return Err(StoreError::Invalid {
+            message: format!(
+                "{} has schema version {found}, older than version {SCHEMA_VERSION} \
+                 that this storage-sqlite reads, and a read-only open does not migrate: \
+                 open it writable once to migrate it",
+                path.display()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Applies the missing migrations, each in its own immediate transaction (so two

@@ -28,7 +28,8 @@ use crate::writer::{Writer, WriterStats};
 pub struct SqliteStore {
     path: PathBuf,
     config: SqliteConfig,
-    writer: Writer,
+    /// `None` in a read-only store.
+    writer: Option<Writer>,
     readers: Arc<ReadPool>,
 }
 
@@ -43,29 +44,49 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating it if allowed) the store in the file at `path`, migrating its
-    /// schema forward.
+    /// schema forward; with [`SqliteConfig::read_only`], opens it for reading only,
+    /// creating and migrating nothing.
     ///
-    /// Errors: `Unavailable` naming the path if the file cannot be opened or is
-    /// locked; `Invalid` if the config is unusable or the file's schema is newer than
-    /// this crate knows; `Corrupt` if the file is not a SQLite database.
+    /// Errors: `NotFound` naming the path if the file does not exist and may not be
+    /// created (read-only, or `create_if_missing` off); `Unavailable` naming the path
+    /// if the file cannot be opened or is locked; `Invalid` if the config is unusable,
+    /// the file's schema is newer than this crate knows, or (read-only) older;
+    /// `Corrupt` if the file is not a SQLite database.
     pub async fn open(path: impl AsRef<Path>, config: SqliteConfig) -> Result<Self, StoreError> {
         config.validate()?;
         let path = path.as_ref().to_path_buf();
+        if (config.read_only || !config.create_if_missing)
+            && let Err(e) = std::fs::metadata(&path)
+            && e.kind() == std::io::ErrorKind::NotFound
+        {
+            return Err(StoreError::NotFound {
+                what: format!("no SQLite database at {}", path.display()),
+            });
+        }
         let (p, c) = (path.clone(), config.clone());
         let (write_conn, read_conn) = tokio::task::spawn_blocking(move || {
+            if c.read_only {
+                let r = schema::open_reader(&p, &c)?;
+                schema::check_version(&r, &p)?;
+                return Ok::<_, StoreError>((None, r));
+            }
             let w = schema::open_writer(&p, &c)?;
             let r = schema::open_reader(&p, &c)?;
-            Ok::<_, StoreError>((w, r))
+            Ok((Some(w), r))
         })
         .await
         .map_err(|e| StoreError::backend("open the SQLite store", e))??;
         // Drop waits at most this long for the writer (see `Writer`'s Drop).
         let drop_wait = config.busy_timeout + Duration::from_secs(5);
-        let writer = Writer::start(write_conn, config.max_group, drop_wait)?;
+        let writer = match write_conn {
+            Some(conn) => Some(Writer::start(conn, config.max_group, drop_wait)?),
+            None => None,
+        };
         let readers = Arc::new(ReadPool::new(path.clone(), config.clone(), read_conn));
         info!(
             path = %path.display(),
             durability = ?config.durability,
+            read_only = config.read_only,
             schema_version = schema::SCHEMA_VERSION,
             "opened SQLite store"
         );
@@ -82,6 +103,22 @@ impl SqliteStore {
         Self::open(path, SqliteConfig::default()).await
     }
 
+    /// Opens the store at `path` for reading only ([`SqliteConfig::read_only`]): a
+    /// missing file is `NotFound`, nothing is created, migrated or written.
+    pub async fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open(path, SqliteConfig::default().with_read_only(true)).await
+    }
+
+    /// The writer, or the error of a write to a read-only store.
+    fn writer(&self, what: &str) -> Result<&Writer, StoreError> {
+        self.writer.as_ref().ok_or_else(|| StoreError::Invalid {
+            message: format!(
+                "cannot {what}: the SQLite store {} is opened read-only",
+                self.path.display()
+            ),
+        })
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -93,15 +130,16 @@ impl SqliteStore {
     }
 
     /// The writer's counters (group commits, appends, ops written, conflicts).
+    /// All zero in a read-only store.
     pub fn stats(&self) -> WriterStats {
-        self.writer.stats()
+        self.writer.as_ref().map(Writer::stats).unwrap_or_default()
     }
 }
 
 #[async_trait]
 impl OpStore for SqliteStore {
     async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
-        self.writer.append(ops.to_vec(), None).await
+        self.writer("append ops")?.append(ops.to_vec(), None).await
     }
 
     fn append_pipeline(&self) -> usize {
@@ -111,7 +149,9 @@ impl OpStore for SqliteStore {
     /// Queued to the writer thread when first polled, written in queue order; the
     /// guard runs inside the request's savepoint.
     async fn append_after(&self, after: Option<&OpId>, ops: &[OpRecord]) -> Result<(), StoreError> {
-        self.writer.append(ops.to_vec(), after.copied()).await
+        self.writer("append ops")?
+            .append(ops.to_vec(), after.copied())
+            .await
     }
 
     async fn load(
@@ -148,7 +188,9 @@ impl OpStore for SqliteStore {
     }
 
     async fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.writer.put_meta(key, value).await
+        self.writer("write a meta value")?
+            .put_meta(key, value)
+            .await
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
@@ -158,7 +200,10 @@ impl OpStore for SqliteStore {
     /// Commits every append already received, stops the writer thread and closes
     /// the connections. Later calls fail with `StoreError::Unavailable`. Idempotent.
     async fn close(&self) -> Result<(), StoreError> {
-        let result = self.writer.close().await;
+        let result = match &self.writer {
+            Some(w) => w.close().await,
+            None => Ok(()),
+        };
         self.readers.close();
         info!(path = %self.path.display(), "closed SQLite store");
         result

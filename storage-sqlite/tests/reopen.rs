@@ -98,11 +98,12 @@ async fn unopenable_file_is_unavailable_naming_the_path() {
     let err = SqliteStore::open_default(&path).await.unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
     assert!(err.to_string().contains("no-such-dir"), "{err}");
-    // A missing file with `create_if_missing = false` too.
+    // A missing file with `create_if_missing = false` is `NotFound`, naming it.
     let missing = dir.path().join("missing.db");
     let config = SqliteConfig::default().with_create_if_missing(false);
     let err = SqliteStore::open(&missing, config).await.unwrap_err();
-    assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+    assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("missing.db"), "{err}");
     assert!(!missing.exists());
 }
 

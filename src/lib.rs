@@ -42,10 +42,12 @@
 pub mod keys;
 pub mod redact;
 mod url;
+pub mod watermark;
 
 pub use event_log_core::*;
 pub use redact::redact_url;
 pub use url::{AnyStore, OpenError, SCHEMES, Scheme, open, open_store, open_with};
+pub use watermark::FileWatermark;
 
 /// The bus: broadcast of transitions, the persisting subscriber, live feeds.
 #[cfg(feature = "bus")]

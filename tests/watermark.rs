@@ -87,6 +87,26 @@ async fn restored_sqlite_backup_is_detected_as_rolled_back() {
     assert!(sled.mark().exists(), "the mark is beside the key");
 
     copy_db(&backup, sled.dir.path());
+    // Control: the restored store alone cannot tell (its own checkpoint was backed
+    // up with it), so without the mark the sled would sign seq 4 again.
+    let control = sled.dir.path().join("control");
+    copy_db(&backup, &control);
+    let url = format!("sqlite://{}", control.join("log.db").display());
+    let blind = event_log::open(&url, keys::load(&sled.key_path).unwrap())
+        .await
+        .unwrap();
+    assert!(blind.missing().is_empty(), "the store alone sees no loss");
+    assert_eq!(
+        blind
+            .append_transition(transition(9))
+            .await
+            .unwrap()
+            .event_id,
+        3,
+        "without the mark, seq 4 is signed again"
+    );
+    blind.close().await.unwrap();
+
     let log = sled.open().await.unwrap();
     let missing = log.missing();
     assert_eq!(missing.len(), 1, "{missing:?}");

@@ -26,6 +26,14 @@ pub struct RedbConfig {
     /// continues is stored, so a log may send its next group while the writer is
     /// still syncing the previous one. Default 2. `0` is treated as 1 (off).
     pub pipeline: usize,
+    /// Open for reading only (redb `ReadOnlyDatabase`): the file is never created or
+    /// written, and no writer thread runs. A missing file fails with
+    /// `StoreError::NotFound` naming the path; a file that is not an event-log store
+    /// of a format version this build reads is refused with `StoreError::Invalid`;
+    /// appends and `put_meta` fail with `StoreError::Invalid` ("read-only"). While
+    /// another process has the file open for writing, the open fails with
+    /// `StoreError::Unavailable` (redb locks the file). Default `false`.
+    pub read_only: bool,
 }
 
 impl Default for RedbConfig {
@@ -36,6 +44,7 @@ impl Default for RedbConfig {
             cache_size: None,
             check_integrity_on_open: false,
             pipeline: 2,
+            read_only: false,
         }
     }
 }
@@ -62,6 +71,12 @@ impl RedbConfig {
     /// Sets [`RedbConfig::pipeline`].
     pub fn pipeline(mut self, appends: usize) -> Self {
         self.pipeline = appends;
+        self
+    }
+
+    /// Sets [`RedbConfig::read_only`].
+    pub fn read_only(mut self, enabled: bool) -> Self {
+        self.read_only = enabled;
         self
     }
 

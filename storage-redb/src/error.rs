@@ -37,6 +37,12 @@ pub(crate) fn open(path: &Path, err: redb::DatabaseError) -> StoreError {
                 err,
             )
         }
+        redb::DatabaseError::RepairAborted => StoreError::Unavailable {
+            message: format!(
+                "{path} was not closed cleanly and needs a repair, which a read-only open does not make: open it writable once to repair it"
+            ),
+            source: Some(Box::new(err)),
+        },
         redb::DatabaseError::UpgradeRequired(v) => StoreError::Invalid {
             message: format!(
                 "{path} uses redb file format {v}, which this build cannot open without an upgrade"

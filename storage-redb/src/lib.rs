@@ -13,6 +13,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Tools that only read open it with [`RedbStore::open_read_only`] (or
+//! [`RedbConfig::read_only`]): redb's `ReadOnlyDatabase`, no writer thread; a missing
+//! file is `StoreError::NotFound` naming the path, never a new empty store.
+//!
 //! # On-disk format (format version 1)
 //!
 //! One redb file holds five tables. Integers are big-endian; ids and authors are the

@@ -8,12 +8,15 @@ use bft_json_crdt::{AuthorId, OpId, VersionVector};
 use event_log_core::{OpRecord, Position, StoreError};
 use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase};
 
+/// A database to read: writable or read-only.
+pub(crate) type Readable = dyn ReadableDatabase + Send + Sync;
+
 use crate::error;
 use crate::record::{self, location};
 use crate::tables::{AuthorKey, BY_AUTHOR, BY_ID, OPS};
 
 /// Opens a read transaction.
-fn begin(db: &Database, what: &str) -> Result<ReadTransaction, StoreError> {
+fn begin(db: &Readable, what: &str) -> Result<ReadTransaction, StoreError> {
     db.begin_read().map_err(|e| error::storage(what, e))
 }
 
@@ -58,7 +61,7 @@ fn check_key(
 
 /// Ops at positions after `after`, at most `limit` (at least 1).
 pub(crate) fn load(
-    db: &Database,
+    db: &Readable,
     after: Position,
     limit: usize,
 ) -> Result<Vec<(Position, OpRecord)>, StoreError> {
@@ -102,7 +105,7 @@ fn next_author(
 /// Ops whose seq is above `vv` for their author, by (author, seq, id); at most
 /// `limit` except that one (author, seq) is never split.
 pub(crate) fn since(
-    db: &Database,
+    db: &Readable,
     vv: &VersionVector,
     limit: usize,
 ) -> Result<Vec<OpRecord>, StoreError> {
@@ -139,7 +142,7 @@ pub(crate) fn since(
 }
 
 /// Highest seq per author: one index probe per author, not a scan.
-pub(crate) fn heads(db: &Database) -> Result<VersionVector, StoreError> {
+pub(crate) fn heads(db: &Readable) -> Result<VersionVector, StoreError> {
     let ctx = "reading heads";
     let txn = begin(db, ctx)?;
     let by_author = txn
@@ -161,7 +164,7 @@ pub(crate) fn heads(db: &Database) -> Result<VersionVector, StoreError> {
 }
 
 /// One op by id.
-pub(crate) fn get(db: &Database, id: &OpId) -> Result<Option<OpRecord>, StoreError> {
+pub(crate) fn get(db: &Readable, id: &OpId) -> Result<Option<OpRecord>, StoreError> {
     let ctx = format!("reading op {id}");
     let txn = begin(db, &ctx)?;
     let by_id = txn.open_table(BY_ID).map_err(|e| error::storage(&ctx, e))?;
@@ -184,7 +187,7 @@ pub(crate) fn get(db: &Database, id: &OpId) -> Result<Option<OpRecord>, StoreErr
 }
 
 /// Number of ops stored.
-pub(crate) fn count(db: &Database) -> Result<u64, StoreError> {
+pub(crate) fn count(db: &Readable) -> Result<u64, StoreError> {
     use redb::ReadableTableMetadata;
     let ctx = "counting ops";
     let txn = begin(db, ctx)?;
@@ -193,7 +196,7 @@ pub(crate) fn count(db: &Database) -> Result<u64, StoreError> {
 }
 
 /// A meta value by key.
-pub(crate) fn get_meta(db: &Database, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+pub(crate) fn get_meta(db: &Readable, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
     let ctx = "reading a meta value";
     let txn = begin(db, ctx)?;
     let kv = match txn.open_table(crate::tables::KV) {

@@ -9,12 +9,12 @@ use async_trait::async_trait;
 use bft_json_crdt::{OpId, VersionVector};
 use event_log_core::{OpRecord, OpStore, Position, StoreError};
 use parking_lot::RwLock;
-use redb::Database;
+use redb::{Database, ReadOnlyDatabase};
 use tracing::{debug, info, warn};
 
 use crate::config::RedbConfig;
 use crate::error;
-use crate::read;
+use crate::read::{self, Readable};
 use crate::stats::{Counters, RedbStats};
 use crate::tables;
 use crate::writer::{PendingOp, Writer, WriterSettings};
@@ -29,8 +29,9 @@ use crate::writer::{PendingOp, Writer, WriterSettings};
 pub struct RedbStore {
     path: PathBuf,
     /// `None` once closed.
-    db: RwLock<Option<Arc<Database>>>,
-    writer: Writer,
+    db: RwLock<Option<Handle>>,
+    /// `None` in a read-only store.
+    writer: Option<Writer>,
     counters: Arc<Counters>,
     /// [`RedbConfig::pipeline`], at least 1.
     pipeline: usize,
@@ -42,6 +43,22 @@ impl fmt::Debug for RedbStore {
             .field("path", &self.path)
             .field("open", &self.db.read().is_some())
             .finish()
+    }
+}
+
+/// The open database: writable, or opened read-only.
+#[derive(Clone)]
+enum Handle {
+    Writable(Arc<Database>),
+    ReadOnly(Arc<ReadOnlyDatabase>),
+}
+
+impl Handle {
+    fn readable(&self) -> &Readable {
+        match self {
+            Handle::Writable(db) => &**db,
+            Handle::ReadOnly(db) => &**db,
+        }
     }
 }
 
@@ -61,42 +78,63 @@ where
     }
 }
 
-/// Opens (or creates) the file and checks its format version.
-fn open_db(path: &Path, config: &RedbConfig) -> Result<Database, StoreError> {
+/// Opens (or creates) the file and checks its format version; read-only, opens an
+/// existing file and only checks.
+fn open_db(path: &Path, config: &RedbConfig) -> Result<Handle, StoreError> {
     let mut builder = Database::builder();
     if let Some(bytes) = config.cache_size {
         builder.set_cache_size(bytes);
     }
     builder.set_check_integrity_on_open(config.check_integrity_on_open);
+    if config.read_only {
+        let db = builder
+            .open_read_only(path)
+            .map_err(|e| error::open(path, e))?;
+        tables::check(&db, path)?;
+        return Ok(Handle::ReadOnly(Arc::new(db)));
+    }
     let db = builder.create(path).map_err(|e| error::open(path, e))?;
     tables::prepare(&db, path)?;
-    Ok(db)
+    Ok(Handle::Writable(Arc::new(db)))
 }
 
 impl RedbStore {
-    /// Opens the store at `path`, creating the file if it does not exist.
+    /// Opens the store at `path`, creating the file if it does not exist; with
+    /// [`RedbConfig::read_only`], opens an existing file for reading only.
     ///
-    /// Errors: [`StoreError::Unavailable`] if the file is locked by another process
+    /// Errors: [`StoreError::NotFound`] if the file does not exist and the open is
+    /// read-only; [`StoreError::Unavailable`] if the file is locked by another process
     /// (or another open store in this process) or cannot be opened;
     /// [`StoreError::Invalid`] if it is not a redb database, is a redb database of
-    /// something else, or has a newer store format version; each names the path.
+    /// something else (read-only: or of nothing yet), or has a newer store format
+    /// version; each names the path.
     pub async fn open(path: impl AsRef<Path>, config: RedbConfig) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
+        if config.read_only
+            && let Err(e) = std::fs::metadata(&path)
+            && e.kind() == std::io::ErrorKind::NotFound
+        {
+            return Err(StoreError::NotFound {
+                what: format!("no redb database at {}", path.display()),
+            });
+        }
         let db = {
             let (path, config) = (path.clone(), config.clone());
             blocking(move || open_db(&path, &config)).await?
         };
-        let db = Arc::new(db);
         let counters = Arc::new(Counters::default());
-        let writer = Writer::spawn(
-            db.clone(),
-            WriterSettings {
-                max_group: config.max_group,
-                two_phase_commit: config.two_phase_commit,
-            },
-            counters.clone(),
-        )?;
-        info!(path = %path.display(), "opened redb store");
+        let writer = match &db {
+            Handle::Writable(db) => Some(Writer::spawn(
+                db.clone(),
+                WriterSettings {
+                    max_group: config.max_group,
+                    two_phase_commit: config.two_phase_commit,
+                },
+                counters.clone(),
+            )?),
+            Handle::ReadOnly(_) => None,
+        };
+        info!(path = %path.display(), read_only = config.read_only, "opened redb store");
         Ok(RedbStore {
             path,
             db: RwLock::new(Some(db)),
@@ -104,6 +142,31 @@ impl RedbStore {
             counters,
             pipeline: config.pipeline.max(1),
         })
+    }
+
+    /// Opens the existing store at `path` for reading only ([`RedbConfig::read_only`]).
+    pub async fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open(path, RedbConfig::default().read_only(true)).await
+    }
+
+    /// True if opened with [`RedbConfig::read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.writer.is_none()
+    }
+
+    /// The error of a write to a read-only store.
+    fn read_only(&self, what: &str) -> StoreError {
+        StoreError::Invalid {
+            message: format!(
+                "cannot {what}: the redb store {} is opened read-only",
+                self.path.display()
+            ),
+        }
+    }
+
+    /// The writer, or the error of a write to a read-only store.
+    fn writer(&self, what: &str) -> Result<&Writer, StoreError> {
+        self.writer.as_ref().ok_or_else(|| self.read_only(what))
     }
 
     /// The file this store lives in.
@@ -117,7 +180,7 @@ impl RedbStore {
     }
 
     /// The database for a read, or `Unavailable` once closed.
-    fn db(&self) -> Result<Arc<Database>, StoreError> {
+    fn db(&self) -> Result<Handle, StoreError> {
         self.db
             .read()
             .clone()
@@ -131,16 +194,17 @@ impl RedbStore {
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Readable) -> Result<T, StoreError> + Send + 'static,
     {
         let db = self.db()?;
-        blocking(move || f(&db)).await
+        blocking(move || f(db.readable())).await
     }
 }
 
 #[async_trait]
 impl OpStore for RedbStore {
     async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
+        let writer = self.writer("append ops")?;
         if ops.is_empty() {
             return Ok(());
         }
@@ -148,7 +212,7 @@ impl OpStore for RedbStore {
             .iter()
             .map(PendingOp::new)
             .collect::<Result<Vec<_>, _>>()?;
-        self.writer.append(pending, None).await
+        writer.append(pending, None).await
     }
 
     fn append_pipeline(&self) -> usize {
@@ -158,11 +222,12 @@ impl OpStore for RedbStore {
     /// Queued to the writer thread when first polled, written in queue order; the
     /// guard is checked in the write transaction.
     async fn append_after(&self, after: Option<&OpId>, ops: &[OpRecord]) -> Result<(), StoreError> {
+        let writer = self.writer("append ops")?;
         let pending = ops
             .iter()
             .map(PendingOp::new)
             .collect::<Result<Vec<_>, _>>()?;
-        self.writer.append(pending, after.map(|a| a.0)).await
+        writer.append(pending, after.map(|a| a.0)).await
     }
 
     async fn load(
@@ -197,14 +262,17 @@ impl OpStore for RedbStore {
     }
 
     async fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let Handle::Writable(db) = self.db()? else {
+            return Err(self.read_only("write a meta value"));
+        };
         let (key, value) = (key.to_owned(), value.to_vec());
-        self.read(move |db| read::put_meta(db, &key, &value)).await
+        blocking(move || read::put_meta(&db, &key, &value)).await
     }
 
     /// Commits what is queued, stops the writer thread and releases the file.
     /// Later calls fail with [`StoreError::Unavailable`]; closing twice is `Ok`.
     async fn close(&self) -> Result<(), StoreError> {
-        let thread = self.writer.stop();
+        let thread = self.writer.as_ref().and_then(Writer::stop);
         let db = self.db.write().take();
         let path = self.path.clone();
         blocking(move || {
@@ -215,9 +283,19 @@ impl OpStore for RedbStore {
             }
             // Close explicitly to see errors, unless a read still holds the database
             // (it then closes when that read ends).
-            if let Some(db) = db.and_then(|db| Arc::try_unwrap(db).ok()) {
-                db.close()
-                    .map_err(|e| error::storage(format!("closing {}", path.display()), e))?;
+            let closing = || format!("closing {}", path.display());
+            match db {
+                Some(Handle::Writable(db)) => {
+                    if let Ok(db) = Arc::try_unwrap(db) {
+                        db.close().map_err(|e| error::storage(closing(), e))?;
+                    }
+                }
+                Some(Handle::ReadOnly(db)) => {
+                    if let Ok(db) = Arc::try_unwrap(db) {
+                        db.close().map_err(|e| error::storage(closing(), e))?;
+                    }
+                }
+                None => {}
             }
             info!(path = %path.display(), "closed redb store");
             Ok(())
@@ -230,7 +308,7 @@ impl Drop for RedbStore {
     /// Stops the writer thread after it commits what is queued (at most one group
     /// commit of waiting), so the file is released when this returns.
     fn drop(&mut self) {
-        if let Some(thread) = self.writer.stop() {
+        if let Some(thread) = self.writer.as_ref().and_then(Writer::stop) {
             if thread.join().is_err() {
                 warn!(path = %self.path.display(), "the redb writer thread had panicked");
             }

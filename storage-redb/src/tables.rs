@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, TableDefinition, TableHandle};
+use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, TableHandle};
 use tracing::info;
 
 use crate::error;
@@ -35,12 +35,11 @@ pub(crate) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 /// Key of [`BY_AUTHOR`]: (author, seq, id).
 pub(crate) type AuthorKey = ([u8; 32], u64, [u8; 32]);
 
-/// Checks the format version of a freshly opened file and creates the tables of a
-/// new one. A newer version is refused before anything is written.
-pub(crate) fn prepare(db: &Database, path: &Path) -> Result<(), StoreError> {
+/// The format version of an opened file (`None` for a new, empty one), refusing a
+/// version this build does not open and a redb file of something else.
+fn format_version(read: &ReadTransaction, path: &Path) -> Result<Option<u64>, StoreError> {
     let shown = path.display();
     let ctx = format!("preparing {shown}");
-    let read = db.begin_read().map_err(|e| error::storage(&ctx, e))?;
     let found = match read.open_table(META) {
         Ok(meta) => meta
             .get(VERSION_KEY)
@@ -78,6 +77,32 @@ pub(crate) fn prepare(db: &Database, path: &Path) -> Result<(), StoreError> {
             }
         }
     }
+    Ok(found)
+}
+
+/// Checks, writing nothing, that a file opened read-only is an event-log store of a
+/// format version this build reads.
+pub(crate) fn check(db: &impl ReadableDatabase, path: &Path) -> Result<(), StoreError> {
+    let ctx = format!("checking {}", path.display());
+    let read = db.begin_read().map_err(|e| error::storage(&ctx, e))?;
+    match format_version(&read, path)? {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Invalid {
+            message: format!(
+                "{} holds no event-log store (no format version); a read-only open creates nothing",
+                path.display()
+            ),
+        }),
+    }
+}
+
+/// Checks the format version of a freshly opened file and creates the tables of a
+/// new one. A newer version is refused before anything is written.
+pub(crate) fn prepare(db: &Database, path: &Path) -> Result<(), StoreError> {
+    let shown = path.display();
+    let ctx = format!("preparing {shown}");
+    let read = db.begin_read().map_err(|e| error::storage(&ctx, e))?;
+    let found = format_version(&read, path)?;
     drop(read);
 
     let mut write = db.begin_write().map_err(|e| error::storage(&ctx, e))?;

@@ -20,8 +20,16 @@
 //!   did not; as appends are idempotent, retrying the same batch is always safe and
 //!   never duplicates.
 //! - **Order**: positions are taken from the identity in batch order. Concurrent
-//!   appends may commit out of position order; see the crate docs for why `load`
-//!   stays causal.
+//!   appends may commit out of position order, so every append statement first takes
+//!   the schema's *position fence* (a transaction-scoped advisory lock) shared, before
+//!   it takes any position, and holds it to its commit; `load` takes the fence
+//!   exclusively for its statement. So when `load` reads, no append holds a position
+//!   it has not committed or rolled back, and a reader paging by position never skips
+//!   a row that commits later (appends do not wait for each other: shared holders
+//!   are compatible).
+//! - **Writer lock**: once a sled is acquired ([`event_log_core::OpStore::acquire_sled`]),
+//!   every write of the store goes over its *writer* connection, the session that
+//!   holds the sled's advisory lock; see `store.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -30,12 +38,11 @@ use bft_json_crdt::{AuthorId, OpId};
 use event_log_core::{OpRecord, StoreError};
 use tracing::{debug, warn};
 
-use crate::error::{
-    discard_if_broken, from_pg, from_pool, is_connection_problem, is_unique_violation,
-};
+use crate::conn::Conn;
+use crate::error::{from_pg, is_connection_problem, is_unique_violation};
 use crate::read::{bytes32, col, seq_from_sql};
 use crate::schema::Tables;
-use crate::store::PostgresStore;
+use crate::store::{Lane, PostgresStore, Writer};
 
 /// How many times a batch is re-run after a unique violation that turned out to be a
 /// concurrent append of the same ops.
@@ -62,11 +69,15 @@ impl AppendSql {
             format!(
                 "INSERT INTO {ops} (id, author, seq, evidence, payload, payload_raw, bytes)
                  SELECT id, author, seq, evidence, payload, payload_raw, bytes
-                 FROM ({BATCH}) AS b{filter} ORDER BY ord",
+                 FROM ({BATCH}) AS b, fence{filter} ORDER BY ord",
                 ops = t.ops
             )
         };
         let insert_rows = rows("");
+        let fence = format!(
+            "fence AS (SELECT pg_advisory_xact_lock_shared({}) AS held)",
+            t.fence_key
+        );
         // One notification per author with new ops, naming the highest new seq: small
         // (about 100 bytes, far below the 8000-byte limit) and never the op itself.
         let notify_expr = if notify {
@@ -78,13 +89,13 @@ impl AppendSql {
             "NULL".to_owned()
         };
         let insert = format!(
-            "WITH ins AS ({insert_rows} ON CONFLICT (id) DO NOTHING RETURNING author, seq)
+            "WITH {fence}, ins AS ({insert_rows} ON CONFLICT (id) DO NOTHING RETURNING author, seq)
              SELECT count(*)::bigint, {notify_expr}::text FROM ins GROUP BY author"
         );
         // The guard and the insert share the statement's snapshot: the rows are
         // written if and only if the predecessor was stored when it started.
         let guarded = format!(
-            "WITH pred AS (SELECT $8::bytea IS NULL
+            "WITH {fence}, pred AS (SELECT $8::bytea IS NULL
                  OR EXISTS (SELECT 1 FROM {ops} WHERE id = $8::bytea) AS found),
              ins AS ({rows} ON CONFLICT (id) DO NOTHING RETURNING author, seq),
              notified AS (SELECT {notify_expr} FROM ins GROUP BY author)
@@ -105,7 +116,12 @@ impl AppendSql {
             insert,
             guarded,
             check,
-            raw: insert_rows,
+            raw: format!(
+                "INSERT INTO {ops} (id, author, seq, evidence, payload, payload_raw, bytes)
+                 SELECT id, author, seq, evidence, payload, payload_raw, bytes
+                 FROM ({BATCH}) AS b ORDER BY ord",
+                ops = t.ops
+            ),
         }
     }
 }
@@ -175,40 +191,47 @@ impl PostgresStore {
         if ops.is_empty() {
             return Ok(());
         }
+        self.refuse_if_read_only("appending")?;
+        if self.holds_sleds().await {
+            // Over the writer session, so nothing is written once its lock is lost.
+            return self.append_ordered(None, ops).await;
+        }
         let columns = Columns::new(ops)?;
         let target = self.redacted_url();
-        for attempt in 1..=MAX_ATTEMPTS {
-            let client = self
-                .pool()
-                .get()
-                .await
-                .map_err(|e| from_pool("appending", target, e))?;
-            let stmt = match client.prepare_cached(&self.sql().append.insert).await {
-                Ok(stmt) => stmt,
-                Err(e) => {
-                    discard_if_broken(client, &e);
-                    return Err(from_pg("preparing append", target, e));
-                }
-            };
-            match client.query(&stmt, &columns.params()).await {
-                Ok(rows) => {
-                    let inserted: i64 = rows
-                        .iter()
-                        .map(|r| r.try_get::<_, i64>(0).unwrap_or(0))
-                        .sum();
-                    debug!(batch = ops.len(), inserted, "appended ops");
-                    return Ok(());
-                }
-                Err(e) if is_unique_violation(&e) => {
-                    self.after_unique_violation(&client, ops, attempt).await?;
-                }
-                Err(e) => {
-                    discard_if_broken(client, &e);
-                    return Err(from_pg("appending", target, e));
+        self.bounded("appending", async {
+            for attempt in 1..=MAX_ATTEMPTS {
+                let client = Conn::get(self.pool(), "appending", target).await?;
+                let stmt = match client.prepare_cached(&self.sql().append.insert).await {
+                    Ok(stmt) => stmt,
+                    Err(e) => {
+                        client.settle(&e);
+                        return Err(from_pg("preparing append", target, e));
+                    }
+                };
+                match client.query(&stmt, &columns.params()).await {
+                    Ok(rows) => {
+                        client.done();
+                        let inserted: i64 = rows
+                            .iter()
+                            .map(|r| r.try_get::<_, i64>(0).unwrap_or(0))
+                            .sum();
+                        debug!(batch = ops.len(), inserted, "appended ops");
+                        return Ok(());
+                    }
+                    Err(e) if is_unique_violation(&e) => {
+                        let explained = self.after_unique_violation(&client, ops, attempt).await;
+                        client.done();
+                        explained?;
+                    }
+                    Err(e) => {
+                        client.settle(&e);
+                        return Err(from_pg("appending", target, e));
+                    }
                 }
             }
-        }
-        Err(race_persisted(target))
+            Err(race_persisted(target))
+        })
+        .await
     }
 
     /// [`event_log_core::OpStore::append_after`]: the batch goes over the store's one
@@ -224,70 +247,76 @@ impl PostgresStore {
         after: Option<&OpId>,
         ops: &[OpRecord],
     ) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.refuse_if_read_only("appending")?;
         let columns = Columns::new(ops)?;
         let target = self.redacted_url();
         let after_bytes: Option<&[u8]> = after.map(|a| a.as_bytes().as_slice());
-        for attempt in 1..=MAX_ATTEMPTS {
-            let mut lane = self.lane().lock().await;
-            let client = match lane.as_ref() {
-                Some(c) if !c.is_closed() => c.clone(),
-                _ => {
-                    let c = Arc::new(
-                        self.pool()
-                            .get()
-                            .await
-                            .map_err(|e| from_pool("appending", target, e))?,
-                    );
-                    *lane = Some(c.clone());
-                    c
-                }
-            };
-            let result = {
-                let stmt = match client.prepare_cached(&self.sql().append.guarded).await {
-                    Ok(stmt) => stmt,
-                    Err(e) => {
-                        drop_lane_if_broken(&mut lane, &client, &e);
-                        return Err(from_pg("preparing append", target, e));
+        self.bounded("appending", async {
+            for attempt in 1..=MAX_ATTEMPTS {
+                let mut lane = self.lane().lock().await;
+                let writer = self.writer(&mut lane).await?;
+                // Poisons the writer if this future is dropped before the answer is
+                // read (a timeout, a cancelled caller): its connection then carries
+                // an answer nobody reads, and is replaced.
+                let busy = writer.busy();
+                let result = {
+                    let stmt = match writer
+                        .client
+                        .prepare_cached(&self.sql().append.guarded)
+                        .await
+                    {
+                        Ok(stmt) => stmt,
+                        Err(e) => {
+                            busy.done();
+                            drop_writer_if_broken(&mut lane, &writer, &e);
+                            return Err(from_pg("preparing append", target, e));
+                        }
+                    };
+                    let [a, b, c, d, e, f, g] = columns.params();
+                    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+                        [a, b, c, d, e, f, g, &after_bytes];
+                    let query = writer.client.query(&stmt, &params);
+                    futures::pin_mut!(query);
+                    // The first poll queues the request on the connection: from then on
+                    // its place in line is fixed, and the next caller may take the lane.
+                    let first = futures::poll!(query.as_mut());
+                    drop(lane);
+                    match first {
+                        std::task::Poll::Ready(r) => r,
+                        std::task::Poll::Pending => query.await,
                     }
                 };
-                let [a, b, c, d, e, f, g] = columns.params();
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
-                    [a, b, c, d, e, f, g, &after_bytes];
-                let query = client.query(&stmt, &params);
-                futures::pin_mut!(query);
-                // The first poll queues the request on the connection: from then on its
-                // place in line is fixed, and the next caller may take the lane.
-                let first = futures::poll!(query.as_mut());
-                drop(lane);
-                match first {
-                    std::task::Poll::Ready(r) => r,
-                    std::task::Poll::Pending => query.await,
-                }
-            };
-            match result {
-                Ok(rows) => {
-                    let found = rows
-                        .first()
-                        .map(|r| col::<bool>(r, 0, "ordered append"))
-                        .transpose()?
-                        .unwrap_or(false);
-                    if let Some(after) = after.filter(|_| !found) {
-                        return Err(StoreError::MissingPredecessor { after: *after });
+                busy.done();
+                match result {
+                    Ok(rows) => {
+                        let found = rows
+                            .first()
+                            .map(|r| col::<bool>(r, 0, "ordered append"))
+                            .transpose()?
+                            .unwrap_or(false);
+                        if let Some(after) = after.filter(|_| !found) {
+                            return Err(StoreError::MissingPredecessor { after: *after });
+                        }
+                        debug!(batch = ops.len(), "appended ops after their predecessor");
+                        return Ok(());
                     }
-                    debug!(batch = ops.len(), "appended ops after their predecessor");
-                    return Ok(());
-                }
-                Err(e) if is_unique_violation(&e) => {
-                    self.after_unique_violation(&client, ops, attempt).await?;
-                }
-                Err(e) => {
-                    let mut lane = self.lane().lock().await;
-                    drop_lane_if_broken(&mut lane, &client, &e);
-                    return Err(from_pg("appending", target, e));
+                    Err(e) if is_unique_violation(&e) => {
+                        self.after_unique_violation(&writer.client, ops, attempt)
+                            .await?;
+                    }
+                    Err(e) => {
+                        let mut lane = self.lane().lock().await;
+                        drop_writer_if_broken(&mut lane, &writer, &e);
+                        return Err(from_pg("appending", target, e));
+                    }
                 }
             }
-        }
-        Err(race_persisted(target))
+            Err(race_persisted(target))
+        })
+        .await
     }
 
     /// After a unique violation on attempt `attempt`: `Err` with the conflict if
@@ -295,7 +324,7 @@ impl PostgresStore {
     /// caller runs the statement again).
     async fn after_unique_violation(
         &self,
-        client: &deadpool_postgres::Object,
+        client: &deadpool_postgres::ClientWrapper,
         ops: &[OpRecord],
         attempt: usize,
     ) -> Result<(), StoreError> {
@@ -313,7 +342,7 @@ impl PostgresStore {
     /// what is stored now, or `None` if there is none (a concurrent append won a race).
     async fn explain_conflict(
         &self,
-        client: &deadpool_postgres::Object,
+        client: &deadpool_postgres::ClientWrapper,
         ops: &[OpRecord],
     ) -> Result<Option<StoreError>, StoreError> {
         let target = self.redacted_url();
@@ -352,18 +381,17 @@ impl PostgresStore {
     pub async fn raw_insert_rows(&self, ops: &[OpRecord]) -> Result<u64, StoreError> {
         let columns = Columns::new(ops)?;
         let target = self.redacted_url();
-        let client = self
-            .pool()
-            .get()
-            .await
-            .map_err(|e| from_pool("raw insert", target, e))?;
+        let client = Conn::get(self.pool(), "raw insert", target).await?;
         match client
             .execute(&self.sql().append.raw, &columns.params())
             .await
         {
-            Ok(n) => Ok(n),
+            Ok(n) => {
+                client.done();
+                Ok(n)
+            }
             Err(e) => {
-                discard_if_broken(client, &e);
+                client.settle(&e);
                 Err(from_pg("raw insert", target, e))
             }
         }
@@ -381,15 +409,11 @@ fn race_persisted(target: &str) -> StoreError {
     }
 }
 
-/// Forgets the lane if `e` says its connection is gone (and it is still `client`), so
-/// the next ordered append takes a live connection from the pool.
-fn drop_lane_if_broken(
-    lane: &mut Option<Arc<deadpool_postgres::Object>>,
-    client: &Arc<deadpool_postgres::Object>,
-    e: &tokio_postgres::Error,
-) {
-    if is_connection_problem(e) && lane.as_ref().is_some_and(|l| Arc::ptr_eq(l, client)) {
-        *lane = None;
+/// Forgets the writer if `e` says its connection is gone (and it is still `writer`),
+/// so the next write takes a new one (and takes the sleds' locks again).
+fn drop_writer_if_broken(lane: &mut Lane, writer: &Arc<Writer>, e: &tokio_postgres::Error) {
+    if is_connection_problem(e) {
+        lane.forget(writer);
     }
 }
 

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use event_log_core::StoreError;
-use tokio_postgres::config::Host;
 
 /// The default schema: `event_log`.
 pub const DEFAULT_SCHEMA: &str = "event_log";
@@ -43,23 +42,103 @@ impl SynchronousCommit {
     }
 }
 
+/// How a pooled connection is checked before it is handed out again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recycling {
+    /// Only checks that the driver has not seen the connection close. Free, but a
+    /// silently dead (half-open) connection is only found by the operation using it,
+    /// which then fails after [`PostgresConfig::operation_timeout`].
+    Fast,
+    /// Also sends an empty query and waits for the answer (at most
+    /// [`PostgresConfig::connect_timeout`]): one round trip per checkout, and a dead
+    /// connection is replaced before an operation uses it.
+    Verified,
+}
+
+/// TCP keepalive probing, applied on both ends of every connection: the client socket
+/// and, through the session's `tcp_keepalives_*` settings, the server's (so a server
+/// notices a vanished client, ends its session and frees its locks). A dead peer is
+/// noticed after about `idle + interval × retries`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle time before the first probe. Default 15 s.
+    pub idle: Duration,
+    /// Time between probes. Default 5 s.
+    pub interval: Duration,
+    /// Probes without an answer before the connection is dropped. Default 3.
+    pub retries: u32,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Keepalive {
+            idle: Duration::from_secs(15),
+            interval: Duration::from_secs(5),
+            retries: 3,
+        }
+    }
+}
+
 /// Configuration of a [`crate::PostgresStore`].
 ///
 /// Build one with `PostgresConfig::default()` (or [`PostgresConfig::with_schema`]) and
-/// change the fields you need.
+/// change the fields you need. Parameters in the URL override these fields; see the
+/// crate docs ("URL parameters") for their names.
 #[derive(Debug, Clone)]
 pub struct PostgresConfig {
-    /// The schema holding the store's tables; created if missing. Must be a plain SQL
+    /// The schema holding the store's tables; created if missing (unless
+    /// [`PostgresConfig::read_only`]). Must be a plain SQL
     /// identifier: an ASCII letter or `_`, then letters, digits or `_`, at most 63
     /// bytes, not starting with `pg_`. It is always quoted, so case is kept. It also
-    /// names the `LISTEN/NOTIFY` channel. Default [`DEFAULT_SCHEMA`].
+    /// names the `LISTEN/NOTIFY` channel. Default [`DEFAULT_SCHEMA`]. URL: `schema=`.
     pub schema: String,
-    /// Maximum pooled connections. Default 16.
+    /// Open for reading only: no DDL, no migration, no write. Sessions run with
+    /// `default_transaction_read_only = on`; a missing schema is
+    /// [`StoreError::NotFound`], an older one is refused (open it writable once to
+    /// migrate it); appends and `put_meta` fail with [`StoreError::Invalid`];
+    /// `acquire_sled` takes no lock. For read-only roles and hot standbys.
+    /// Default `false`. URL: `mode=ro` (or `mode=rw`).
+    pub read_only: bool,
+    /// Maximum pooled connections. Default 16. (The ordered-append connection and
+    /// each subscription's connection are extra.)
     pub pool_size: usize,
-    /// Connect timeout, used when the URL sets none (`connect_timeout=`). Default 10 s.
+    /// Bound on establishing a connection (TCP connect, TLS, startup and
+    /// authentication), used when the URL sets none (`connect_timeout=`, seconds).
+    /// Default 10 s.
     pub connect_timeout: Duration,
+    /// Client-side bound on every store operation (waiting for a connection, the
+    /// statements, their answers). Holds even when the server cannot answer at all (a
+    /// black-holed network): the operation then fails with
+    /// [`StoreError::Unavailable`] naming the operation and the server, and its
+    /// connection is discarded, never reused. An append that timed out may or may not
+    /// have been stored; retrying it is safe (appends are idempotent by op id).
+    /// Default 30 s. URL: `operation_timeout=`.
+    pub operation_timeout: Duration,
+    /// The sessions' `statement_timeout`: the server cancels a statement running
+    /// longer (reported as `Unavailable`). `None` keeps the server's setting.
+    /// Default 30 s. URL: `statement_timeout=` (`0` keeps the server's).
+    pub statement_timeout: Option<Duration>,
+    /// How long [`event_log_core::OpStore::acquire_sled`] waits for another session
+    /// holding the sled's writer lock (a previous process whose last statement may
+    /// still run, whose session the server ends once it notices the process gone:
+    /// see [`PostgresConfig::keepalive`]). Default 60 s. URL: `sled_lock_timeout=`.
+    pub sled_lock_timeout: Duration,
+    /// TCP keepalives, client and server side; `None` leaves the operating system's
+    /// (typically 2 hours before the first probe). Used where the URL sets none
+    /// (`keepalives=`, `keepalives_idle=`, `keepalives_interval=`,
+    /// `keepalives_retries=`). Default [`Keepalive::default`].
+    pub keepalive: Option<Keepalive>,
+    /// How long sent data may stay unacknowledged before the connection is dropped
+    /// (`TCP_USER_TIMEOUT`, Linux), client and server side; `None` leaves the
+    /// operating system's. Used when the URL sets none (`tcp_user_timeout=`, seconds).
+    /// Default 30 s.
+    pub tcp_user_timeout: Option<Duration>,
+    /// How pooled connections are checked before reuse. Default
+    /// [`Recycling::Verified`]. URL: `recycle=fast` or `recycle=verified`.
+    pub recycling: Recycling,
     /// How long an operation waits for a free pooled connection before failing with
-    /// `Unavailable`. `None` waits for ever. Default 30 s.
+    /// `Unavailable`. `None` waits for ever (still within `operation_timeout`).
+    /// Default 30 s.
     pub pool_wait_timeout: Option<Duration>,
     /// `synchronous_commit` for the store's sessions; `None` keeps the server's setting
     /// (normally `on`, which is what the durability promise assumes). Default `None`.
@@ -82,7 +161,7 @@ pub struct PostgresConfig {
     pub listen_queue: usize,
     /// How many appends of one log may be in flight at once
     /// ([`event_log_core::OpStore::append_pipeline`]). Pipelined appends go, in order,
-    /// over one dedicated pooled connection, where the server runs them one after the
+    /// over one dedicated connection, where the server runs them one after the
     /// other; each is written only if the op it continues is stored. So the log sends
     /// its next group without waiting for the previous answer. 1 turns this off.
     /// Default 4.
@@ -93,8 +172,15 @@ impl Default for PostgresConfig {
     fn default() -> Self {
         PostgresConfig {
             schema: DEFAULT_SCHEMA.to_owned(),
+            read_only: false,
             pool_size: 16,
             connect_timeout: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(30),
+            statement_timeout: Some(Duration::from_secs(30)),
+            sled_lock_timeout: Duration::from_secs(60),
+            keepalive: Some(Keepalive::default()),
+            tcp_user_timeout: Some(Duration::from_secs(30)),
+            recycling: Recycling::Verified,
             pool_wait_timeout: Some(Duration::from_secs(30)),
             synchronous_commit: None,
             notify: true,
@@ -133,6 +219,21 @@ impl PostgresConfig {
                 "listen_ping_interval and listen_max_backoff must be positive",
             ));
         }
+        for (name, d) in [
+            ("connect_timeout", Some(self.connect_timeout)),
+            ("operation_timeout", Some(self.operation_timeout)),
+            ("statement_timeout", self.statement_timeout),
+            ("tcp_user_timeout", self.tcp_user_timeout),
+            ("keepalive.idle", self.keepalive.map(|k| k.idle)),
+            ("keepalive.interval", self.keepalive.map(|k| k.interval)),
+        ] {
+            if d.is_some_and(|d| d < Duration::from_millis(1)) {
+                return Err(invalid(format!("{name} must be at least 1 ms")));
+            }
+        }
+        if self.keepalive.is_some_and(|k| k.retries == 0) {
+            return Err(invalid("keepalive.retries must be at least 1"));
+        }
         Ok(())
     }
 }
@@ -164,62 +265,7 @@ pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{name}\"")
 }
 
-/// Parses the URL and applies the config's connection settings.
-pub(crate) fn connection_config(
-    url: &str,
-    config: &PostgresConfig,
-) -> Result<tokio_postgres::Config, StoreError> {
-    let mut pg: tokio_postgres::Config = url.parse().map_err(|e| {
-        // The parser's message names the offending parameter, never its value, so it
-        // cannot leak a password; the URL itself is not repeated.
-        invalid(format!("malformed PostgreSQL URL: {e}"))
-    })?;
-    if pg.get_hosts().is_empty() {
-        return Err(invalid("malformed PostgreSQL URL: no host given"));
-    }
-    if pg.get_connect_timeout().is_none() {
-        pg.connect_timeout(config.connect_timeout);
-    }
-    if pg.get_application_name().is_none() {
-        pg.application_name(config.application_name.clone());
-    }
-    if let Some(sc) = config.synchronous_commit {
-        let extra = format!("-c synchronous_commit={}", sc.as_sql());
-        let options = match pg.get_options() {
-            Some(existing) if !existing.is_empty() => format!("{existing} {extra}"),
-            _ => extra,
-        };
-        pg.options(options);
-    }
-    Ok(pg)
-}
-
-/// The server as a URL without the password, for messages and logs.
-pub(crate) fn redacted_url(pg: &tokio_postgres::Config) -> String {
-    let user = pg.get_user().map(|u| format!("{u}@")).unwrap_or_default();
-    let ports = pg.get_ports();
-    let hosts: Vec<String> = pg
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let host = match h {
-                Host::Tcp(name) => name.clone(),
-                Host::Unix(path) => path.display().to_string(),
-            };
-            let port = ports
-                .get(i)
-                .or_else(|| ports.first())
-                .copied()
-                .unwrap_or(5432);
-            format!("{host}:{port}")
-        })
-        .collect();
-    let db = pg.get_dbname().unwrap_or("");
-    format!("postgres://{user}{}/{db}", hosts.join(","))
-}
-
-fn invalid(message: impl Into<String>) -> StoreError {
+pub(crate) fn invalid(message: impl Into<String>) -> StoreError {
     StoreError::Invalid {
         message: message.into(),
     }
@@ -248,39 +294,5 @@ mod tests {
             let e = validate_schema_name(bad).unwrap_err();
             assert_eq!(e.kind(), event_log_core::StoreErrorKind::Invalid, "{bad}");
         }
-    }
-
-    #[test]
-    fn redaction_drops_the_password() {
-        let pg = connection_config(
-            "postgres://alice:s3cret@db.example:6543/app",
-            &PostgresConfig::default(),
-        )
-        .unwrap();
-        let shown = redacted_url(&pg);
-        assert_eq!(shown, "postgres://alice@db.example:6543/app");
-        assert!(!shown.contains("s3cret"));
-    }
-
-    #[test]
-    fn malformed_url_is_invalid() {
-        for url in ["postgres://u:p@h:notaport/db", "host=h port=x", "nonsense"] {
-            let e = connection_config(url, &PostgresConfig::default()).unwrap_err();
-            assert_eq!(e.kind(), event_log_core::StoreErrorKind::Invalid, "{url}");
-            assert!(!e.to_string().contains(":p@"), "{e}");
-        }
-    }
-
-    #[test]
-    fn synchronous_commit_goes_into_options() {
-        let cfg = PostgresConfig {
-            synchronous_commit: Some(SynchronousCommit::Off),
-            ..PostgresConfig::default()
-        };
-        let pg = connection_config("postgres://u@h/db?options=-c%20work_mem%3D4MB", &cfg).unwrap();
-        assert_eq!(
-            pg.get_options(),
-            Some("-c work_mem=4MB -c synchronous_commit=off")
-        );
     }
 }

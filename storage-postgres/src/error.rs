@@ -1,9 +1,13 @@
 //! Mapping driver and pool errors onto [`StoreError`] kinds.
 //!
-//! A lost or refused connection, a server shutting down or refusing connections, and a
-//! pool timeout are `Unavailable` (retry later; appends are idempotent, so retrying the
-//! same batch is safe). Everything else the server reports is `Backend`. Messages name
-//! the server by its redacted URL, never with a password.
+//! A lost or refused connection, a server shutting down or refusing connections, a
+//! statement the server cancelled (`statement_timeout`), an operation that got no
+//! answer within `operation_timeout`, and a pool timeout are `Unavailable` (retry
+//! later; appends are idempotent, so retrying the same batch is safe). Everything else
+//! the server reports is `Backend`. Messages name the server by its redacted URL,
+//! never with a password.
+
+use std::time::Duration;
 
 use deadpool_postgres::PoolError;
 use event_log_core::StoreError;
@@ -38,12 +42,15 @@ pub(crate) fn from_pool(what: &str, target: &str, e: PoolError) -> StoreError {
     }
 }
 
-/// Drops `client` instead of returning it to the pool if `e` says its connection is
-/// gone, so the next caller (say, one retrying the same batch) gets a live one even
-/// before the pool notices the connection closed.
-pub(crate) fn discard_if_broken(client: deadpool_postgres::Object, e: &tokio_postgres::Error) {
-    if is_connection_problem(e) {
-        drop(deadpool_postgres::Object::take(client));
+/// An operation that got no answer within `after`: its connection was discarded.
+pub(crate) fn timed_out(what: &str, target: &str, after: Duration) -> StoreError {
+    StoreError::Unavailable {
+        message: format!(
+            "{what} on {target}: no answer within {after:?} (operation_timeout); the \
+             connection was discarded (an append may or may not have been stored: \
+             retrying it is safe)"
+        ),
+        source: None,
     }
 }
 
@@ -56,7 +63,9 @@ pub(crate) fn is_connection_problem(e: &tokio_postgres::Error) -> bool {
             || c.starts_with("53") // insufficient resources (too many connections, …)
             || *code == SqlState::ADMIN_SHUTDOWN // pg_terminate_backend, fast shutdown
             || *code == SqlState::CRASH_SHUTDOWN
-            || *code == SqlState::CANNOT_CONNECT_NOW; // starting up / shutting down
+            || *code == SqlState::CANNOT_CONNECT_NOW // starting up / shutting down
+            || *code == SqlState::QUERY_CANCELED // statement_timeout, pg_cancel_backend
+            || *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT;
     }
     // No SQLSTATE: an I/O error, a timeout or a closed connection.
     e.is_closed() || source_is_io(e)

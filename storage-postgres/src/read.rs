@@ -12,12 +12,13 @@
 //! O(authors · log n + authors · limit), not O(n).
 
 use bft_json_crdt::{AuthorId, OpId, VersionVector};
-use event_log_core::{OpRecord, Position, StoreError};
+use event_log_core::{OpKey, OpRecord, Position, StoreError};
 use tokio_postgres::Row;
 use tokio_postgres::types::FromSql;
 
 use crate::append::seq_to_sql;
-use crate::error::{discard_if_broken, from_pg, from_pool};
+use crate::conn::Conn;
+use crate::error::from_pg;
 use crate::schema::Tables;
 use crate::store::PostgresStore;
 
@@ -34,6 +35,10 @@ pub(crate) struct ReadSql {
     count: String,
     meta_get: String,
     meta_put: String,
+    /// Waits for every append in flight and holds new ones back until the
+    /// transaction ends (see [`crate::append`]).
+    pub(crate) fence: String,
+    evidence: String,
 }
 
 impl ReadSql {
@@ -91,6 +96,10 @@ impl ReadSql {
             get: format!("SELECT {COLUMNS} FROM {ops} WHERE id = $1"),
             count: format!("SELECT count(*) FROM {ops}"),
             meta_get: format!("SELECT value FROM {} WHERE key = $1", t.meta),
+            fence: format!("SELECT pg_advisory_xact_lock({})", t.fence_key),
+            evidence: format!(
+                "SELECT author, seq, id FROM {ops} WHERE evidence ORDER BY author, seq, id"
+            ),
             meta_put: format!(
                 "INSERT INTO {} (key, value) VALUES ($1, $2)
                  ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
@@ -108,21 +117,30 @@ impl PostgresStore {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
         let target = self.redacted_url();
-        let client = self
-            .pool()
-            .get()
-            .await
-            .map_err(|e| from_pool(what, target, e))?;
-        let result = match client.prepare_cached(sql).await {
-            Ok(stmt) => client.query(&stmt, params).await,
-            Err(e) => Err(e),
-        };
-        result.map_err(|e| {
-            discard_if_broken(client, &e);
-            from_pg(what, target, e)
+        self.bounded(what, async {
+            let client = Conn::get(self.pool(), what, target).await?;
+            let result = match client.prepare_cached(sql).await {
+                Ok(stmt) => client.query(&stmt, params).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(rows) => {
+                    client.done();
+                    Ok(rows)
+                }
+                Err(e) => {
+                    client.settle(&e);
+                    Err(from_pg(what, target, e))
+                }
+            }
         })
+        .await
     }
 
+    /// A page of `load`: read behind the position fence (see [`crate::append`]), so
+    /// every position below the last one returned belongs to a finished append and no
+    /// row that commits later can have one. Waits for appends in flight, and holds new
+    /// ones back for the one statement.
     pub(crate) async fn load_after(
         &self,
         after: Position,
@@ -130,8 +148,31 @@ impl PostgresStore {
     ) -> Result<Vec<(Position, OpRecord)>, StoreError> {
         let after = i64::try_from(after.0).unwrap_or(i64::MAX);
         let limit = limit_to_sql(limit);
+        let target = self.redacted_url();
+        let what = "loading ops";
         let rows = self
-            .read("loading ops", &self.sql().read.load, &[&after, &limit])
+            .bounded(what, async {
+                let mut client = Conn::get(self.pool(), what, target).await?;
+                let result = async {
+                    let tx = client.transaction().await?;
+                    tx.execute(&self.sql().read.fence, &[]).await?;
+                    let stmt = tx.prepare_cached(&self.sql().read.load).await?;
+                    let rows = tx.query(&stmt, &[&after, &limit]).await?;
+                    tx.commit().await?;
+                    Ok::<_, tokio_postgres::Error>(rows)
+                }
+                .await;
+                match result {
+                    Ok(rows) => {
+                        client.done();
+                        Ok(rows)
+                    }
+                    Err(e) => {
+                        client.settle(&e);
+                        Err(from_pg(what, target, e))
+                    }
+                }
+            })
             .await?;
         rows.iter()
             .map(|row| {
@@ -185,6 +226,20 @@ impl PostgresStore {
         rows.first()
             .map(|row| record(row, 0, &format!("op {id}")))
             .transpose()
+    }
+
+    pub(crate) async fn evidence_keys(&self) -> Result<Vec<OpKey>, StoreError> {
+        let rows = self
+            .read("listing evidence ops", &self.sql().read.evidence, &[])
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let author = AuthorId(bytes32(col(row, 0, "evidence")?, "author")?);
+                let seq = seq_from_sql(col(row, 1, "evidence")?, "evidence")?;
+                let id = OpId(bytes32(col(row, 2, "evidence")?, "op id")?);
+                Ok(OpKey { author, seq, id })
+            })
+            .collect()
     }
 
     pub(crate) async fn count_ops(&self) -> Result<u64, StoreError> {

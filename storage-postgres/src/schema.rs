@@ -16,6 +16,8 @@
 //! )
 //! UNIQUE (author, seq) WHERE NOT evidence     -- one primary op per (author, seq)
 //! INDEX  (author, seq, id)                    -- since(), heads()
+//! INDEX  (author, seq, id) WHERE evidence     -- evidence()
+//! meta (key text PRIMARY KEY, value bytea)    -- checkpoints and other small values
 //! ```
 //!
 //! `payload` is text rather than `jsonb` so it comes back byte for byte (jsonb
@@ -26,6 +28,10 @@
 //! on the schema name, so concurrent openers of one schema neither race on
 //! `CREATE SCHEMA` nor apply a migration twice. A schema whose version is newer than
 //! this build knows is refused (`Invalid`) rather than guessed at.
+//!
+//! A read-only store ([`crate::PostgresConfig::read_only`]) runs no DDL at all: it
+//! checks that the schema exists (`NotFound` otherwise, naming it) and is at exactly
+//! [`SCHEMA_VERSION`] (an older one must be opened writable once, to migrate).
 
 use deadpool_postgres::Object;
 use event_log_core::StoreError;
@@ -35,7 +41,7 @@ use crate::config::quote_ident;
 use crate::error::from_pg;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Quoted, schema-qualified table names.
 #[derive(Debug, Clone)]
@@ -48,6 +54,9 @@ pub(crate) struct Tables {
     pub version: String,
     /// `"schema".meta`.
     pub meta: String,
+    /// The key (an SQL expression) of the advisory lock every append holds shared
+    /// and `load` takes exclusively: see [`crate::append`].
+    pub fence_key: String,
 }
 
 impl Tables {
@@ -58,6 +67,8 @@ impl Tables {
             ops: format!("{q}.ops"),
             version: format!("{q}.schema_version"),
             meta: format!("{q}.meta"),
+            // The schema is a validated identifier: safe inside a literal.
+            fence_key: format!("hashtextextended('event-log positions {schema}', 0)"),
             schema: q,
         }
     }
@@ -90,6 +101,11 @@ fn migrations(t: &Tables) -> Vec<String> {
                  value bytea NOT NULL
              );",
             meta = t.meta
+        ),
+        // Version 3: evidence ops found without a scan.
+        format!(
+            "CREATE INDEX IF NOT EXISTS ops_evidence ON {ops} (author, seq, id) WHERE evidence;",
+            ops = t.ops
         ),
     ]
 }
@@ -160,4 +176,46 @@ pub(crate) async fn migrate(
     }
     tx.commit().await.map_err(pg("committing the migration"))?;
     Ok(())
+}
+
+/// For a read-only store: the schema must exist and be at [`SCHEMA_VERSION`].
+pub(crate) async fn check_read_only(
+    client: &Object,
+    schema: &str,
+    t: &Tables,
+    target: &str,
+) -> Result<(), StoreError> {
+    let row = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&t.version])
+        .await
+        .map_err(|e| from_pg("looking for the schema", target, e))?;
+    let exists: bool = crate::read::col(&row, 0, "schema lookup")?;
+    if !exists {
+        return Err(StoreError::NotFound {
+            what: format!("event-log schema {schema:?} on {target}"),
+        });
+    }
+    let row = client
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0) FROM {}", t.version),
+            &[],
+        )
+        .await
+        .map_err(|e| from_pg("reading the schema version", target, e))?;
+    let current: i32 = crate::read::col(&row, 0, "schema_version")?;
+    match current.cmp(&SCHEMA_VERSION) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Less => Err(StoreError::Invalid {
+            message: format!(
+                "schema {schema:?} on {target} is at version {current}; this build reads \
+                 version {SCHEMA_VERSION}: open it writable once to migrate it"
+            ),
+        }),
+        std::cmp::Ordering::Greater => Err(StoreError::Invalid {
+            message: format!(
+                "schema {schema:?} on {target} is at version {current}, newer than this \
+                 build understands ({SCHEMA_VERSION}); upgrade storage-postgres"
+            ),
+        }),
+    }
 }

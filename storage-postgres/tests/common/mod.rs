@@ -2,6 +2,8 @@
 //! that drop themselves, and signed test ops.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

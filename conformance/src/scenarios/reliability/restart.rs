@@ -137,7 +137,8 @@ async fn in_doubt<H: StoreHarness>(h: &H) -> Check {
     );
     ensure_eq!(e.event_id, 3, "the new append comes last");
     // And the store agrees, after a restart.
-    drop(log);
+    log.close().await.ctx("close")?;
+    drop(store);
     let reopened = EventLog::open(h.open(&loc).await.ctx("reopen")?, key(0))
         .await
         .ctx("reopen the log")?;

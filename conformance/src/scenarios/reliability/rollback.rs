@@ -145,7 +145,7 @@ async fn truncated<H: StoreHarness>(h: &H) -> Check {
         (log.sled_id(), 3, 5),
         "the sled, what the store holds, what was acknowledged"
     );
-    let clean = verify(log.store(), &EventLogConfig::default(), &[], |_| {})
+    let clean = verify(&source, &EventLogConfig::default(), &[], |_| {})
         .await
         .ctx("verify the intact store")?;
     ensure!(clean.is_clean(), "the intact store is clean: {clean:?}");

@@ -18,6 +18,12 @@
 //! | `redb://path/to/log.redb` | redb, `Durability::Immediate` | `redb` |
 //! | `postgres://user@host/db` (`?schema=name`) | PostgreSQL | `postgres` |
 //!
+//! Every store URL takes `mode=ro` (`sqlite://log.db?mode=ro`): the store is opened
+//! for reading only, never created, migrated or written, and a missing one is
+//! [`StoreError::NotFound`] naming it; the log opened over it is read-only too.
+//! [`open_read_only`] and [`open_store_read_only`] force it, whatever the URL says:
+//! what tools that only look at a store use.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let key = event_log::keys::load_or_create("sled.key")?;
@@ -46,7 +52,10 @@ pub mod watermark;
 
 pub use event_log_core::*;
 pub use redact::redact_url;
-pub use url::{AnyStore, OpenError, SCHEMES, Scheme, open, open_store, open_with};
+pub use url::{
+    AnyStore, OpenError, SCHEMES, Scheme, open, open_read_only, open_store, open_store_read_only,
+    open_with,
+};
 pub use watermark::FileWatermark;
 
 /// The bus: broadcast of transitions, the persisting subscriber, live feeds.

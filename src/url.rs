@@ -121,7 +121,7 @@ fn split(url: &str) -> Result<(&str, &str), OpenError> {
 }
 
 /// Splits `path?k=v&k2=v2` into the path and its parameters.
-#[cfg(any(feature = "sqlite", feature = "redb", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "redb"))]
 fn params(rest: &str) -> (&str, Vec<(&str, &str)>) {
     match rest.split_once('?') {
         None => (rest, Vec::new()),
@@ -135,7 +135,7 @@ fn params(rest: &str) -> (&str, Vec<(&str, &str)>) {
     }
 }
 
-#[cfg(any(feature = "sqlite", feature = "redb", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "redb"))]
 fn file_path<'a>(url: &str, rest: &'a str) -> Result<&'a str, OpenError> {
     let path = rest.strip_prefix("//").unwrap_or(rest);
     if path.is_empty() {
@@ -147,7 +147,7 @@ fn file_path<'a>(url: &str, rest: &'a str) -> Result<&'a str, OpenError> {
     Ok(path)
 }
 
-#[cfg(any(feature = "sqlite", feature = "redb", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "redb"))]
 fn unknown_param(url: &str, key: &str, known: &str) -> OpenError {
     OpenError::BadUrl {
         url: redact_url(url),
@@ -155,8 +155,73 @@ fn unknown_param(url: &str, key: &str, known: &str) -> OpenError {
     }
 }
 
-/// Opens the store a URL names.
+/// Whether a store is opened for writing or for reading only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// As the URL says (`mode=ro` or `mode=rw`; writable if it says nothing).
+    AsGiven,
+    /// Read-only, whatever the URL says.
+    ReadOnly,
+}
+
+/// The `mode=` parameter of a file store URL: `Some(true)` for `ro`.
+#[cfg(any(feature = "sqlite", feature = "redb"))]
+fn mode_param(url: &str, value: &str) -> Result<bool, OpenError> {
+    match value {
+        "ro" => Ok(true),
+        "rw" => Ok(false),
+        other => Err(OpenError::BadUrl {
+            url: redact_url(url),
+            reason: format!("mode must be `ro` or `rw`, not `{other}`"),
+        }),
+    }
+}
+
+/// The query of a PostgreSQL URL, found as storage-postgres finds it: the user info
+/// ends at the last `@` before the first `?` (or the last `@` at all).
+#[cfg(feature = "postgres")]
+fn pg_query(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let first_q = rest.find('?').unwrap_or(rest.len());
+    let after = match rest[..first_q].rfind('@').or_else(|| rest.rfind('@')) {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
+    after.split_once('?').map(|(_, q)| q)
+}
+
+/// Whether a PostgreSQL URL says `mode=ro` (its last `mode` parameter wins, as in
+/// storage-postgres).
+#[cfg(feature = "postgres")]
+fn pg_read_only(url: &str) -> bool {
+    let mut read_only = false;
+    for pair in pg_query(url).unwrap_or("").split('&') {
+        if let Some((k, v)) = pair.split_once('=')
+            && k == "mode"
+        {
+            read_only = v == "ro";
+        }
+    }
+    read_only
+}
+
+/// Opens the store a URL names, for writing unless the URL says `mode=ro`.
 pub async fn open_store(url: &str) -> Result<AnyStore, OpenError> {
+    Ok(open_store_as(url, Mode::AsGiven).await?.0)
+}
+
+/// Opens the store a URL names for reading only, whatever its `mode` parameter:
+/// nothing is created, migrated or written (SQLite `SQLITE_OPEN_READONLY`, redb
+/// `ReadOnlyDatabase`, PostgreSQL read-only sessions and no DDL). A store that does
+/// not exist is [`StoreError::NotFound`] naming the path or schema; writes to the
+/// store are refused. What reading tools use.
+pub async fn open_store_read_only(url: &str) -> Result<AnyStore, OpenError> {
+    Ok(open_store_as(url, Mode::ReadOnly).await?.0)
+}
+
+/// Opens the store; also says whether it was opened read-only.
+async fn open_store_as(url: &str, mode: Mode) -> Result<(AnyStore, bool), OpenError> {
+    let forced = mode == Mode::ReadOnly;
     let (scheme, rest) = split(url)?;
     let known = SCHEMES
         .iter()
@@ -173,13 +238,14 @@ pub async fn open_store(url: &str) -> Result<AnyStore, OpenError> {
     #[cfg(not(any(feature = "sqlite", feature = "redb")))]
     let _ = rest;
     match known.name {
-        "memory" => Ok(Box::new(MemStore::new())),
+        "memory" => Ok((Box::new(MemStore::new()), forced)),
         #[cfg(feature = "sqlite")]
         "sqlite" => {
             use storage_sqlite::{Durability, SqliteConfig, SqliteStore};
             let (path, ps) = params(rest);
             let path = file_path(url, path)?;
             let mut config = SqliteConfig::default();
+            let mut read_only = false;
             for (k, v) in ps {
                 match (k, v) {
                     ("durability", "full") => config = config.with_durability(Durability::Full),
@@ -190,45 +256,51 @@ pub async fn open_store(url: &str) -> Result<AnyStore, OpenError> {
                             reason: format!("durability must be `full` or `normal`, not `{other}`"),
                         });
                     }
-                    (k, _) => return Err(unknown_param(url, k, "durability")),
+                    ("mode", v) => read_only = mode_param(url, v)?,
+                    (k, _) => return Err(unknown_param(url, k, "durability, mode")),
                 }
             }
-            Ok(Box::new(SqliteStore::open(path, config).await?))
+            let read_only = read_only || forced;
+            let config = config.with_read_only(read_only);
+            Ok((Box::new(SqliteStore::open(path, config).await?), read_only))
         }
         #[cfg(feature = "redb")]
         "redb" => {
             use storage_redb::{RedbConfig, RedbStore};
             let (path, ps) = params(rest);
             let path = file_path(url, path)?;
-            if let Some((k, _)) = ps.first() {
-                return Err(unknown_param(url, k, "none"));
+            let mut read_only = false;
+            for (k, v) in ps {
+                match k {
+                    "mode" => read_only = mode_param(url, v)?,
+                    k => return Err(unknown_param(url, k, "mode")),
+                }
             }
-            Ok(Box::new(
-                RedbStore::open(path, RedbConfig::default()).await?,
-            ))
+            let read_only = read_only || forced;
+            let config = RedbConfig::default().read_only(read_only);
+            Ok((Box::new(RedbStore::open(path, config).await?), read_only))
         }
         #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => {
             use storage_postgres::{PostgresConfig, PostgresStore};
-            let (base, ps) = params(url);
-            let mut config = PostgresConfig::default();
-            let mut pass: Vec<String> = Vec::new();
-            for (k, v) in ps {
-                if k == "schema" {
-                    config.schema = v.to_owned();
-                } else {
-                    pass.push(format!("{k}={v}"));
-                }
-            }
-            let conn = if pass.is_empty() {
-                base.to_owned()
+            // storage-postgres reads its own parameters (`schema`, `mode`, …) and a
+            // password holding `@`; its last `mode` wins, so a forced read-only
+            // open appends one.
+            let read_only = forced || pg_read_only(url);
+            let conn = if forced {
+                let sep = if pg_query(url).is_some() { '&' } else { '?' };
+                format!("{url}{sep}mode=ro")
             } else {
-                format!("{base}?{}", pass.join("&"))
+                url.to_owned()
             };
-            // Written out by the `url` crate, a password holding `@` is
-            // percent-encoded, so no later split at an `@` can show part of it.
-            let conn = ::url::Url::parse(&conn).map_or(conn, String::from);
-            Ok(Box::new(PostgresStore::open(&conn, config).await?))
+            let config = PostgresConfig {
+                read_only,
+                ..PostgresConfig::default()
+            };
+            Ok((
+                Box::new(PostgresStore::open(&conn, config).await?),
+                read_only,
+            ))
         }
         other => Err(OpenError::UnknownScheme {
             scheme: other.to_owned(),
@@ -241,14 +313,36 @@ pub async fn open(url: &str, key: SigningKey) -> Result<EventLog<AnyStore>, Open
     open_with(url, key, EventLogConfig::default()).await
 }
 
-/// [`open`] with a configuration.
+/// [`open`] with a configuration. A URL with `mode=ro` opens the log read-only too
+/// ([`EventLogConfig::read_only`]).
 pub async fn open_with(
     url: &str,
     key: SigningKey,
-    config: EventLogConfig,
+    mut config: EventLogConfig,
 ) -> Result<EventLog<AnyStore>, OpenError> {
-    let store = open_store(url).await?;
+    let mode = if config.read_only {
+        Mode::ReadOnly
+    } else {
+        Mode::AsGiven
+    };
+    let (store, read_only) = open_store_as(url, mode).await?;
+    config.read_only |= read_only;
     Ok(EventLog::open_with(store, key, config).await?)
+}
+
+/// Opens a log over the store a URL names for reading only, as a tool that is not
+/// one of its sleds: the store is opened as by [`open_store_read_only`], the log
+/// with [`EventLogConfig::read_only`] and a throwaway key, so nothing is created,
+/// migrated or written; appends and merges fail with [`Error::ReadOnly`].
+///
+/// [`Error::ReadOnly`]: event_log_core::Error::ReadOnly
+pub async fn open_read_only(url: &str) -> Result<EventLog<AnyStore>, OpenError> {
+    let config = EventLogConfig {
+        read_only: true,
+        save_checkpoints: false,
+        ..Default::default()
+    };
+    open_with(url, crate::keys::generate(), config).await
 }
 
 #[cfg(test)]
@@ -279,5 +373,108 @@ mod tests {
             };
             assert!(!e.contains(secret), "{url}: {e}");
         }
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod read_only_tests {
+    use event_log_core::{Error, StoreErrorKind, Transition};
+
+    use super::{OpenError, open_read_only, open_store, open_store_read_only};
+
+    fn not_found(r: Result<impl Sized, OpenError>) -> String {
+        match r {
+            Err(OpenError::Store(e)) if e.kind() == StoreErrorKind::NotFound => e.to_string(),
+            Err(e) => panic!("expected NotFound, found {e}"),
+            Ok(_) => panic!("a missing store opened"),
+        }
+    }
+
+    /// A missing store opened read-only (by `mode=ro` or by the read-only
+    /// functions) is `NotFound` naming the path, and nothing is created (before, a
+    /// reading tool created an empty store at a mistyped path).
+    #[tokio::test]
+    async fn read_only_opens_of_a_missing_store_are_not_found_and_create_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("missing.db");
+        let url = format!("sqlite://{}", db.display());
+        let shown = db.display().to_string();
+        assert!(not_found(open_store(&format!("{url}?mode=ro")).await).contains(&shown));
+        assert!(not_found(open_store_read_only(&url).await).contains(&shown));
+        assert!(not_found(open_read_only(&url).await).contains(&shown));
+        if cfg!(feature = "redb") {
+            let url = format!("redb://{}", dir.path().join("missing.redb").display());
+            assert!(not_found(open_store_read_only(&url).await).contains("missing.redb"));
+            not_found(open_store(&format!("{url}?mode=ro")).await);
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// A log opened read-only shows what is stored, refuses appends, and leaves the
+    /// file as it was (no checkpoint, no migration); `mode=rw` in the URL does not
+    /// make a forced read-only open writable.
+    #[tokio::test]
+    async fn read_only_log_reads_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("log.db");
+        let url = format!("sqlite://{}", db.display());
+        let log = super::open(&url, crate::keys::generate()).await.unwrap();
+        for i in 0..3 {
+            log.append_transition(Transition::now(format!("s{i}"), "a", "b", "t"))
+                .await
+                .unwrap();
+        }
+        log.close().await.unwrap();
+        let bytes = std::fs::read(&db).unwrap();
+        for url in [url.clone(), format!("{url}?mode=rw")] {
+            let ro = open_read_only(&url).await.unwrap();
+            assert_eq!(ro.len(), 3);
+            match ro
+                .append_transition(Transition::now("s9", "a", "b", "t"))
+                .await
+            {
+                Err(Error::ReadOnly { .. }) => {}
+                other => panic!("expected ReadOnly, found {other:?}"),
+            }
+            ro.close().await.unwrap();
+        }
+        // `mode=ro` makes `open` read-only too.
+        let ro = super::open(&format!("{url}?mode=ro"), crate::keys::generate())
+            .await
+            .unwrap();
+        assert!(
+            ro.append_transition(Transition::now("s9", "a", "b", "t"))
+                .await
+                .is_err()
+        );
+        ro.close().await.unwrap();
+        assert_eq!(std::fs::read(&db).unwrap(), bytes, "the store was written");
+    }
+
+    /// A `mode` other than `ro` or `rw` is a bad URL.
+    #[tokio::test]
+    async fn bad_mode_is_a_bad_url() {
+        match open_store("sqlite:///tmp/x.db?mode=readonly").await {
+            Err(OpenError::BadUrl { reason, .. }) => assert!(reason.contains("mode"), "{reason}"),
+            Err(e) => panic!("expected BadUrl, found {e}"),
+            Ok(_) => panic!("opened"),
+        }
+    }
+}
+
+#[cfg(all(test, feature = "postgres"))]
+mod postgres_tests {
+    use super::{pg_query, pg_read_only};
+
+    /// The query and `mode` are found after the user info, as storage-postgres
+    /// finds them, also when the password holds `@` or `?`.
+    #[test]
+    fn postgres_mode_is_read_after_the_user_info() {
+        assert_eq!(pg_query("postgres://u:p@ss@h/db?mode=ro"), Some("mode=ro"));
+        assert_eq!(pg_query("postgres://u:p?ss@h/db"), None);
+        assert_eq!(pg_query("postgres://h/db"), None);
+        assert!(pg_read_only("postgres://u:p?mode=rw@h/db?mode=ro"));
+        assert!(!pg_read_only("postgres://h/db?mode=ro&mode=rw"));
+        assert!(!pg_read_only("postgres://u:mode=ro@h/db"));
     }
 }

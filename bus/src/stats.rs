@@ -32,6 +32,9 @@ pub struct PersisterStats {
     /// Transitions given up after the store kept failing beyond the retry budget
     /// (their ids become part of a gap).
     pub abandoned: u64,
+    /// Transitions the log would refuse (encoded over its op limits), recorded as a
+    /// gap of their own logical ids instead of failing the batch around them.
+    pub refused: u64,
     /// Logical ids given up and not yet recorded as a gap (the store is still down).
     pub pending_gap: u64,
     /// Logical ids whose append failed with an unknown outcome: the log completes them
@@ -74,6 +77,7 @@ pub(crate) struct Counters {
     pub(crate) dropped: AtomicU64,
     pub(crate) lagged: AtomicU64,
     pub(crate) abandoned: AtomicU64,
+    pub(crate) refused: AtomicU64,
     pub(crate) pending_gap: AtomicU64,
     pub(crate) in_doubt: AtomicU64,
     pub(crate) store_errors: AtomicU64,
@@ -103,6 +107,7 @@ impl Counters {
             dropped: l(&self.dropped),
             lagged: l(&self.lagged),
             abandoned: l(&self.abandoned),
+            refused: l(&self.refused),
             pending_gap: l(&self.pending_gap),
             in_doubt: l(&self.in_doubt),
             store_errors: l(&self.store_errors),

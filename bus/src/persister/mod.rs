@@ -54,6 +54,12 @@
 //!   reads and writes no record;
 //! - the record is per sled: run at most one persister per sled.
 //!
+//! ## Transitions the log would refuse
+//!
+//! A transition whose encoded entry is over the log's op limits (`Limits::max_payload`)
+//! could never be stored: it is recorded as a gap of its own logical id
+//! ([`PersisterStats::refused`]) instead of failing the batch around it.
+//!
 //! ## Failed appends with an unknown outcome
 //!
 //! [`EventLog::append_all`] documents that a store error may leave the entries *in
@@ -69,10 +75,11 @@
 //! Either of the first two also settles an earlier batch in doubt as stored: the log
 //! completes what it holds in doubt before it signs anything new.
 //!
-//! One reply is ambiguous for a batch in doubt: a seq conflict is returned both when
-//! the log completed its doubt and then refused the new batch, and when the log's
-//! retry of its doubt was refused — the log then drops that doubt, though an
-//! earlier attempt may have stored it. There the persister catches the log up with
+//! One reply is ambiguous for a batch in doubt: a seq conflict still returned after
+//! the log's own re-sequencing (its doubt refused because a previous process of the
+//! sled stored other ops at those seqs: the log then signs the doubt's unstored
+//! entries again at new seqs) says neither whether the doubt was completed nor
+//! whether it is still queued. There the persister catches the log up with
 //! the store and asks it what it holds of this run (every transition carries its run
 //! and logical id, [`Transition::origin`], every gap its run): a batch held is
 //! stored, a batch not held is nowhere and is sent again, ahead of the next. The

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use event_log_core::{EventLog, OpStore, RunId, Unclean};
+use event_log_core::{Entry, EventLog, OpStore, Origin, RunId, Transition, Unclean};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::watch;
 
@@ -191,9 +191,7 @@ impl<S: OpStore> Persister<S> {
     fn take(&mut self, chunk: &mut Chunk, r: Result<Message, RecvError>) -> bool {
         match r {
             Ok(t) => {
-                chunk.push_transition(t);
-                self.next += 1;
-                Counters::add(&self.counters.received, 1);
+                self.admit(chunk, t);
                 true
             }
             Err(RecvError::Lagged(n)) => {
@@ -201,6 +199,26 @@ impl<S: OpStore> Persister<S> {
                 true
             }
             Err(RecvError::Closed) => false,
+        }
+    }
+
+    /// Adds the transition with logical id `self.next` to the chunk, or, if the log
+    /// would refuse it (encoded over its op limits: no retry can store it), a gap of
+    /// that one id, so it does not fail the batch around it.
+    fn admit(&mut self, chunk: &mut Chunk, t: Message) {
+        let id = self.next;
+        self.next += 1;
+        Counters::add(&self.counters.received, 1);
+        let limit = self.log.config().limits.max_payload;
+        match refused_size(&t, self.run, id, limit) {
+            None => chunk.push_transition(t),
+            Some(size) => {
+                tracing::error!(run = %self.run, id, size, limit,
+                    "transition refused: its encoded entry is {size} bytes, over the log's \
+                     limit of {limit}; recording its logical id as a gap");
+                chunk.push_gap(1);
+                Counters::add(&self.counters.refused, 1);
+            }
         }
     }
 
@@ -219,11 +237,7 @@ impl<S: OpStore> Persister<S> {
     fn drain(&mut self, chunk: &mut Chunk) -> Drained {
         while chunk.len() < self.config.max_batch.max(1) {
             match self.rx.rx.try_recv() {
-                Ok(t) => {
-                    chunk.push_transition(t);
-                    self.next += 1;
-                    Counters::add(&self.counters.received, 1);
-                }
+                Ok(t) => self.admit(chunk, t),
                 Err(TryRecvError::Lagged(n)) => self.lagged(chunk, n),
                 Err(TryRecvError::Empty) => return Drained::Empty,
                 Err(TryRecvError::Closed) => return Drained::Closed,
@@ -231,4 +245,22 @@ impl<S: OpStore> Persister<S> {
         }
         Drained::Full
     }
+}
+
+/// The encoded size of `t` as logical id `id` of `run`, if it is over `limit`.
+/// Encodes only when a bound on the size (every text byte escaped six-fold, plus the
+/// fixed fields) could exceed the limit.
+fn refused_size(t: &Transition, run: RunId, id: u64, limit: usize) -> Option<usize> {
+    let text = t.story_id.len()
+        + t.from_stage.len()
+        + t.to_stage.len()
+        + t.pipeline_event.len()
+        + t.idempotency_key.as_ref().map_or(0, String::len);
+    if text.saturating_mul(6).saturating_add(512) <= limit {
+        return None;
+    }
+    let mut owned = t.clone();
+    owned.origin = Some(Origin { run, id });
+    let size = Entry::Transition(owned).to_payload().len();
+    (size > limit).then_some(size)
 }

@@ -27,7 +27,7 @@ use crate::progress::bar;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// An EMPTY store to benchmark (default: a SQLite file in a temp dir).
-    #[arg(long)]
+    #[arg(long, env = "EVLOG_STORE", hide_env_values = true)]
     store: Option<String>,
     /// Events in the reopen/memory measurement (the budget is stated at 1,000,000).
     #[arg(long, default_value_t = 100_000)]
@@ -130,6 +130,13 @@ fn rss_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
+impl Args {
+    /// The store URLs given.
+    pub fn store_urls(&self) -> Vec<&str> {
+        self.store.iter().map(String::as_str).collect()
+    }
+}
+
 /// Runs `evlog bench`.
 pub async fn run(a: Args) -> CmdResult {
     let tmp = tempfile::tempdir()?;
@@ -149,13 +156,18 @@ pub async fn run(a: Args) -> CmdResult {
         .unwrap_or_else(|| tmp.path().to_path_buf());
     let store = event_log::open_store(&url).await?;
     if store.count().await? != 0 {
-        return Err(format!("bench needs an empty store; {url} holds ops").into());
+        return Err(format!(
+            "bench needs an empty store; {} holds ops",
+            event_log::redact_url(&url)
+        )
+        .into());
     }
     let store: Arc<dyn OpStore> = Arc::from(store);
     let n = a.appends.max(100);
     let mut rows = Vec::new();
     eprintln!(
-        "benchmarking {url} ({n} appends, {} events for reopen)",
+        "benchmarking {} ({n} appends, {} events for reopen)",
+        event_log::redact_url(&url),
         a.events
     );
 

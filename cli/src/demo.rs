@@ -18,7 +18,7 @@ use crate::CmdResult;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Store URL (default: a fresh SQLite file in a temporary directory).
-    #[arg(long)]
+    #[arg(long, env = "EVLOG_STORE", hide_env_values = true)]
     store: Option<String>,
     /// Sled key file (default: a fresh key for this run).
     #[arg(long)]
@@ -41,6 +41,13 @@ fn transition(i: u64) -> Transition {
         STAGES[s + 1],
         "Advance",
     )
+}
+
+impl Args {
+    /// The store URLs given.
+    pub fn store_urls(&self) -> Vec<&str> {
+        self.store.iter().map(String::as_str).collect()
+    }
 }
 
 /// Runs `evlog demo` on a single-threaded runtime, so the burst really outruns the
@@ -66,8 +73,9 @@ async fn demo(a: Args) -> CmdResult {
     // 1. The sled starts: log, bus, persisting subscriber.
     let log = Arc::new(event_log::open(&url, key.clone()).await?);
     println!(
-        "sled {} opened {url} ({} events already)",
+        "sled {} opened {} ({} events already)",
         log.sled_id(),
+        event_log::redact_url(&url),
         log.len()
     );
     let bus = TransitionBus::new(a.capacity)?;

@@ -5,6 +5,7 @@ mod bench;
 mod cursor;
 mod demo;
 mod progress;
+mod scrub;
 mod show;
 mod sync;
 mod tail;
@@ -28,9 +29,10 @@ enum Command {
     /// Run the main job: a sled publishes transitions through a small bus (so a lag
     /// happens and is recorded as a gap), restarts, and prints its timeline.
     Demo(demo::Args),
-    /// Print the events of a store.
+    /// Print the events of a store (opened read-only).
     Show(show::Args),
-    /// Follow a store live (including other sleds writing to a shared PostgreSQL).
+    /// Follow a store live, read-only (including other sleds writing to a shared
+    /// PostgreSQL).
     Tail(tail::Args),
     /// Check every op's id, signature, links and payload; exit 1 on damage.
     Verify(verify::Args),
@@ -46,12 +48,27 @@ enum Command {
     Bench(bench::Args),
 }
 
+impl Command {
+    /// The store URLs given to the command (their secrets are scrubbed from stderr).
+    fn store_urls(&self) -> Vec<&str> {
+        match self {
+            Command::Demo(a) => a.store_urls(),
+            Command::Show(a) => a.store_urls(),
+            Command::Tail(a) => a.store_urls(),
+            Command::Verify(a) => a.store_urls(),
+            Command::Sync(a) => a.store_urls(),
+            Command::Bench(a) => a.store_urls(),
+            Command::Keygen { .. } => Vec::new(),
+        }
+    }
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EVLOG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(scrub::Stderr::default)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
@@ -77,6 +94,7 @@ pub type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    scrub::remember(cli.command.store_urls());
     init_tracing();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -100,7 +118,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("evlog: error: {}", one_line(e.as_ref()));
+            eprintln!("evlog: error: {}", scrub::scrub(&one_line(e.as_ref())));
             ExitCode::FAILURE
         }
     }
@@ -113,9 +131,18 @@ fn keygen(out: &std::path::Path) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens a log as a tool that is not one of its sleds: a throwaway key that never
-/// appends, and no replay checkpoint written, so reading a store writes nothing to it.
+/// Opens a log for reading, as a tool that is not one of its sleds: the store
+/// read-only (never created, migrated or written; a missing one is an error naming
+/// it) and the log read-only with a throwaway key.
 pub async fn open_reader(
+    url: &str,
+) -> Result<event_log::EventLog<event_log::AnyStore>, event_log::OpenError> {
+    event_log::open_read_only(url).await
+}
+
+/// Opens a log that a tool writes ops of others into (the target of `sync`): a
+/// throwaway key that never appends, and no replay checkpoint written.
+pub async fn open_writer(
     url: &str,
 ) -> Result<event_log::EventLog<event_log::AnyStore>, event_log::OpenError> {
     let config = event_log::EventLogConfig {

@@ -9,8 +9,8 @@ use crate::{CmdResult, cursor};
 /// Arguments of `evlog show`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Store URL: memory:, sqlite://PATH, redb://PATH, postgres://…
-    #[arg(long, env = "EVLOG_STORE")]
+    /// Store URL: memory:, sqlite://PATH, redb://PATH, postgres://… (opened read-only)
+    #[arg(long, env = "EVLOG_STORE", hide_env_values = true)]
     store: String,
     /// Only this sled (64 hex chars or a unique prefix).
     #[arg(long)]
@@ -27,6 +27,13 @@ pub struct Args {
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
+}
+
+impl Args {
+    /// The store URLs given.
+    pub fn store_urls(&self) -> Vec<&str> {
+        vec![self.store.as_str()]
+    }
 }
 
 /// Runs `evlog show`.
@@ -53,7 +60,30 @@ pub async fn run(a: Args) -> CmdResult {
             cursor::format(&log.cursor())
         );
     }
+    report_damage(&log);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says on stderr how many damaged rows the log kept out of the view and which
+/// acknowledged ops the store lacks, if any (`evlog verify` lists them).
+pub fn report_damage<S: event_log::OpStore>(log: &event_log::EventLog<S>) {
+    let total = log.stats().damaged;
+    if total > 0 {
+        // Details are kept of the first rows only; all are counted.
+        let rows = log.damage();
+        let waiting = rows
+            .iter()
+            .filter(|r| matches!(r.kind, event_log::DamageKind::Unreachable { .. }))
+            .count() as u64;
+        let waiting = waiting + total.saturating_sub(rows.len() as u64);
+        eprintln!(
+            "warning: {total} row(s) kept out of the view: {} damaged, {waiting} depending on ops the store does not hold intact; run `evlog verify` to list them",
+            total - waiting
+        );
+    }
+    for m in log.missing() {
+        eprintln!("warning: the store lacks acknowledged ops: {m}; run `evlog verify`");
+    }
 }
 
 /// Prints events as lines or JSON lines.

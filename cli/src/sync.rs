@@ -8,17 +8,19 @@
 
 use std::process::ExitCode;
 
+use event_log::redact_url;
+
 use crate::CmdResult;
 use crate::progress::bar;
 
 /// Arguments of `evlog sync`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Source store URL.
-    #[arg(long)]
+    /// Source store URL (opened read-only, unless --both).
+    #[arg(long, env = "EVLOG_FROM", hide_env_values = true)]
     from: String,
     /// Target store URL.
-    #[arg(long)]
+    #[arg(long, env = "EVLOG_TO", hide_env_values = true)]
     to: String,
     /// Ops per chunk.
     #[arg(long, default_value_t = 1000)]
@@ -28,21 +30,31 @@ pub struct Args {
     both: bool,
 }
 
+impl Args {
+    /// The store URLs given.
+    pub fn store_urls(&self) -> Vec<&str> {
+        vec![self.from.as_str(), self.to.as_str()]
+    }
+}
+
 /// Runs `evlog sync`.
 pub async fn run(a: Args) -> CmdResult {
-    let from = crate::open_reader(&a.from).await?;
-    let to = crate::open_reader(&a.to).await?;
+    // Read-only unless it is written to as well: a mistyped source is an error,
+    // never a new empty store.
+    let from = if a.both {
+        crate::open_writer(&a.from).await?
+    } else {
+        crate::open_reader(&a.from).await?
+    };
+    let to = crate::open_writer(&a.to).await?;
+    let (shown_from, shown_to) = (redact_url(&a.from), redact_url(&a.to));
     let (sent, applied, rejected) = copy(&from, &to, a.chunk).await?;
-    println!(
-        "{} -> {}: {sent} ops sent, {applied} applied, {rejected} refused",
-        a.from, a.to
-    );
+    println!("{shown_from} -> {shown_to}: {sent} ops sent, {applied} applied, {rejected} refused");
     let mut refused = rejected;
     if a.both {
         let (sent, applied, rejected) = copy(&to, &from, a.chunk).await?;
         println!(
-            "{} -> {}: {sent} ops sent, {applied} applied, {rejected} refused",
-            a.to, a.from
+            "{shown_to} -> {shown_from}: {sent} ops sent, {applied} applied, {rejected} refused"
         );
         refused += rejected;
     }

@@ -14,8 +14,8 @@ use crate::show::print_events;
 /// Arguments of `evlog tail`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Store URL: sqlite://PATH, redb://PATH, postgres://…
-    #[arg(long, env = "EVLOG_STORE")]
+    /// Store URL: sqlite://PATH, redb://PATH, postgres://… (opened read-only)
+    #[arg(long, env = "EVLOG_STORE", hide_env_values = true)]
     store: String,
     /// Print the events already stored before following.
     #[arg(long)]
@@ -29,6 +29,13 @@ pub struct Args {
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
+}
+
+impl Args {
+    /// The store URLs given.
+    pub fn store_urls(&self) -> Vec<&str> {
+        vec![self.store.as_str()]
+    }
 }
 
 /// Runs `evlog tail`.

@@ -83,11 +83,148 @@ fn verify_names_a_tampered_op_and_exits_non_zero() {
         "the damaged op is named: {out}"
     );
     assert!(out.contains("position 5"), "{out}");
-    // Opening the log refuses the store too, with one clear line.
-    let (code, _, err) = run(evlog().args(["show", "--store", &url]));
+    // Reading the log keeps the damaged op (and the ops that build on it) out of
+    // the view and says how many; the intact ones are shown.
+    let (code, out, err) = run(evlog()
+        .args(["show", "--store", &url])
+        .env("EVLOG_LOG", "off"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+    assert!(
+        err.contains("5 row(s) kept out of the view: 1 damaged, 4 depending"),
+        "{err}"
+    );
+}
+
+/// Editing an op's readable payload column in SQL (what a SQL shell shows is then
+/// not what was signed) makes `verify` fail naming the row; before, only the signed
+/// bytes were checked and the store passed.
+#[test]
+fn verify_fails_on_an_edited_readable_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let url = format!("sqlite://{}", path.display());
+    let (code, _, err) = run(evlog().args(["demo", "--store", &url]));
+    assert_eq!(code, 0, "{err}");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let id: Vec<u8> = conn
+        .query_row("SELECT id FROM ops WHERE position = 3", [], |r| r.get(0))
+        .unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE ops SET payload = replace(payload, 'story-', 'stolen-') WHERE position = 3",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(conn);
+    let (code, out, err) = run(evlog().args(["verify", "--store", &url]));
+    assert_ne!(code, 0, "verify must fail on an edited payload: {out}{err}");
+    assert!(out.contains("row_mismatch"), "{out}");
+    assert!(out.contains(&hex::encode(&id)), "{out}");
+    assert!(out.contains("position 3"), "{out}");
+    let (code, out, _) = run(evlog().args(["verify", "--json", "--store", &url]));
     assert_ne!(code, 0);
-    assert!(err.starts_with("evlog: error:"), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // The edited row, and the ops after it that depend on it.
+    assert_eq!(v["damaged"], 7, "{out}");
+    assert_eq!(v["problems"][0]["position"], 3, "{out}");
+    assert_eq!(v["problems"][0]["reason"], "row_mismatch", "{out}");
+}
+
+/// A store that lost its newest rows (a truncated tail) while a signed checkpoint
+/// still records them fails `verify`, which names the sled and the seqs; before,
+/// every row left was valid and the store passed.
+#[test]
+fn verify_reports_acknowledged_ops_missing_from_a_truncated_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let url = format!("sqlite://{}", path.display());
+    let (code, _, err) = run(evlog().args(["demo", "--store", &url]));
+    assert_eq!(code, 0, "{err}");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (seq, author): (i64, Vec<u8>) = conn
+        .query_row(
+            "SELECT seq, author FROM ops ORDER BY position DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    conn.execute(
+        "DELETE FROM ops WHERE author = ?1 AND seq > ?2",
+        rusqlite::params![author, seq - 2],
+    )
+    .unwrap();
+    drop(conn);
+    let (code, out, err) = run(evlog().args(["verify", "--store", &url]));
+    assert_ne!(code, 0, "verify must fail on a truncated tail: {out}{err}");
+    assert!(out.contains("0 damaged"), "no row is damaged: {out}");
+    assert!(
+        out.contains(&format!("missing ops of sled {}", hex::encode(&author))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("up to seq {}, but", seq - 2))
+            && out.contains(&format!("up to seq {seq}")),
+        "{out}"
+    );
+}
+
+/// Reading commands never create a store: a mistyped path is an error naming it,
+/// the exit is non-zero, and no file appears (before, `show` created an empty
+/// database there and printed "0 events").
+#[test]
+fn reading_commands_on_a_missing_store_fail_naming_it_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = format!("sqlite://{}", dir.path().join("ok.db").display());
+    let (code, _, err) = run(evlog().args(["demo", "--store", &ok]));
+    assert_eq!(code, 0, "{err}");
+    let sub = dir.path().join("x");
+    std::fs::create_dir(&sub).unwrap();
+    for (scheme, file) in [("sqlite", "missing.db"), ("redb", "missing.redb")] {
+        let path = sub.join(file);
+        let url = format!("{scheme}://{}", path.display());
+        let shown = path.display().to_string();
+        for args in [
+            vec!["show", "--store", &url],
+            vec!["verify", "--store", &url],
+            vec!["tail", "--for-secs", "1", "--store", &url],
+            vec!["sync", "--from", &url, "--to", &ok],
+        ] {
+            let (code, out, err) = run(evlog().args(&args));
+            assert_ne!(code, 0, "{args:?}: {out}{err}");
+            assert!(err.contains("not found"), "{args:?}: {err}");
+            assert!(err.contains(&shown), "{args:?} names the path: {err}");
+            assert_eq!(
+                std::fs::read_dir(&sub).unwrap().count(),
+                0,
+                "{args:?} created a file"
+            );
+        }
+    }
+}
+
+/// Reading commands write nothing to a store: show, verify and sync --from leave
+/// the file as it was.
+#[test]
+fn reading_commands_leave_the_store_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    let url = format!("sqlite://{}", path.display());
+    let other = format!("redb://{}", dir.path().join("o.redb").display());
+    let (code, _, err) = run(evlog().args(["demo", "--store", &url]));
+    assert_eq!(code, 0, "{err}");
+    let bytes = std::fs::read(&path).unwrap();
+    for args in [
+        vec!["show", "--store", &url],
+        vec!["verify", "--store", &url],
+        vec!["tail", "--for-secs", "1", "--store", &url],
+        vec!["sync", "--from", &url, "--to", &other],
+    ] {
+        let (code, out, err) = run(evlog().args(&args));
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{args:?} wrote to it");
+    }
 }
 
 /// Errors are one line and a non-zero exit: unknown scheme, missing server.

@@ -13,7 +13,8 @@
 //! One table `ops(position, id, author, seq, evidence, payload, bytes)` in append
 //! order, a partial unique index on `(author, seq) WHERE evidence = 0` (one primary op
 //! per seq; equivocation evidence may share it), an index on `(author, seq, id)` for
-//! `since`/`heads`, and a `schema_version` table with forward migrations. A file with
+//! `since`/`heads`, a partial index of the evidence ops (for `evidence`), a `meta`
+//! table of small values, and a `schema_version` table with forward migrations. A file with
 //! a newer schema than this crate knows is refused. See [`SCHEMA_VERSION`].
 //!
 //! # Durability argument

@@ -6,7 +6,7 @@
 //! seek per author for `since` and `heads`), never a scan of the whole table.
 
 use bft_json_crdt::{AuthorId, OpId, VersionVector};
-use event_log_core::{OpRecord, Position, StoreError};
+use event_log_core::{OpKey, OpRecord, Position, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error;
@@ -47,6 +47,28 @@ pub(crate) fn get(conn: &Connection, id: &OpId) -> Result<Option<OpRecord>, Stor
         .map_err(error::at("get an op by id"))?
         .transpose()
         .map(|found| found.map(|(_, record)| record))
+}
+
+/// Every evidence op's key, ordered by (author, seq, id), from the partial index
+/// `ops_evidence`.
+pub(crate) fn evidence(conn: &Connection) -> Result<Vec<OpKey>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT position, author, seq, id FROM ops INDEXED BY ops_evidence \
+             WHERE evidence <> 0 ORDER BY author, seq, id",
+        )
+        .map_err(error::at("prepare evidence"))?;
+    let mut rows = stmt.query([]).map_err(error::at("read evidence ops"))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(error::at("read evidence ops"))? {
+        let position = row::position(r, 0)?;
+        out.push(OpKey {
+            author: AuthorId(row::blob32(r, 1, "author", position)?),
+            seq: row::seq(r, 2, position)?,
+            id: OpId(row::blob32(r, 3, "id", position)?),
+        });
+    }
+    Ok(out)
 }
 
 /// Number of ops stored.

@@ -12,6 +12,9 @@
 //! - `ops_primary`: a partial unique index on `(author, seq) WHERE evidence = 0`, so at
 //!   most one primary op holds a seq; evidence ops may share it.
 //! - `ops_author_seq_id`: an index on `(author, seq, id)` serving `since` and `heads`.
+//! - `meta(key, value)` (version 2): small values beside the ops (checkpoints).
+//! - `ops_evidence` (version 3): a partial index on `(author, seq, id) WHERE
+//!   evidence <> 0`, serving `evidence` in O(k) for k evidence ops.
 
 use std::path::Path;
 
@@ -44,6 +47,8 @@ const MIGRATIONS: &[&str] = &[
         key   TEXT PRIMARY KEY,
         value BLOB NOT NULL
     );",
+    // Version 3: the evidence ops, found without reading every row.
+    "CREATE INDEX ops_evidence ON ops (author, seq, id) WHERE evidence <> 0;",
 ];
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (

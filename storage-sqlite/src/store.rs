@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bft_json_crdt::{OpId, VersionVector};
-use event_log_core::{OpRecord, OpStore, Position, StoreError};
+use event_log_core::{OpKey, OpRecord, OpStore, Position, StoreError};
 use tracing::info;
 
 use crate::config::SqliteConfig;
@@ -178,6 +178,11 @@ impl OpStore for SqliteStore {
     async fn get(&self, id: &OpId) -> Result<Option<OpRecord>, StoreError> {
         let id = *id;
         self.readers.run(move |conn| query::get(conn, &id)).await
+    }
+
+    /// From the partial index `ops_evidence`: O(k) for k evidence ops.
+    async fn evidence(&self) -> Result<Vec<OpKey>, StoreError> {
+        self.readers.run(|conn| query::evidence(conn)).await
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -107,8 +107,11 @@ async fn read_only_open_refuses_an_older_schema_and_does_not_migrate() {
     store.close().await.unwrap();
     {
         let conn = raw(&path);
-        conn.execute_batch("DROP TABLE meta; DELETE FROM schema_version WHERE version > 1;")
-            .unwrap();
+        conn.execute_batch(
+            "DROP INDEX ops_evidence; DROP TABLE meta; \
+             DELETE FROM schema_version WHERE version > 1;",
+        )
+        .unwrap();
     }
     let err = SqliteStore::open_read_only(&path).await.unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Invalid, "{err}");
@@ -126,7 +129,7 @@ async fn read_only_open_refuses_an_older_schema_and_does_not_migrate() {
     store.close().await.unwrap();
     let ro = SqliteStore::open_read_only(&path).await.unwrap();
     assert_eq!(ro.count().await.unwrap(), 2);
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
 }
 
 /// A file that is no event-log store (say an empty one a buggy tool created) is

@@ -51,7 +51,7 @@ async fn schema_version_table_is_present() {
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, i64::from(SCHEMA_VERSION));
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
     let payload: String = conn
         .query_row("SELECT payload FROM ops", [], |r| r.get(0))
         .unwrap();
@@ -85,7 +85,7 @@ async fn newer_schema_is_refused() {
     assert_eq!(err.kind(), StoreErrorKind::Invalid, "{err}");
     let text = err.to_string();
     assert!(
-        text.contains("version 7") && text.contains("up to 2"),
+        text.contains("version 7") && text.contains("up to 3"),
         "{text}"
     );
 }
@@ -170,7 +170,8 @@ async fn two_stores_on_one_file() {
     assert_eq!(b.count().await.unwrap(), 4);
 }
 
-/// A version-1 file (before the meta table) is migrated in place on open.
+/// A version-1 file (before the meta table) is migrated in place on open, to the
+/// current version.
 #[tokio::test]
 async fn version_1_file_is_migrated() {
     let (_dir, path) = location();
@@ -199,5 +200,5 @@ async fn version_1_file_is_migrated() {
     let version: i64 = raw(&path)
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, i64::from(SCHEMA_VERSION));
 }

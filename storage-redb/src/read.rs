@@ -5,15 +5,15 @@
 use std::ops::Bound;
 
 use bft_json_crdt::{AuthorId, OpId, VersionVector};
-use event_log_core::{OpRecord, Position, StoreError};
-use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase};
+use event_log_core::{OpKey, OpRecord, Position, StoreError};
+use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable};
 
 /// A database to read: writable or read-only.
 pub(crate) type Readable = dyn ReadableDatabase + Send + Sync;
 
 use crate::error;
 use crate::record::{self, location};
-use crate::tables::{AuthorKey, BY_AUTHOR, BY_ID, OPS};
+use crate::tables::{AuthorKey, BY_AUTHOR, BY_ID, OPS, PRIMARY};
 
 /// Opens a read transaction.
 fn begin(db: &Readable, what: &str) -> Result<ReadTransaction, StoreError> {
@@ -161,6 +161,52 @@ pub(crate) fn heads(db: &Readable) -> Result<VersionVector, StoreError> {
         }
     }
     Ok(vv)
+}
+
+/// Every evidence op's key, ordered by (author, seq, id): the entries of
+/// `ops_by_author` that are not the primary op of their (author, seq). Both tables
+/// are read in key order side by side, keys only: no record is read or decoded.
+pub(crate) fn evidence(db: &Readable) -> Result<Vec<OpKey>, StoreError> {
+    let ctx = "reading evidence ops";
+    let txn = begin(db, ctx)?;
+    let by_author = txn
+        .open_table(BY_AUTHOR)
+        .map_err(|e| error::storage(ctx, e))?;
+    let primary = txn
+        .open_table(PRIMARY)
+        .map_err(|e| error::storage(ctx, e))?;
+    let mut primaries = primary.iter().map_err(|e| error::storage(ctx, e))?;
+    // The primary entry at hand: ((author, seq), id).
+    type Primary = (([u8; 32], u64), [u8; 32]);
+    let mut current: Option<Primary> = None;
+    let mut exhausted = false;
+    let mut out = Vec::new();
+    for entry in by_author.iter().map_err(|e| error::storage(ctx, e))? {
+        let (k, _) = entry.map_err(|e| error::storage(ctx, e))?;
+        let (author, seq, id) = k.value();
+        // Advance the primaries to the first at or after (author, seq).
+        while !exhausted && current.is_none_or(|(at, _)| at < (author, seq)) {
+            match primaries.next() {
+                Some(p) => {
+                    let (pk, pv) = p.map_err(|e| error::storage(ctx, e))?;
+                    current = Some((pk.value(), pv.value()));
+                }
+                None => {
+                    current = None;
+                    exhausted = true;
+                }
+            }
+        }
+        let is_primary = current.is_some_and(|(at, pid)| at == (author, seq) && pid == id);
+        if !is_primary {
+            out.push(OpKey {
+                author: AuthorId(author),
+                seq,
+                id: OpId(id),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// One op by id.

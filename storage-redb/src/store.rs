@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bft_json_crdt::{OpId, VersionVector};
-use event_log_core::{OpRecord, OpStore, Position, StoreError};
+use event_log_core::{OpKey, OpRecord, OpStore, Position, StoreError};
 use parking_lot::RwLock;
 use redb::{Database, ReadOnlyDatabase};
 use tracing::{debug, info, warn};
@@ -254,6 +254,12 @@ impl OpStore for RedbStore {
 
     async fn count(&self) -> Result<u64, StoreError> {
         self.read(read::count).await
+    }
+
+    /// From the indexes, keys only: the `ops_by_author` entries that are not the
+    /// primary op of their (author, seq). No record is read.
+    async fn evidence(&self) -> Result<Vec<OpKey>, StoreError> {
+        self.read(read::evidence).await
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

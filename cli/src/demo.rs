@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_log::bus::{PersisterConfig, TransitionBus, spawn_persister};
-use event_log::{EventLog, Transition, render_lines};
+use event_log::{
+    EventLog, EventLogConfig, FileWatermark, SharedWatermark, Transition, render_lines,
+};
 
 use crate::CmdResult;
 
@@ -20,7 +22,9 @@ pub struct Args {
     /// Store URL (default: a fresh SQLite file in a temporary directory).
     #[arg(long, env = "EVLOG_STORE", hide_env_values = true)]
     store: Option<String>,
-    /// Sled key file (default: a fresh key for this run).
+    /// Sled key file, created if missing (default: a fresh key for this run). The
+    /// sled's signed watermark is kept beside it (`<key>.mark`), so a store that lost
+    /// acknowledged ops is refused instead of having them signed again.
     #[arg(long)]
     key: Option<std::path::PathBuf>,
     /// Bus capacity (tokio rounds it up to a power of two).
@@ -65,13 +69,19 @@ async fn demo(a: Args) -> CmdResult {
         .store
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", tmp.path().join("evlog-demo.db").display()));
-    let key = match &a.key {
-        Some(path) => event_log::keys::load_or_create(path)?,
-        None => event_log::keys::generate(),
+    let (key, config) = match &a.key {
+        Some(path) => (
+            event_log::keys::load_or_create(path)?,
+            EventLogConfig {
+                watermark: Some(SharedWatermark::new(FileWatermark::beside_key(path)?)),
+                ..EventLogConfig::default()
+            },
+        ),
+        None => (event_log::keys::generate(), EventLogConfig::default()),
     };
 
     // 1. The sled starts: log, bus, persisting subscriber.
-    let log = Arc::new(event_log::open(&url, key.clone()).await?);
+    let log = Arc::new(event_log::open_with(&url, key.clone(), config.clone()).await?);
     println!(
         "sled {} opened {} ({} events already)",
         log.sled_id(),
@@ -118,7 +128,7 @@ async fn demo(a: Args) -> CmdResult {
     drop(log);
 
     // 5. Restart from the same store and print the timeline.
-    let log: EventLog<_> = event_log::open(&url, key).await?;
+    let log: EventLog<_> = event_log::open_with(&url, key, config).await?;
     let opened = log.open_stats();
     println!(
         "restarted: {} events replayed, every id re-hashed; {} signatures verified, the rest covered by the sled's signed checkpoint\n",

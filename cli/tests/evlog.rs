@@ -47,6 +47,53 @@ fn demo_prints_the_timeline_with_the_gap_line() {
     }
 }
 
+/// `evlog demo --key` keeps the sled's watermark beside its key: once the store is
+/// restored from a backup that lacks acknowledged ops, the next run refuses to append
+/// (it would sign those seqs again), names the loss, and writes nothing.
+#[test]
+fn demo_with_a_key_refuses_a_store_restored_from_a_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live");
+    let backup = dir.path().join("backup");
+    std::fs::create_dir_all(&live).unwrap();
+    let url = format!("sqlite://{}", live.join("demo.db").display());
+    let key = dir.path().join("sled.key");
+    let demo = || run(evlog().args(["demo", "--store", &url, "--key"]).arg(&key));
+    let (code, _, err) = demo();
+    assert_eq!(code, 0, "{err}");
+    copy_files(&live, &backup);
+    let (code, out, err) = demo();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("restarted: 18 events replayed"), "{out}");
+    assert!(
+        dir.path().join("sled.key.mark").exists(),
+        "the mark is beside the key"
+    );
+
+    copy_files(&backup, &live);
+    let (code, out, err) = demo();
+    assert_ne!(code, 0, "a rolled-back store must be refused:\n{out}");
+    assert!(
+        err.contains("up to seq 9") && err.contains("up to seq 18") && err.contains("backup"),
+        "{err}"
+    );
+    let (code, out, _) = run(evlog().args(["show", "--store", &url]));
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 9, "nothing was written:\n{out}");
+}
+
+/// Replaces the files of `to` by copies of those of `from` (a database and its WAL).
+fn copy_files(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(to).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
 /// `evlog verify` passes a clean store and fails, naming the op, on a tampered row.
 #[test]
 fn verify_names_a_tampered_op_and_exits_non_zero() {

@@ -30,6 +30,22 @@ pub enum PersisterError {
         #[source]
         source: event_log_core::Error,
     },
+    /// The log refuses every append of this sled for a reason no retry cures
+    /// ([`event_log_core::Error::refuses_appends`]: opened read-only, its store lost
+    /// acknowledged ops, the sled is excluded). The persister stops at its first
+    /// refusal instead of retrying while transitions pile up; what it received and
+    /// did not store is counted in [`PersisterStats::pending_gap`], and its run stays
+    /// marked unclean, so the next run over a store that works records them.
+    #[error(
+        "persister stopped: the log refuses this sled's appends ({source}); counters: {stats:?}"
+    )]
+    Refused {
+        /// Counters when it stopped (boxed: the error stays small).
+        stats: Box<PersisterStats>,
+        /// The log's refusal.
+        #[source]
+        source: event_log_core::Error,
+    },
     /// The persister task panicked or was aborted.
     #[error("persister task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

@@ -97,6 +97,11 @@ async fn demo(a: Args) -> CmdResult {
         bus.publish(transition(published));
         published += 1;
         while persister.stats().persisted < published {
+            if persister.is_finished() {
+                // It stopped on an error: shutdown returns it.
+                persister.shutdown().await?;
+                return Err("the persister stopped".into());
+            }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }

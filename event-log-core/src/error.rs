@@ -121,6 +121,23 @@ pub enum Error {
     Cancelled,
 }
 
+impl Error {
+    /// True if the log refuses every append of this sled until an operator acts, so
+    /// retrying the same call cannot succeed by itself: the log was opened read-only,
+    /// this sled is excluded, its own chain is damaged, or its store lost
+    /// acknowledged ops (appends resume once they are brought back, by a sync or a
+    /// catch-up, never by waiting). Store errors, conflicts and doubts are not.
+    pub fn refuses_appends(&self) -> bool {
+        matches!(
+            self,
+            Error::ReadOnly { .. }
+                | Error::Excluded { .. }
+                | Error::OwnChainDamaged { .. }
+                | Error::RolledBack { .. }
+        )
+    }
+}
+
 /// A configuration value that cannot be used; names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration: `{field}` {reason}")]

@@ -88,7 +88,15 @@
 //! catching up and re-sequencing; a conflict still returned after the retry budget
 //! stops the persister ([`PersisterError::Conflict`]).
 //!
+//! A refusal that no retry cures ([`Error::refuses_appends`]: the log was opened
+//! read-only, its store lost acknowledged ops of this sled, the sled is excluded)
+//! stops the persister at its first occurrence ([`PersisterError::Refused`], naming
+//! the reason) instead of retrying while the publisher goes on: what it received and
+//! did not store is counted in `pending_gap`, and its run record stays unclean, so
+//! the next run over a store that works records the loss.
+//!
 //! [`Error::InDoubt`]: event_log_core::Error::InDoubt
+//! [`Error::refuses_appends`]: event_log_core::Error::refuses_appends
 //! [`Origin`]: event_log_core::Origin
 //! [`Unclean`]: event_log_core::Unclean
 //! [`OpStore::put_meta`]: event_log_core::OpStore::put_meta

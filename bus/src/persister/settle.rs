@@ -12,8 +12,9 @@ use crate::stats::Counters;
 
 impl<S: OpStore> Persister<S> {
     /// Appends a chunk, retrying store errors; settles it as stored, in doubt or
-    /// given up (pending gap). Fails only on a conflict that outlasts the retries
-    /// (another writer holds our seqs).
+    /// given up (pending gap). Fails on a conflict that outlasts the retries
+    /// (another writer holds our seqs), and at once on a refusal no retry cures
+    /// ([`Error::refuses_appends`]).
     ///
     /// What became of the chunk is decided by the reply to this call alone, never by
     /// log-wide counters (another task may append to the same log meanwhile):
@@ -83,6 +84,17 @@ impl<S: OpStore> Persister<S> {
                     break;
                 }
                 _ if conflict && self.doubt.is_some() => doubt_unknown = true,
+                ref refusal if refusal.refuses_appends() => {
+                    // Nothing of this call was signed, and no retry can change that.
+                    tracing::error!(run = %self.run, from = chunk.start(), ids = chunk.ids(),
+                        error = %err, "persister stopping: the log refuses this sled's appends");
+                    self.give_up(&chunk);
+                    self.update_gauges();
+                    return Err(PersisterError::Refused {
+                        stats: Box::new(self.counters.snapshot(self.run)),
+                        source: err,
+                    });
+                }
                 _ => {}
             }
             if retries >= retry.max_retries {

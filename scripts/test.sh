@@ -4,11 +4,12 @@
 #   scripts/test.sh [cargo test arguments...]
 #   scripts/test.sh --run COMMAND [ARGS...]     (e.g. a benchmark that needs the server)
 #
-# Starts a throwaway PostgreSQL 15 server (so storage-postgres tests run against a
+# Starts a throwaway PostgreSQL 15 server (so event-log-postgres tests run against a
 # real server), exports EVENT_LOG_TEST_PG_URL, runs
 # `cargo test --workspace --all-features "$@"` (without --workspace when the
-# arguments pick packages, e.g. `scripts/test.sh -p storage-postgres`; with no
-# arguments, also bft-json-crdt's tests without its default `aws-lc` signer), then always
+# arguments pick packages, e.g. `scripts/test.sh -p event-log-postgres`; with no
+# arguments, also bft-json-crdt's tests without its default `aws-lc` signer, and
+# `cargo package --workspace`: every crate packages for publishing), then always
 # stops the server and removes its directory, exiting with cargo's exit code.
 #
 # To use your own server instead, set EVENT_LOG_TEST_PG_URL (for example
@@ -24,7 +25,7 @@ cd "$repo_root"
 # --workspace override them.
 run_tests() {
     # `scripts/test.sh --run CMD...` runs CMD beside the throwaway server instead of
-    # the tests (e.g. `scripts/test.sh --run cargo bench -p storage-postgres`).
+    # the tests (e.g. `scripts/test.sh --run cargo bench -p event-log-postgres`).
     if [[ "${1:-}" == "--run" ]]; then
         shift
         local status=0
@@ -44,6 +45,14 @@ run_tests() {
         # The signer without the default `aws-lc` feature (ed25519-dalek), which the
         # run above, with every feature on, never builds.
         cargo test -p bft-json-crdt --no-default-features || status=$?
+    fi
+    if [[ $# -eq 0 && "$status" -eq 0 ]]; then
+        # Every crate packages as it would publish (manifests, metadata, included
+        # files, versioned dependencies, in dependency order). Building the packaged
+        # sources again doubles the run; EVENT_LOG_PACKAGE_VERIFY=1 does it.
+        local verify=(--no-verify)
+        [[ "${EVENT_LOG_PACKAGE_VERIFY:-}" == 1 ]] && verify=()
+        cargo package --workspace --allow-dirty "${verify[@]}" || status=$?
     fi
     return "$status"
 }

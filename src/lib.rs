@@ -61,19 +61,19 @@ pub use watermark::FileWatermark;
 /// The bus: broadcast of transitions, the persisting subscriber, live feeds.
 #[cfg(feature = "bus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "bus")))]
-pub use bus;
+pub use event_log_bus as bus;
 
 /// The SQLite store.
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use storage_sqlite as sqlite;
+pub use event_log_sqlite as sqlite;
 
 /// The redb store.
 #[cfg(feature = "redb")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redb")))]
-pub use storage_redb as redb;
+pub use event_log_redb as redb;
 
 /// The PostgreSQL store.
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use storage_postgres as postgres;
+pub use event_log_postgres as postgres;

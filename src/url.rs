@@ -177,7 +177,7 @@ fn mode_param(url: &str, value: &str) -> Result<bool, OpenError> {
     }
 }
 
-/// The query of a PostgreSQL URL, found as storage-postgres finds it: the user info
+/// The query of a PostgreSQL URL, found as event-log-postgres finds it: the user info
 /// ends at the last `@` before the first `?` (or the last `@` at all).
 #[cfg(feature = "postgres")]
 fn pg_query(url: &str) -> Option<&str> {
@@ -191,7 +191,7 @@ fn pg_query(url: &str) -> Option<&str> {
 }
 
 /// Whether a PostgreSQL URL says `mode=ro` (its last `mode` parameter wins, as in
-/// storage-postgres).
+/// event-log-postgres).
 #[cfg(feature = "postgres")]
 fn pg_read_only(url: &str) -> bool {
     let mut read_only = false;
@@ -241,7 +241,7 @@ async fn open_store_as(url: &str, mode: Mode) -> Result<(AnyStore, bool), OpenEr
         "memory" => Ok((Box::new(MemStore::new()), forced)),
         #[cfg(feature = "sqlite")]
         "sqlite" => {
-            use storage_sqlite::{Durability, SqliteConfig, SqliteStore};
+            use event_log_sqlite::{Durability, SqliteConfig, SqliteStore};
             let (path, ps) = params(rest);
             let path = file_path(url, path)?;
             let mut config = SqliteConfig::default();
@@ -266,7 +266,7 @@ async fn open_store_as(url: &str, mode: Mode) -> Result<(AnyStore, bool), OpenEr
         }
         #[cfg(feature = "redb")]
         "redb" => {
-            use storage_redb::{RedbConfig, RedbStore};
+            use event_log_redb::{RedbConfig, RedbStore};
             let (path, ps) = params(rest);
             let path = file_path(url, path)?;
             let mut read_only = false;
@@ -282,8 +282,8 @@ async fn open_store_as(url: &str, mode: Mode) -> Result<(AnyStore, bool), OpenEr
         }
         #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => {
-            use storage_postgres::{PostgresConfig, PostgresStore};
-            // storage-postgres reads its own parameters (`schema`, `mode`, …) and a
+            use event_log_postgres::{PostgresConfig, PostgresStore};
+            // event-log-postgres reads its own parameters (`schema`, `mode`, …) and a
             // password holding `@`; its last `mode` wins, so a forced read-only
             // open appends one.
             let read_only = forced || pg_read_only(url);
@@ -466,7 +466,7 @@ mod read_only_tests {
 mod postgres_tests {
     use super::{pg_query, pg_read_only};
 
-    /// The query and `mode` are found after the user info, as storage-postgres
+    /// The query and `mode` are found after the user info, as event-log-postgres
     /// finds them, also when the password holds `@` or `?`.
     #[test]
     fn postgres_mode_is_read_after_the_user_info() {

@@ -253,7 +253,7 @@ impl StoreError {
 
 /// A durable home for ops: the plugin trait every backend implements.
 ///
-/// The conformance suite (crate `conformance`) checks every invariant listed here;
+/// The conformance suite (crate `event-log-conformance`) checks every invariant listed here;
 /// run it against your store with one macro call.
 ///
 /// All methods take `&self`: a store is shared by the tasks of one

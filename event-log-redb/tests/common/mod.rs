@@ -1,0 +1,45 @@
+//! Helpers shared by the integration tests: real signed ops and fresh stores.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use bft_json_crdt::{Op, OpId, SigningKey};
+use event_log_core::{OpRecord, OpStore, Position};
+use event_log_redb::{RedbConfig, RedbStore};
+
+/// A real signed op by key `n` at `seq`, as a store record.
+pub fn rec(n: u8, seq: u64, payload: &str, evidence: bool) -> OpRecord {
+    rec_deps(n, seq, Vec::new(), payload, evidence)
+}
+
+/// Like [`rec`], with deps.
+pub fn rec_deps(n: u8, seq: u64, deps: Vec<OpId>, payload: &str, evidence: bool) -> OpRecord {
+    let signed = Op {
+        author: Default::default(),
+        seq,
+        lamport: seq,
+        deps,
+        payload: payload.as_bytes().to_vec(),
+    }
+    .sign(&SigningKey::from_bytes(&[n; 32]));
+    OpRecord::new(&signed, evidence)
+}
+
+/// A fresh directory and the store path inside it.
+pub fn fresh() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("store.redb");
+    (dir, path)
+}
+
+/// Opens the store at `path` with the default config.
+pub async fn open(path: &Path) -> RedbStore {
+    RedbStore::open(path, RedbConfig::default())
+        .await
+        .expect("open store")
+}
+
+/// Every op of a store, in append order.
+pub async fn all(store: &impl OpStore) -> Vec<(Position, OpRecord)> {
+    store.load(Position::START, usize::MAX).await.expect("load")
+}

@@ -1,0 +1,139 @@
+//! Restarts and opening: everything acknowledged survives; bad files are clear errors.
+
+mod common;
+
+use common::{all, fresh, open, rec};
+use event_log_core::{OpStore, StoreErrorKind};
+use event_log_redb::{FORMAT_VERSION, RedbConfig, RedbStore};
+
+/// After close, and after a plain drop, reopening finds every op at its position and appends continue.
+#[tokio::test]
+async fn reopen_keeps_everything() {
+    let (_dir, path) = fresh();
+    let store = open(&path).await;
+    store
+        .append(&[rec(1, 1, "a", false), rec(2, 1, "b", false)])
+        .await
+        .unwrap();
+    let before = all(&store).await;
+    store.close().await.unwrap();
+    assert_eq!(
+        store.count().await.unwrap_err().kind(),
+        StoreErrorKind::Unavailable
+    );
+    assert_eq!(
+        store
+            .append(&[rec(1, 2, "late", false)])
+            .await
+            .unwrap_err()
+            .kind(),
+        StoreErrorKind::Unavailable
+    );
+    store.close().await.unwrap();
+    drop(store);
+
+    let store = open(&path).await;
+    assert_eq!(all(&store).await, before);
+    store.append(&[rec(1, 2, "c", false)]).await.unwrap();
+    drop(store); // no close: drop alone must release the file and lose nothing
+
+    let store = open(&path).await;
+    let after = all(&store).await;
+    assert_eq!(after.len(), 3);
+    assert_eq!(after[..2], before[..]);
+    assert_eq!(after[2].0.0, 3);
+    assert_eq!(store.heads().await.unwrap().get(&after[0].1.author), 2);
+}
+
+/// A second open of a file that is in use fails with `Unavailable` naming the path.
+#[tokio::test]
+async fn a_locked_file_is_unavailable() {
+    let (_dir, path) = fresh();
+    let _first = open(&path).await;
+    let err = RedbStore::open(&path, RedbConfig::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+}
+
+/// A file that is not a redb database is refused with `Invalid` naming the path, and left alone.
+#[tokio::test]
+async fn a_foreign_file_is_invalid() {
+    let (_dir, path) = fresh();
+    let junk = b"this is not a redb database at all\n".repeat(200);
+    std::fs::write(&path, &junk).unwrap();
+    let err = RedbStore::open(&path, RedbConfig::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Invalid, "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), junk);
+}
+
+/// A redb database of something else (tables, no format version) is refused with `Invalid`.
+#[tokio::test]
+async fn a_redb_file_of_another_app_is_invalid() {
+    let (_dir, path) = fresh();
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(redb::TableDefinition::<u64, u64>::new("theirs"))
+            .unwrap()
+            .insert(1, 2)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let err = RedbStore::open(&path, RedbConfig::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Invalid, "{err}");
+    assert!(err.to_string().contains("theirs"), "{err}");
+}
+
+/// A store written by a newer format version is refused with `Invalid` naming both versions.
+#[tokio::test]
+async fn a_newer_format_version_is_refused() {
+    let (_dir, path) = fresh();
+    open(&path).await.close().await.unwrap();
+    let newer = FORMAT_VERSION + 1;
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+            .unwrap()
+            .insert("format_version", newer)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let err = RedbStore::open(&path, RedbConfig::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Invalid, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("version {newer}")), "{msg}");
+    assert!(msg.contains(&format!("up to {FORMAT_VERSION}")), "{msg}");
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+}
+
+/// The non-default options open and work.
+#[tokio::test]
+async fn options_open_and_work() {
+    let (_dir, path) = fresh();
+    let config = RedbConfig::default()
+        .two_phase_commit(true)
+        .max_group(1)
+        .cache_size(1 << 20)
+        .check_integrity_on_open(true);
+    let store = RedbStore::open(&path, config.clone()).await.unwrap();
+    store.append(&[rec(1, 1, "a", false)]).await.unwrap();
+    store.close().await.unwrap();
+    let store = RedbStore::open(&path, config).await.unwrap();
+    assert_eq!(store.count().await.unwrap(), 1);
+}

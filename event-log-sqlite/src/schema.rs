@@ -1,0 +1,205 @@
+//! The on-disk format: connections, pragmas and the versioned schema.
+//!
+//! This module exists so that the file layout is defined once, with forward
+//! migrations. It promises that a store never runs on a schema it does not know:
+//! an older file is migrated forward in a transaction, and a file written by a newer
+//! version is refused with `StoreError::Invalid` naming both versions.
+//!
+//! Layout (version 1):
+//! - `schema_version(version, applied_at)`: one row per applied migration.
+//! - `ops(position, id, author, seq, evidence, payload, bytes)`: one row per op;
+//!   `position` is the append order, `payload` is the op's JSON as readable text.
+//! - `ops_primary`: a partial unique index on `(author, seq) WHERE evidence = 0`, so at
+//!   most one primary op holds a seq; evidence ops may share it.
+//! - `ops_author_seq_id`: an index on `(author, seq, id)` serving `since` and `heads`.
+//! - `meta(key, value)` (version 2): small values beside the ops (checkpoints).
+//! - `ops_evidence` (version 3): a partial index on `(author, seq, id) WHERE
+//!   evidence <> 0`, serving `evidence` in O(k) for k evidence ops.
+
+use std::path::Path;
+
+use event_log_core::StoreError;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use tracing::{info, warn};
+
+use crate::config::{Durability, SqliteConfig};
+use crate::error;
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Migration `i` takes the schema from version `i` to version `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // Version 1: the ops table and its indexes.
+    "CREATE TABLE ops (
+        position INTEGER PRIMARY KEY AUTOINCREMENT,
+        id       BLOB    NOT NULL UNIQUE,
+        author   BLOB    NOT NULL,
+        seq      INTEGER NOT NULL,
+        evidence INTEGER NOT NULL,
+        payload  TEXT    NOT NULL,
+        bytes    BLOB    NOT NULL
+    );
+    CREATE UNIQUE INDEX ops_primary ON ops (author, seq) WHERE evidence = 0;
+    CREATE INDEX ops_author_seq_id ON ops (author, seq, id);",
+    // Version 2: small values kept beside the ops (the log's replay checkpoints).
+    "CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );",
+    // Version 3: the evidence ops, found without reading every row.
+    "CREATE INDEX ops_evidence ON ops (author, seq, id) WHERE evidence <> 0;",
+];
+
+const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (
+    version    INTEGER PRIMARY KEY,
+    applied_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+)";
+
+/// Opens the write connection, sets WAL and the durability pragmas, and brings the
+/// schema to [`SCHEMA_VERSION`].
+pub(crate) fn open_writer(path: &Path, config: &SqliteConfig) -> Result<Connection, StoreError> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if config.create_if_missing {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let mut conn = open(path, flags, config)?;
+    let what = format!("set WAL mode on {}", path.display());
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(|e| error::sqlite(&what, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        // Still atomic and durable with a rollback journal, but readers then wait
+        // for the writer. Happens on file systems without shared memory.
+        warn!(path = %path.display(), %mode, "SQLite refused WAL mode; continuing");
+    }
+    migrate(&mut conn, path)?;
+    Ok(conn)
+}
+
+/// Opens a read connection. It may not write (`query_only`); in a read-only store it
+/// is opened `SQLITE_OPEN_READONLY` too.
+pub(crate) fn open_reader(path: &Path, config: &SqliteConfig) -> Result<Connection, StoreError> {
+    let access = if config.read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+    };
+    let conn = open(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX, config)?;
+    conn.pragma_update(None, "query_only", true)
+        .map_err(|e| error::sqlite(&format!("open a reader on {}", path.display()), e))?;
+    Ok(conn)
+}
+
+fn open(path: &Path, flags: OpenFlags, config: &SqliteConfig) -> Result<Connection, StoreError> {
+    let what = format!("open SQLite database {}", path.display());
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| error::sqlite(&what, e))?;
+    conn.busy_timeout(config.busy_timeout)
+        .map_err(|e| error::sqlite(&what, e))?;
+    conn.pragma_update(None, "synchronous", config.durability.synchronous())
+        .map_err(|e| error::sqlite(&what, e))?;
+    if config.durability == Durability::Full {
+        // On macOS fsync does not flush the drive's cache; F_FULLFSYNC does.
+        // Elsewhere these pragmas have no effect.
+        conn.pragma_update(None, "fullfsync", true)
+            .map_err(|e| error::sqlite(&what, e))?;
+        conn.pragma_update(None, "checkpoint_fullfsync", true)
+            .map_err(|e| error::sqlite(&what, e))?;
+    }
+    Ok(conn)
+}
+
+/// The schema version recorded in the file (0 for a new file).
+pub(crate) fn stored_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+        [],
+        |row| row.get(0),
+    )
+}
+
+/// Checks, without changing anything, that the file holds the schema this build
+/// reads: a read-only store is never migrated, so an older schema is refused.
+pub(crate) fn check_version(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let what = format!("read the schema version of {}", path.display());
+    let err = |e| error::sqlite(&what, e);
+    let has_table: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master \
+             WHERE type = 'table' AND name = 'schema_version')",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(err)?;
+    let found = if has_table {
+        stored_version(conn).map_err(err)?
+    } else {
+        0
+    };
+    let known = i64::from(SCHEMA_VERSION);
+    if found > known || found < 0 {
+        return Err(StoreError::Invalid {
+            message: format!(
+                "{} has schema version {found}, but this event-log-sqlite knows versions \
+                 up to {SCHEMA_VERSION}; open it with a newer event-log-sqlite",
+                path.display()
+            ),
+        });
+    }
+    if found == 0 {
+        return Err(StoreError::Invalid {
+            message: format!(
+                "{} holds no event-log store (no schema version); a read-only open \
+                 creates nothing",
+                path.display()
+            ),
+        });
+    }
+    if found < known {
+        return Err(StoreError::Invalid {
+            message: format!(
+                "{} has schema version {found}, older than version {SCHEMA_VERSION} \
+                 that this event-log-sqlite reads, and a read-only open does not migrate: \
+                 open it writable once to migrate it",
+                path.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Applies the missing migrations, each in its own immediate transaction (so two
+/// processes opening one new file at once migrate it once). Returns the version.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, StoreError> {
+    let what = format!("migrate the schema of {}", path.display());
+    let err = |e| error::sqlite(&what, e);
+    conn.execute_batch(VERSION_TABLE).map_err(err)?;
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let found = stored_version(&tx).map_err(err)?;
+        let known = i64::from(SCHEMA_VERSION);
+        if found > known || found < 0 {
+            return Err(StoreError::Invalid {
+                message: format!(
+                    "{} has schema version {found}, but this event-log-sqlite knows versions \
+                     up to {SCHEMA_VERSION}; open it with a newer event-log-sqlite",
+                    path.display()
+                ),
+            });
+        }
+        if found == known {
+            tx.commit().map_err(err)?;
+            return Ok(SCHEMA_VERSION);
+        }
+        // `found` is in 0..known here, so the index is in range.
+        let index = found as usize;
+        let next = found + 1;
+        tx.execute_batch(MIGRATIONS[index]).map_err(err)?;
+        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [next])
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+        info!(path = %path.display(), version = next, "migrated the SQLite schema");
+    }
+}

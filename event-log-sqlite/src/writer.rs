@@ -1,0 +1,425 @@
+//! The one writer: a dedicated thread that owns the write connection and commits
+//! appends in groups.
+//!
+//! SQLite allows one writer at a time, and every durable commit costs a sync of the
+//! WAL. So every append is sent to this thread, which takes *all* requests waiting
+//! at that moment and commits them in one transaction (group commit): many
+//! concurrent appenders share one sync.
+//!
+//! Promises:
+//! - each request is atomic on its own: it runs inside its own SAVEPOINT, so a
+//!   request that conflicts fails alone and writes nothing, while the other
+//!   requests of its group still commit;
+//! - a reply is sent only after the group's `COMMIT` has returned, so `Ok` means the
+//!   ops are as durable as the configured [`crate::Durability`] makes them;
+//! - requests are committed in the order they were received, so positions follow
+//!   the order of the calls;
+//! - on shutdown every request already received is committed and answered first.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bft_json_crdt::{AuthorId, OpId};
+use event_log_core::{OpRecord, StoreError};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, warn};
+
+use crate::error;
+use crate::row;
+
+/// Counters of the writer, for graphs. Read them with [`crate::SqliteStore::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriterStats {
+    /// Transactions committed (each holds one or more append calls).
+    pub groups: u64,
+    /// Append calls answered `Ok`.
+    pub appends: u64,
+    /// Ops written (ops skipped as already stored are not counted).
+    pub ops_written: u64,
+    /// Append calls refused with `StoreError::Conflict`.
+    pub conflicts: u64,
+    /// Append calls failed for any other reason.
+    pub failures: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    groups: AtomicU64,
+    appends: AtomicU64,
+    ops_written: AtomicU64,
+    conflicts: AtomicU64,
+    failures: AtomicU64,
+}
+
+enum Msg {
+    Append(Request),
+    PutMeta(MetaRequest),
+    Shutdown,
+}
+
+struct MetaRequest {
+    key: String,
+    value: Vec<u8>,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+struct Request {
+    ops: Vec<OpRecord>,
+    /// Written only if this op is stored (an ordered append).
+    after: Option<OpId>,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The running thread, and a channel that disconnects when it ends.
+struct Running {
+    handle: JoinHandle<()>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+/// The handle of the writer thread.
+pub(crate) struct Writer {
+    tx: mpsc::UnboundedSender<Msg>,
+    running: Mutex<Option<Running>>,
+    counters: Arc<Counters>,
+    /// How long `Drop` waits for the thread before leaving it to finish alone.
+    drop_wait: Duration,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    pub(crate) fn start(
+        conn: Connection,
+        max_group: usize,
+        drop_wait: Duration,
+    ) -> Result<Self, StoreError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (done_tx, done) = std::sync::mpsc::channel::<()>();
+        let counters = Arc::new(Counters::default());
+        let thread_counters = Arc::clone(&counters);
+        let handle = std::thread::Builder::new()
+            .name("event-log-sqlite-writer".into())
+            .spawn(move || {
+                let _done = done_tx;
+                run(conn, rx, max_group, &thread_counters);
+            })
+            .map_err(|e| StoreError::backend("start the SQLite writer thread", e))?;
+        Ok(Writer {
+            tx,
+            running: Mutex::new(Some(Running { handle, done })),
+            counters,
+            drop_wait,
+        })
+    }
+
+    /// Appends `ops` atomically; returns once they are committed. With `after`, only
+    /// if that op is stored when the request is written (else `MissingPredecessor`,
+    /// nothing written). The request is queued when this future is first polled, and
+    /// requests are written in queue order.
+    pub(crate) async fn append(
+        &self,
+        ops: Vec<OpRecord>,
+        after: Option<OpId>,
+    ) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Msg::Append(Request { ops, after, reply }))
+            .map_err(|_| error::closed())?;
+        answer.await.map_err(|_| StoreError::Unavailable {
+            message: "the SQLite writer stopped before answering".into(),
+            source: None,
+        })?
+    }
+
+    /// Stores a meta value (in its own transaction, after the appends before it).
+    pub(crate) async fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Msg::PutMeta(MetaRequest {
+                key: key.to_owned(),
+                value: value.to_vec(),
+                reply,
+            }))
+            .map_err(|_| error::closed())?;
+        answer.await.map_err(|_| StoreError::Unavailable {
+            message: "the SQLite writer stopped before answering".into(),
+            source: None,
+        })?
+    }
+
+    /// The counters so far.
+    pub(crate) fn stats(&self) -> WriterStats {
+        let c = &self.counters;
+        WriterStats {
+            groups: c.groups.load(Ordering::Relaxed),
+            appends: c.appends.load(Ordering::Relaxed),
+            ops_written: c.ops_written.load(Ordering::Relaxed),
+            conflicts: c.conflicts.load(Ordering::Relaxed),
+            failures: c.failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Commits what was received, stops the thread and waits for it. Idempotent.
+    pub(crate) async fn close(&self) -> Result<(), StoreError> {
+        let Some(running) = self.take_running() else {
+            return Ok(());
+        };
+        // The receiver is alive until the thread ends, which only this call causes.
+        let _ = self.tx.send(Msg::Shutdown);
+        tokio::task::spawn_blocking(move || running.handle.join())
+            .await
+            .map_err(|e| StoreError::backend("wait for the SQLite writer thread", e))?
+            .map_err(|_| StoreError::Backend {
+                message: "the SQLite writer thread panicked".into(),
+                source: None,
+            })
+    }
+
+    fn take_running(&self) -> Option<Running> {
+        match self.running.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let Some(running) = self.take_running() else {
+            return;
+        };
+        // Every acknowledged append is already committed; this only lets the thread
+        // finish a request in flight and close the file, waiting a bounded time.
+        let _ = self.tx.send(Msg::Shutdown);
+        match running.done.recv_timeout(self.drop_wait) {
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) | Ok(()) => {
+                let _ = running.handle.join();
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                warn!(
+                    "the SQLite writer did not stop within {:?}; leaving it to finish alone",
+                    self.drop_wait
+                );
+            }
+        }
+    }
+}
+
+/// The thread body: receive, group, commit, reply; until shut down.
+fn run(
+    mut conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    max_group: usize,
+    counters: &Counters,
+) {
+    debug!("SQLite writer started");
+    // After `Shutdown`, `close` makes later sends fail while queued requests stay
+    // receivable, and `blocking_recv` returns `None` once they are drained.
+    while let Some(first) = rx.blocking_recv() {
+        let mut group = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Append(request) => group.push(request),
+                Msg::PutMeta(m) => {
+                    // Keep order: what was queued before the meta write commits first.
+                    if !group.is_empty() {
+                        commit_group(&mut conn, std::mem::take(&mut group), counters);
+                    }
+                    let result = conn
+                        .execute(
+                            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                            rusqlite::params![m.key, m.value],
+                        )
+                        .map(|_| ())
+                        .map_err(|e| StoreError::backend("write a meta value", e));
+                    let _ = m.reply.send(result);
+                }
+                Msg::Shutdown => rx.close(),
+            }
+            if group.len() >= max_group {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        if !group.is_empty() {
+            commit_group(&mut conn, group, counters);
+        }
+    }
+    info!("SQLite writer stopped");
+}
+
+/// Commits one group and answers every request in it.
+fn commit_group(conn: &mut Connection, group: Vec<Request>, counters: &Counters) {
+    let requests = group.len();
+    match write_group(conn, &group) {
+        Ok(results) => {
+            counters.groups.fetch_add(1, Ordering::Relaxed);
+            let written: usize = results.iter().filter_map(|r| r.as_ref().ok()).sum();
+            debug!(requests, ops = written, "committed a group");
+            for (request, result) in group.into_iter().zip(results) {
+                let answer = match result {
+                    Ok(n) => {
+                        counters.appends.fetch_add(1, Ordering::Relaxed);
+                        counters.ops_written.fetch_add(n as u64, Ordering::Relaxed);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        if matches!(e, StoreError::Conflict { .. }) {
+                            counters.conflicts.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            counters.failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e)
+                    }
+                };
+                // The caller may have stopped waiting; its ops are committed anyway.
+                let _ = request.reply.send(answer);
+            }
+        }
+        Err(e) => {
+            error!(requests, error = %e, "a group transaction failed; nothing of it was written");
+            counters
+                .failures
+                .fetch_add(requests as u64, Ordering::Relaxed);
+            let template = e.clone();
+            let mut first = Some(e);
+            for request in group {
+                let answer = first.take().unwrap_or_else(|| template.clone());
+                let _ = request.reply.send(Err(answer));
+            }
+        }
+    }
+}
+
+/// Runs one group transaction. `Err` means the transaction as a whole failed and
+/// nothing of it was written; otherwise each request has its own result (the number
+/// of ops it wrote, or why it wrote nothing).
+fn write_group(
+    conn: &mut Connection,
+    group: &[Request],
+) -> Result<Vec<Result<usize, StoreError>>, StoreError> {
+    let mut tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(error::at("begin a group transaction"))?;
+    let mut results = Vec::with_capacity(group.len());
+    for request in group {
+        let sp = tx
+            .savepoint()
+            .map_err(error::at("open a savepoint for an append"))?;
+        match check_after(&sp, request.after).and_then(|()| apply(&sp, &request.ops)) {
+            Ok(written) => {
+                sp.commit()
+                    .map_err(error::at("release the savepoint of an append"))?;
+                results.push(Ok(written));
+            }
+            Err(e) => {
+                if sp.is_autocommit() {
+                    // SQLite rolled the whole transaction back (disk full, I/O error):
+                    // nothing of the group is left to commit.
+                    return Err(e);
+                }
+                // Roll the request back and release its savepoint.
+                sp.finish()
+                    .map_err(error::at("roll back the savepoint of an append"))?;
+                results.push(Err(e));
+            }
+        }
+    }
+    tx.commit()
+        .map_err(error::at("commit a group transaction"))?;
+    Ok(results)
+}
+
+/// An ordered append's guard: `after`, if given, must be stored (by an earlier
+/// transaction or an earlier request of this one).
+fn check_after(conn: &Connection, after: Option<OpId>) -> Result<(), StoreError> {
+    let Some(after) = after else {
+        return Ok(());
+    };
+    let found = conn
+        .prepare_cached("SELECT 1 FROM ops WHERE id = ?1")
+        .and_then(|mut q| {
+            q.query_row(params![after.as_bytes().as_slice()], |_| Ok(()))
+                .optional()
+        })
+        .map_err(error::at("look up the op an ordered append continues"))?;
+    match found {
+        Some(()) => Ok(()),
+        None => Err(StoreError::MissingPredecessor { after }),
+    }
+}
+
+/// Writes the new ops of one request, after checking all of them: a conflict is found
+/// before anything is written. Returns the number of ops written. Matches `MemStore`.
+fn apply(conn: &Connection, ops: &[OpRecord]) -> Result<usize, StoreError> {
+    let mut stored = conn
+        .prepare_cached("SELECT 1 FROM ops WHERE id = ?1")
+        .map_err(error::at("prepare the id lookup"))?;
+    let mut primary = conn
+        .prepare_cached(
+            "SELECT position, id FROM ops WHERE author = ?1 AND seq = ?2 AND evidence = 0",
+        )
+        .map_err(error::at("prepare the primary lookup"))?;
+    let mut seen: HashSet<OpId> = HashSet::new();
+    let mut batch_primary: HashMap<(AuthorId, u64), OpId> = HashMap::new();
+    let mut fresh: Vec<(&OpRecord, i64)> = Vec::new();
+    for r in ops {
+        if seen.contains(&r.id)
+            || stored
+                .exists([r.id.as_bytes()])
+                .map_err(error::at("look an op up by id"))?
+        {
+            continue;
+        }
+        seen.insert(r.id);
+        let seq = i64::try_from(r.seq).map_err(|_| StoreError::Invalid {
+            message: format!("op {} has seq {}, above what SQLite can store", r.id, r.seq),
+        })?;
+        if !r.evidence {
+            let existing = primary
+                .query_row(params![r.author.as_bytes(), seq], |row| {
+                    Ok(row::position(row, 0).and_then(|p| row::blob32(row, 1, "id", p)))
+                })
+                .optional()
+                .map_err(error::at("look a primary op up by (author, seq)"))?
+                .transpose()?
+                .map(OpId)
+                .or_else(|| batch_primary.get(&(r.author, r.seq)).copied());
+            if let Some(existing) = existing {
+                debug!(author = %r.author.short(), seq = r.seq, %existing, incoming = %r.id, "conflict");
+                return Err(StoreError::Conflict {
+                    author: r.author,
+                    seq: r.seq,
+                    existing,
+                    incoming: r.id,
+                });
+            }
+            batch_primary.insert((r.author, r.seq), r.id);
+        }
+        fresh.push((r, seq));
+    }
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO ops (id, author, seq, evidence, payload, bytes) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(error::at("prepare the insert"))?;
+    for (r, seq) in &fresh {
+        insert
+            .execute(params![
+                r.id.as_bytes(),
+                r.author.as_bytes(),
+                seq,
+                r.evidence,
+                r.payload,
+                r.bytes
+            ])
+            .map_err(error::at("insert an op"))?;
+    }
+    Ok(fresh.len())
+}

@@ -1,9 +1,21 @@
 //! Sled keys: load one from a key file, or create it.
 //!
-//! A key file holds the 32-byte Ed25519 secret seed as 64 hex characters and a
-//! newline. It is created with mode 0600 (owner read/write only), and a key file
-//! that its group or others may read is refused. Keys are never logged, nor put in
-//! an error; only the public [`SledId`] is.
+//! A key file holds the Ed25519 private key as PKCS#8 PEM (RFC 8410), the format
+//! `openssl genpkey -algorithm ed25519` writes and `openssl pkey` reads, so keys
+//! move between this crate and the tools operators already use:
+//!
+//! ```text
+//! -----BEGIN PRIVATE KEY-----
+//! MC4CAQAwBQYDK2VwBCIEI…
+//! -----END PRIVATE KEY-----
+//! ```
+//!
+//! Key files of older versions (the 32-byte seed as 64 hex characters and a
+//! newline) still load. A passphrase-protected PEM is refused
+//! ([`KeyError::Encrypted`]): decrypt it with `openssl pkey`. A key file is created
+//! with mode 0600 (owner read/write only), and a key file that its group or others
+//! may read is refused. Keys are never logged, nor put in an error; only the public
+//! [`SledId`] is, and every copy of the secret this module makes is wiped.
 //!
 //! # Crash safety
 //! A key file is either absent or whole, never empty nor partial, whatever crashes
@@ -38,11 +50,12 @@ pub enum KeyError {
         #[source]
         source: std::io::Error,
     },
-    /// The file does not hold 64 hex characters (it may be truncated).
+    /// The file is not an Ed25519 private key in PKCS#8 PEM, nor an older key file
+    /// (64 hex characters); it may be truncated.
     #[error(
-        "key file {path} is not a sled key: expected 64 hex characters and a newline, \
-         found {len} bytes{detail}",
-        detail = if *.len >= 64 { " that are not one hex key" } else { " (truncated?)" }
+        "key file {path} is not a sled key: expected an Ed25519 private key in PKCS#8 PEM \
+         (as `openssl genpkey -algorithm ed25519` writes) or 64 hex characters, found {len} \
+         bytes that are neither (truncated? another algorithm?)"
     )]
     Malformed {
         /// The key file.
@@ -74,6 +87,17 @@ pub enum KeyError {
         /// Its permission bits (`st_mode & 0o7777`).
         mode: u32,
     },
+    /// The file holds a passphrase-protected (encrypted) PKCS#8 key: a sled starts
+    /// unattended, with no passphrase to give.
+    #[error(
+        "key file {path} is encrypted (a passphrase-protected PKCS#8 key): a sled has no \
+         passphrase to give. Decrypt it into a private file: \
+         openssl pkey -in {path} -out NEW_KEY && chmod 600 NEW_KEY"
+    )]
+    Encrypted {
+        /// The key file.
+        path: PathBuf,
+    },
     /// The file already exists (when creating a new key).
     #[error("key file {path} already exists; refusing to overwrite a sled key")]
     Exists {
@@ -97,8 +121,9 @@ pub fn sled_id(key: &SigningKey) -> SledId {
     SledId::from(&key.verifying_key())
 }
 
-/// The longest key file read: a key and a line ending, with room for whitespace.
-const MAX_LEN: usize = 128;
+/// The longest key file read: a PKCS#8 PEM key is about 120 bytes, with its public
+/// key and attributes a few hundred.
+const MAX_LEN: usize = 1024;
 
 /// Loads the key at `path`.
 ///
@@ -172,6 +197,18 @@ fn read_seed(
         return Err(malformed(n as u64));
     }
     let text = buf[..n].trim_ascii();
+    if text.starts_with(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        return Err(KeyError::Encrypted {
+            path: path.to_owned(),
+        });
+    }
+    if text.starts_with(b"-----BEGIN") {
+        use ed25519_dalek::pkcs8::DecodePrivateKey;
+        // The parsed key wipes itself when dropped.
+        let pem = std::str::from_utf8(text).map_err(|_| malformed(n as u64))?;
+        let key = SigningKey::from_pkcs8_pem(pem).map_err(|_| malformed(n as u64))?;
+        return Ok(key.to_bytes());
+    }
     let mut seed = [0u8; 32];
     hex::decode_to_slice(text, &mut seed).map_err(|_| malformed(n as u64))?;
     Ok(seed)
@@ -219,19 +256,23 @@ pub fn create(path: impl AsRef<Path>) -> Result<SigningKey, KeyError> {
     Ok(key)
 }
 
-/// Writes the key and a newline to `file` and syncs it.
+/// Writes the key to `file` as PKCS#8 PEM and syncs it.
 fn write_key(mut file: File, key: &SigningKey) -> std::io::Result<()> {
-    let mut line = [0u8; 65];
-    let mut seed = key.to_bytes();
-    let encoded = hex::encode_to_slice(seed, &mut line[..64]);
-    wipe(&mut seed);
-    line[64] = b'\n';
-    let result = encoded
-        .map_err(std::io::Error::other)
-        .and_then(|()| file.write_all(&line))
-        .and_then(|()| file.sync_all());
-    wipe(&mut line);
-    result
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    // PKCS#8 v1 (RFC 8410's OneAsymmetricKey without the public key): the form
+    // OpenSSL writes and every version of it reads (OpenSSL 3.0 refuses the v2 form
+    // with the public key that `SigningKey::to_pkcs8_pem` writes). Both the bytes
+    // and the string wipe themselves when dropped.
+    let bytes = ed25519_dalek::pkcs8::KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    let pem = bytes
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(std::io::Error::other)?;
+    file.write_all(pem.as_bytes())?;
+    file.sync_all()
 }
 
 /// Creates a new, private temporary file beside `path`, named so that no other

@@ -1,5 +1,6 @@
 //! What the log stores: transitions and gap sentinels, and their JSON payload form.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -34,6 +35,13 @@ pub struct Transition {
     /// can check that every id of a run is either here or inside a gap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
+    /// What the service wants to say about the transition besides the seed's fields:
+    /// string key/values such as `actor`, `correlation_id`, `reason`. Kept in the
+    /// readable payload (`"metadata":{"actor":"alice"}`, keys sorted), signed and
+    /// checked like every other field, absent from the payload when empty. Keys are
+    /// non-empty; the whole entry stays within [`crate::Limits::max_payload`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// A transition's place in a publisher's stream: run and logical id.
@@ -62,7 +70,31 @@ impl Transition {
             at: to_micros(at),
             idempotency_key: None,
             origin: None,
+            metadata: BTreeMap::new(),
         }
+    }
+
+    /// The same transition with one more metadata value (see
+    /// [`Transition::metadata`]); a key given twice keeps the last value.
+    pub fn with_meta(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Bytes of text the transition carries (every string field, metadata keys and
+    /// values included): JSON escaping makes its payload at most six times this,
+    /// plus the fixed fields.
+    pub fn text_len(&self) -> usize {
+        self.story_id.len()
+            + self.from_stage.len()
+            + self.to_stage.len()
+            + self.pipeline_event.len()
+            + self.idempotency_key.as_ref().map_or(0, String::len)
+            + self
+                .metadata
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 6)
+                .sum::<usize>()
     }
 
     /// The same transition with an idempotency key (see
@@ -225,6 +257,8 @@ struct FlatEntry<'a> {
     known_lost: Option<u64>,
     idempotency_key: Option<String>,
     origin: Option<Origin>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
     at: DateTime<Utc>,
 }
 
@@ -294,6 +328,7 @@ impl Entry {
                 at: f.at,
                 idempotency_key: f.idempotency_key,
                 origin: f.origin,
+                metadata: f.metadata,
             })),
             "gap" => Ok(Entry::Gap(Gap {
                 run: f.run.ok_or_else(|| missing("run"))?,
@@ -319,6 +354,9 @@ impl Entry {
             Entry::Gap(g) if g.from > g.to => {
                 Err(format!("gap range is empty: from {} > to {}", g.from, g.to))
             }
+            Entry::Transition(t) if t.metadata.contains_key("") => {
+                Err("a metadata key is empty".to_owned())
+            }
             _ => Ok(()),
         }
     }
@@ -327,11 +365,21 @@ impl Entry {
 impl fmt::Display for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Entry::Transition(t) => write!(
-                f,
-                "{}: {} -> {} ({})",
-                t.story_id, t.from_stage, t.to_stage, t.pipeline_event
-            ),
+            Entry::Transition(t) => {
+                write!(
+                    f,
+                    "{}: {} -> {} ({})",
+                    t.story_id, t.from_stage, t.to_stage, t.pipeline_event
+                )?;
+                for (i, (k, v)) in t.metadata.iter().enumerate() {
+                    let sep = if i == 0 { " [" } else { ", " };
+                    write!(f, "{sep}{k}={v}")?;
+                }
+                if !t.metadata.is_empty() {
+                    f.write_str("]")?;
+                }
+                Ok(())
+            }
             Entry::Gap(g) => write!(
                 f,
                 "events between {} and {} were dropped (logical ids of publisher run {})",

@@ -57,3 +57,71 @@ fn plain_transition_payload_has_only_the_seed_fields() {
         ]
     );
 }
+
+/// Metadata a service attaches (actor, correlation id, reason) is signed, stored in
+/// the readable payload, survives a restart, and shows on the rendered line; a
+/// transition without any keeps the seed's payload and line.
+#[test]
+fn metadata_is_kept_signed_and_shown() {
+    use event_log_core::{EventLog, MemStore, SigningKey};
+    let key = SigningKey::from_bytes(&[3; 32]);
+    let store = MemStore::new();
+    let t = Transition::now("s-1", "coding", "review", "PrOpened")
+        .with_meta("actor", "alice")
+        .with_meta("correlation_id", "req-42");
+    let (payload, line) = pollster::block_on(async {
+        let log = EventLog::open(store.clone(), key.clone()).await.unwrap();
+        let e = log.append_transition(t.clone()).await.unwrap();
+        log.close().await.unwrap();
+        let log = EventLog::open(store.clone(), key).await.unwrap();
+        let back = log.events();
+        assert_eq!(back.len(), 1);
+        match &back[0].entry {
+            Entry::Transition(b) => assert_eq!(b.metadata, t.metadata, "after a restart"),
+            other => panic!("{other:?}"),
+        }
+        (back[0].entry.to_payload(), e.entry.to_string())
+    });
+    let json: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(json["metadata"]["actor"], "alice");
+    assert_eq!(json["metadata"]["correlation_id"], "req-42");
+    assert_eq!(
+        line,
+        "s-1: coding -> review (PrOpened) [actor=alice, correlation_id=req-42]"
+    );
+    assert_eq!(
+        Entry::Transition(Transition::now("s", "a", "b", "E")).to_string(),
+        "s: a -> b (E)"
+    );
+}
+
+/// An empty metadata key, or metadata over the op limits, is refused before
+/// signing with a typed error, and nothing is stored.
+#[test]
+fn bad_or_oversized_metadata_is_refused_before_signing() {
+    use event_log_core::{Error, EventLog, MemStore, OpStore, SigningKey};
+    let store = MemStore::new();
+    pollster::block_on(async {
+        let log = EventLog::open(store.clone(), SigningKey::from_bytes(&[4; 32]))
+            .await
+            .unwrap();
+        let empty = Transition::now("s", "a", "b", "E").with_meta("", "x");
+        assert!(
+            matches!(
+                log.append_transition(empty).await,
+                Err(Error::BadPayload { .. })
+            ),
+            "empty key"
+        );
+        let big = Transition::now("s", "a", "b", "E").with_meta("reason", "\u{1}".repeat(20_000));
+        assert!(
+            matches!(
+                log.append_transition(big).await,
+                Err(Error::OverLimits { .. })
+            ),
+            "oversized metadata"
+        );
+        assert_eq!(store.count().await.unwrap(), 0, "nothing stored");
+        log.close().await.unwrap();
+    });
+}

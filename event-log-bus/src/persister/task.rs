@@ -251,11 +251,7 @@ impl<S: OpStore> Persister<S> {
 /// Encodes only when a bound on the size (every text byte escaped six-fold, plus the
 /// fixed fields) could exceed the limit.
 fn refused_size(t: &Transition, run: RunId, id: u64, limit: usize) -> Option<usize> {
-    let text = t.story_id.len()
-        + t.from_stage.len()
-        + t.to_stage.len()
-        + t.pipeline_event.len()
-        + t.idempotency_key.as_ref().map_or(0, String::len);
+    let text = t.text_len();
     if text.saturating_mul(6).saturating_add(512) <= limit {
         return None;
     }

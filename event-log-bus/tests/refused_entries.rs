@@ -28,6 +28,7 @@ async fn an_oversized_transition_becomes_a_gap_of_its_own_id() {
             max_retries: 2,
             initial_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(2),
+            ..Default::default()
         },
         ..Default::default()
     };

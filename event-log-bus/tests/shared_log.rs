@@ -39,6 +39,7 @@ async fn another_tasks_failing_append_does_not_count_as_the_persisters() {
             max_retries: 20,
             initial_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(5),
+            ..Default::default()
         },
         ..Default::default()
     };

@@ -15,6 +15,7 @@ fn fast_retry(max_retries: u32) -> PersisterConfig {
             max_retries,
             initial_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(5),
+            ..Default::default()
         },
         ..Default::default()
     }

@@ -140,6 +140,7 @@ fn sentinel_waits_for_a_failing_store_and_still_comes_first() {
                 max_retries: 1,
                 initial_backoff: Duration::from_millis(1),
                 max_backoff: Duration::from_millis(5),
+                ..Default::default()
             },
             ..Default::default()
         };

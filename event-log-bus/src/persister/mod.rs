@@ -9,8 +9,8 @@
 //!   ascending, and `persisted + Σ gap sizes = published while subscribed`;
 //! - a `Lagged(n)` from the channel becomes **one** gap sentinel covering exactly the
 //!   n ids the receiver never saw (adjacent dropped ids merge into one sentinel);
-//! - a failing store is retried with exponential backoff ([`RetryPolicy`]); a batch
-//!   still refused after the budget is given up and its ids become a *pending gap*,
+//! - a failing store is retried with jittered exponential backoff for a time budget
+//!   ([`RetryPolicy`], 5 s by default); a batch still refused after the budget is given up and its ids become a *pending gap*,
 //!   appended (merged with adjacent dropped ids) as soon as the store works again;
 //! - everything already available in the receiver is appended with one
 //!   `append_all` (group commit), order kept exactly;
@@ -104,6 +104,7 @@
 //! [`EventLog::flush`]: event_log_core::EventLog::flush
 
 mod record;
+mod retry;
 mod settle;
 mod task;
 mod trace;
@@ -121,25 +122,64 @@ use crate::error::PersisterError;
 use crate::stats::{Counters, PersisterStats};
 use task::Persister;
 
-/// How a failing store is retried: `max_retries` more attempts after the first,
-/// sleeping `initial_backoff`, then twice as long each time, at most `max_backoff`.
+/// How a failing store is retried: after a failed attempt, sleep `initial_backoff`,
+/// then twice as long each time, at most `max_backoff` (each sleep stretched by a
+/// random jitter of up to as long again, so that many persisters hitting one store
+/// do not retry in step), until the batch is stored or the budget is spent: at most
+/// `max_retries` retries, and no sleep ending later than `max_elapsed` after the
+/// batch's first attempt. A batch still refused then is given up and its ids become
+/// a gap, recorded as soon as the store works again.
+///
+/// The schedule comes from the [`backon`] crate (`ExponentialBuilder`). The default
+/// retries for **5 s** (10 ms, 20 ms, … 1 s, 1 s, …, with jitter, about 7 retries):
+/// long enough to ride out a database restart, a connection pool reconnect or a
+/// lock held by a checkpoint, short enough that a shutdown during an outage ends
+/// within seconds. While it retries, the persister reads nothing from the bus, so a
+/// lossy bus may overflow meanwhile (recorded as a gap of the ids overwritten); a
+/// longer budget never loses more than a shorter one, it only waits longer before
+/// giving up. Say "retry for 30 s" with [`RetryPolicy::for_duration`].
+///
+/// A backpressured bus ([`TransitionBus::with_backpressure`]) ignores the budget for
+/// a failing store: its persister retries until the store works again (or it is shut
+/// down), at most `max_backoff` apart, and the publishers wait meanwhile.
+///
+/// [`TransitionBus::with_backpressure`]: crate::TransitionBus::with_backpressure
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Retries of one batch after its first attempt before it is given up.
+    /// Most retries of one batch after its first attempt. Default `u32::MAX`: the
+    /// time budget decides.
     pub max_retries: u32,
-    /// Sleep before the first retry.
+    /// Sleep before the first retry. Default 10 ms.
     pub initial_backoff: Duration,
-    /// Longest sleep between retries; also how often a pending gap is retried while
-    /// no new transition arrives.
+    /// Longest sleep between retries (before jitter); also how often a pending gap is
+    /// retried while no new transition arrives. Default 1 s.
     pub max_backoff: Duration,
+    /// Time budget of one batch: no retry sleep ends later than this after its first
+    /// attempt. Default 5 s.
+    pub max_elapsed: Duration,
+    /// Stretch each sleep by a random fraction (up to as long again). Default true.
+    pub jitter: bool,
+}
+
+impl RetryPolicy {
+    /// The default policy with a time budget of `budget`: retry a failing store for
+    /// about that long before recording a gap.
+    pub fn for_duration(budget: Duration) -> Self {
+        RetryPolicy {
+            max_elapsed: budget,
+            ..RetryPolicy::default()
+        }
+    }
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_retries: 6,
+            max_retries: u32::MAX,
             initial_backoff: Duration::from_millis(10),
             max_backoff: Duration::from_secs(1),
+            max_elapsed: Duration::from_secs(5),
+            jitter: true,
         }
     }
 }

@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use super::RetryPolicy;
+use super::retry::Schedule;
 use crate::stats::Counters;
 
 /// The record format written by this version.
@@ -92,22 +93,20 @@ pub(crate) fn key(sled: &SledId) -> String {
 /// end of that run then goes unrecorded).
 pub(crate) async fn load<S: OpStore>(log: &EventLog<S>, retry: RetryPolicy) -> Option<RunRecord> {
     let key = key(&log.sled_id());
-    let mut backoff = retry.initial_backoff;
-    let mut attempt = 0;
+    let mut schedule = Schedule::new(retry);
     loop {
         match log.store().get_meta(&key).await {
             Ok(v) => return v.and_then(|b| RunRecord::decode(&key, &b)),
-            Err(e) if attempt < retry.max_retries => {
-                attempt += 1;
-                tracing::warn!(key, attempt, error = %e, "cannot read the run record; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(retry.max_backoff);
-            }
             Err(e) => {
-                tracing::error!(key, error = %e,
-                    "cannot read the previous run record: an unclean end of that run, if \
-                     any, is not recorded");
-                return None;
+                let Some(sleep) = schedule.next_sleep(false) else {
+                    tracing::error!(key, error = %e,
+                        "cannot read the previous run record: an unclean end of that run, \
+                         if any, is not recorded");
+                    return None;
+                };
+                tracing::warn!(key, attempt = schedule.retries(), error = %e,
+                    "cannot read the run record; retrying");
+                tokio::time::sleep(sleep).await;
             }
         }
     }

@@ -4,6 +4,7 @@
 
 use event_log_core::{Error, OpStore, StoreError};
 
+use super::retry::Schedule;
 use super::task::Persister;
 use super::trace::{RunTrace, run_trace};
 use crate::chunk::Chunk;
@@ -27,9 +28,7 @@ impl<S: OpStore> Persister<S> {
     /// - any other error: the log refused the request before signing it (it could
     ///   not complete an earlier doubt, or wrote nothing): retried, then given up.
     pub(super) async fn persist(&mut self, mut chunk: Chunk) -> Result<(), PersisterError> {
-        let retry = self.config.retry;
-        let mut backoff = retry.initial_backoff;
-        let mut retries = 0;
+        let mut schedule = Schedule::new(self.config.retry);
         // Set by a conflict while a chunk is in doubt: its fate must be read from
         // the log before anything after it is sent.
         let mut doubt_unknown = false;
@@ -97,10 +96,11 @@ impl<S: OpStore> Persister<S> {
                 }
                 _ => {}
             }
-            if retries >= retry.max_retries {
+            let Some(sleep) = schedule.next_sleep(self.retries_beyond_budget(conflict)) else {
                 tracing::error!(run = %self.run, from = chunk.start(), ids = chunk.ids(),
                     transitions = chunk.transitions(), error = %err,
-                    "store still failing after {retries} retries; these ids become a gap \
+                    retries = schedule.retries(), elapsed = ?schedule.elapsed(),
+                    "store still failing after the retry budget; these ids become a gap \
                      recorded once the store works again");
                 self.give_up(&chunk);
                 if conflict {
@@ -112,16 +112,24 @@ impl<S: OpStore> Persister<S> {
                     });
                 }
                 break;
-            }
-            retries += 1;
-            tracing::warn!(run = %self.run, attempt = retries, ?backoff, error = %err,
+            };
+            tracing::warn!(run = %self.run, attempt = schedule.retries(), ?sleep, error = %err,
                 "append failed; retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(retry.max_backoff);
+            self.retry_sleep(sleep).await;
         }
         self.update_gauges();
         self.after_append().await;
         Ok(())
+    }
+
+    /// True if a failing append is retried past the budget: never on a lossy bus.
+    fn retries_beyond_budget(&self, _conflict: bool) -> bool {
+        false
+    }
+
+    /// Sleeps between two attempts.
+    async fn retry_sleep(&mut self, sleep: std::time::Duration) {
+        tokio::time::sleep(sleep).await;
     }
 
     /// The log completed what it held in doubt (it does before signing anything).

@@ -24,6 +24,7 @@ pub mod error;
 pub mod event;
 mod log;
 pub mod memstore;
+pub mod metrics;
 mod state;
 pub mod store;
 pub mod sync;

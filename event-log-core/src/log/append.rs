@@ -279,6 +279,14 @@ impl<S: OpStore> EventLog<S> {
     /// key on other content is [`Error::IdempotencyKeyReused`]); concurrent appends
     /// with one key write it once.
     pub async fn append_all(&self, entries: Vec<Entry>) -> Result<Vec<LoggedEvent>> {
+        let started = std::time::Instant::now();
+        let result = self.append_entries(entries).await;
+        crate::metrics::append_finished(started.elapsed(), &result);
+        result
+    }
+
+    /// [`EventLog::append_all`] without its metrics.
+    async fn append_entries(&self, entries: Vec<Entry>) -> Result<Vec<LoggedEvent>> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
@@ -786,6 +794,7 @@ impl<S: OpStore> EventLog<S> {
         self.counters
             .appended
             .fetch_add(ops.len() as u64, Ordering::Relaxed);
+        crate::metrics::group_written(ops.len());
         let replies: Vec<LoggedEvent> = ops[ops.len() - n..]
             .iter()
             .map(|(op, entry)| crate::state::event_of(op, entry.clone()))

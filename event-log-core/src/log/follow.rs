@@ -192,6 +192,7 @@ impl<S: OpStore> Sink for Live<'_, S> {
                 )
                 && let Some(rec) = rec
             {
+                crate::metrics::damaged(1);
                 log.damage.lock().add(DamagedRow::of(
                     Position::START,
                     rec,

@@ -148,6 +148,7 @@ impl<S: OpStore> EventLog<S> {
         self.counters
             .merged
             .fetch_add(report.applied() as u64, Ordering::Relaxed);
+        crate::metrics::merged(report.applied());
         self.counters
             .rejected
             .fetch_add(rejected, Ordering::Relaxed);
@@ -156,6 +157,7 @@ impl<S: OpStore> EventLog<S> {
             for d in report.rejected() {
                 if let Err(e) = &d.result {
                     *by.entry(e.reason()).or_default() += 1;
+                    crate::metrics::rejected(e.reason());
                     tracing::warn!(op = %d.id, reason = %e, "merge refused op");
                 }
             }

@@ -20,8 +20,9 @@ use event_log::bft::{KeyPair, Op, OpId, SignedOp, WrongKey};
 use event_log::{Entry, EventLog, OpRecord, OpStore, Position, SigningKey, Transition};
 use serde::Serialize;
 
-use crate::CmdResult;
+use crate::out::outln;
 use crate::progress::bar;
+use crate::{CmdResult, exit};
 
 /// Arguments of `evlog bench`.
 #[derive(clap::Args, Debug)]
@@ -356,23 +357,72 @@ pub async fn run(a: Args) -> CmdResult {
     drop(reopened);
 
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
     } else {
-        println!(
+        outln!(
             "{:<52} {:>14} {:<9} {:<26} {:>12} {:>7} {:>7}",
-            "figure", "measured", "unit", "baseline", "baseline", "ratio", "budget"
-        );
+            "figure",
+            "measured",
+            "unit",
+            "baseline",
+            "baseline",
+            "ratio",
+            "budget"
+        )?;
         for r in &rows {
             let verdict = match r.within {
                 Some(true) => "ok",
                 Some(false) => "MISS",
                 None => "",
             };
-            println!(
+            outln!(
                 "{:<52} {:>14.1} {:<9} {:<26} {:>12.1} {:>7.2} {:>7} {}",
-                r.figure, r.value, r.unit, r.baseline_name, r.baseline, r.ratio, r.budget, verdict
-            );
+                r.figure,
+                r.value,
+                r.unit,
+                r.baseline_name,
+                r.baseline,
+                r.ratio,
+                r.budget,
+                verdict
+            )?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(verdict(&rows))
+}
+
+/// The exit code of a run: [`exit::BUDGET`] if a figure missed its budget.
+fn verdict(rows: &[Row]) -> ExitCode {
+    if rows.iter().any(|r| r.within == Some(false)) {
+        exit::code(exit::BUDGET)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(within: Option<bool>) -> Row {
+        Row {
+            figure: "f".into(),
+            value: 1.0,
+            unit: "u".into(),
+            baseline_name: "b".into(),
+            baseline: 1.0,
+            ratio: 1.0,
+            budget: "≤ 1.0".into(),
+            within,
+        }
+    }
+
+    #[test]
+    fn a_missed_budget_exits_6_and_information_rows_do_not_count() {
+        assert_eq!(verdict(&[row(None), row(Some(true))]), ExitCode::SUCCESS);
+        assert_eq!(
+            verdict(&[row(Some(true)), row(Some(false))]),
+            exit::code(exit::BUDGET)
+        );
+    }
 }

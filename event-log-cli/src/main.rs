@@ -1,9 +1,25 @@
 //! `evlog`: run the event-log demo, and look inside, verify, sync and benchmark logs.
+//!
+//! # Exit codes
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | ok; also when the reader of stdout goes away (`evlog show … \| head -1`) |
+//! | 1 | any other failure |
+//! | 2 | usage error: bad or missing arguments (clap's own code) |
+//! | 3 | store unreachable or missing: not found, unavailable, bad or unknown URL |
+//! | 4 | damage found: `verify` found damaged rows or missing acknowledged ops |
+//! | 5 | refused ops: `sync` sent ops the target refused |
+//! | 6 | budget missed: `bench` measured a figure outside its budget |
+//!
+//! Errors are classified by their types (see [`exit`]), never by their messages.
 #![warn(missing_docs)]
 
 mod bench;
 mod cursor;
 mod demo;
+mod exit;
+mod out;
 mod progress;
 mod scrub;
 mod show;
@@ -14,11 +30,17 @@ mod verify;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Operate event logs: durable, replicated, tamper-evident logs of state transitions.
 #[derive(Parser, Debug)]
-#[command(name = "evlog", version, about, propagate_version = true)]
+#[command(
+    name = "evlog",
+    version,
+    about,
+    propagate_version = true,
+    after_help = exit::HELP
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,7 +56,7 @@ enum Command {
     /// Follow a store live, read-only (including other sleds writing to a shared
     /// PostgreSQL).
     Tail(tail::Args),
-    /// Check every op's id, signature, links and payload; exit 1 on damage.
+    /// Check every op's id, signature, links and payload; exit 4 on damage.
     Verify(verify::Args),
     /// Copy the ops one store lacks from another (resumable, idempotent).
     Sync(sync::Args),
@@ -43,9 +65,19 @@ enum Command {
         /// Where to write the key.
         #[arg(long, default_value = "sled.key")]
         out: PathBuf,
+        /// One JSON object: {"sled": ID, "key": PATH}.
+        #[arg(long)]
+        json: bool,
     },
-    /// Measure the performance budgets against baselines measured in the same run.
+    /// Measure the performance budgets against baselines measured in the same run;
+    /// exit 6 if one is missed.
     Bench(bench::Args),
+    /// Print a shell completion script, e.g. `evlog completions bash >
+    /// ~/.local/share/bash-completion/completions/evlog`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 impl Command {
@@ -58,7 +90,7 @@ impl Command {
             Command::Verify(a) => a.store_urls(),
             Command::Sync(a) => a.store_urls(),
             Command::Bench(a) => a.store_urls(),
-            Command::Keygen { .. } => Vec::new(),
+            Command::Keygen { .. } | Command::Completions { .. } => Vec::new(),
         }
     }
 }
@@ -103,7 +135,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("evlog: error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return exit::code(exit::FAILURE);
         }
     };
     let result: CmdResult = match cli.command {
@@ -112,22 +144,41 @@ fn main() -> ExitCode {
         Command::Tail(a) => rt.block_on(tail::run(a)),
         Command::Verify(a) => rt.block_on(verify::run(a)),
         Command::Sync(a) => rt.block_on(sync::run(a)),
-        Command::Keygen { out } => keygen(&out),
+        Command::Keygen { out, json } => keygen(&out, json),
         Command::Bench(a) => rt.block_on(bench::run(a)),
+        Command::Completions { shell } => completions(shell),
     };
+    // Output still buffered: a closed pipe at the very end is a quiet exit too.
+    let result = result.and_then(|code| {
+        out::flush()?;
+        Ok(code)
+    });
     match result {
         Ok(code) => code,
+        Err(e) if out::is_closed(e.as_ref()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("evlog: error: {}", scrub::scrub(&one_line(e.as_ref())));
-            ExitCode::FAILURE
+            exit::code(exit::classify(e.as_ref()))
         }
     }
 }
 
-fn keygen(out: &std::path::Path) -> CmdResult {
-    let key = event_log::keys::create(out)?;
-    println!("{}", event_log::keys::sled_id(&key));
-    eprintln!("wrote sled key to {} (mode 0600)", out.display());
+fn keygen(path: &std::path::Path, json: bool) -> CmdResult {
+    let key = event_log::keys::create(path)?;
+    let sled = event_log::keys::sled_id(&key).to_string();
+    if json {
+        out::json(&serde_json::json!({ "sled": sled, "key": path.display().to_string() }))?;
+    } else {
+        out::outln!("{sled}")?;
+    }
+    eprintln!("wrote sled key to {} (mode 0600)", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn completions(shell: clap_complete::Shell) -> CmdResult {
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "evlog", &mut buf);
+    out::text(&String::from_utf8_lossy(&buf))?;
     Ok(ExitCode::SUCCESS)
 }
 

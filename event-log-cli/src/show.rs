@@ -2,9 +2,12 @@
 
 use std::process::ExitCode;
 
-use event_log::LoggedEvent;
+use std::collections::HashSet;
 
-use crate::{CmdResult, cursor};
+use event_log::{LoggedEvent, SledId};
+
+use crate::out::outln;
+use crate::{CmdResult, cursor, out};
 
 /// Arguments of `evlog show`.
 #[derive(clap::Args, Debug)]
@@ -15,7 +18,8 @@ pub struct Args {
     /// Only this sled (64 hex chars or a unique prefix).
     #[arg(long)]
     sled: Option<String>,
-    /// Only this story.
+    /// Only this story's transitions, and the sentinels (gaps, unclean shutdowns) of
+    /// the sleds they come from: transitions of the story may be among those lost.
     #[arg(long)]
     story: Option<String>,
     /// Only events after this cursor: SLED=N[,SLED=N…] (N = next event id wanted).
@@ -27,6 +31,15 @@ pub struct Args {
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
+    /// Newest first (the order reversed).
+    #[arg(long)]
+    reverse: bool,
+    /// Print only the first N events (after the filters and --reverse).
+    #[arg(long, value_name = "N", conflicts_with = "last")]
+    limit: Option<usize>,
+    /// Print only the last N events (after the filters and --reverse).
+    #[arg(long, value_name = "N")]
+    last: Option<usize>,
 }
 
 impl Args {
@@ -50,7 +63,16 @@ pub async fn run(a: Args) -> CmdResult {
         events.retain(|e| e.sled_id == sled);
     }
     if let Some(story) = &a.story {
-        events.retain(|e| e.story_id() == Some(story.as_str()));
+        keep_story(&mut events, story);
+    }
+    if a.reverse {
+        events.reverse();
+    }
+    if let Some(n) = a.limit {
+        events.truncate(n);
+    }
+    if let Some(n) = a.last {
+        events.drain(..events.len().saturating_sub(n));
     }
     print_events(&events, a.json)?;
     if !a.json {
@@ -62,6 +84,16 @@ pub async fn run(a: Args) -> CmdResult {
     }
     report_damage(&log);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Keeps the transitions of `story`, and the sentinels of the sleds they come from.
+fn keep_story(events: &mut Vec<LoggedEvent>, story: &str) {
+    let sleds: HashSet<SledId> = events
+        .iter()
+        .filter(|e| e.story_id() == Some(story))
+        .map(|e| e.sled_id)
+        .collect();
+    events.retain(|e| e.story_id() == Some(story) || (e.is_gap() && sleds.contains(&e.sled_id)));
 }
 
 /// Says on stderr how many damaged rows the log kept out of the view and which
@@ -86,13 +118,17 @@ pub fn report_damage<S: event_log::OpStore>(log: &event_log::EventLog<S>) {
     }
 }
 
-/// Prints events as lines or JSON lines.
-pub fn print_events(events: &[LoggedEvent], json: bool) -> Result<(), serde_json::Error> {
+/// Prints events as lines or JSON lines (a closed stdout is
+/// [`out::OutputError::Closed`]).
+pub fn print_events(
+    events: &[LoggedEvent],
+    json: bool,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     for e in events {
         if json {
-            println!("{}", serde_json::to_string(e)?);
+            out::json(e)?;
         } else {
-            println!("{e}");
+            outln!("{e}")?;
         }
     }
     Ok(())

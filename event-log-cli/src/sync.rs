@@ -10,8 +10,9 @@ use std::process::ExitCode;
 
 use event_log::redact_url;
 
-use crate::CmdResult;
+use crate::out::outln;
 use crate::progress::bar;
+use crate::{CmdResult, exit, out};
 
 /// Arguments of `evlog sync`.
 #[derive(clap::Args, Debug)]
@@ -28,6 +29,36 @@ pub struct Args {
     /// Also copy the target's extra ops back into the source.
     #[arg(long)]
     both: bool,
+    /// One JSON object per direction: {"from", "to", "sent", "applied", "refused"}.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What one direction of a sync did, as printed with `--json`.
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    from: &'a str,
+    to: &'a str,
+    sent: usize,
+    applied: usize,
+    refused: usize,
+}
+
+impl Report<'_> {
+    fn print(&self, json: bool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if json {
+            out::json(self)
+        } else {
+            Ok(outln!(
+                "{} -> {}: {} ops sent, {} applied, {} refused",
+                self.from,
+                self.to,
+                self.sent,
+                self.applied,
+                self.refused
+            )?)
+        }
+    }
 }
 
 impl Args {
@@ -49,19 +80,31 @@ pub async fn run(a: Args) -> CmdResult {
     let to = crate::open_writer(&a.to).await?;
     let (shown_from, shown_to) = (redact_url(&a.from), redact_url(&a.to));
     let (sent, applied, rejected) = copy(&from, &to, a.chunk).await?;
-    println!("{shown_from} -> {shown_to}: {sent} ops sent, {applied} applied, {rejected} refused");
+    Report {
+        from: &shown_from,
+        to: &shown_to,
+        sent,
+        applied,
+        refused: rejected,
+    }
+    .print(a.json)?;
     let mut refused = rejected;
     if a.both {
         let (sent, applied, rejected) = copy(&to, &from, a.chunk).await?;
-        println!(
-            "{shown_to} -> {shown_from}: {sent} ops sent, {applied} applied, {rejected} refused"
-        );
+        Report {
+            from: &shown_to,
+            to: &shown_from,
+            sent,
+            applied,
+            refused: rejected,
+        }
+        .print(a.json)?;
         refused += rejected;
     }
     from.close().await?;
     to.close().await?;
     Ok(if refused > 0 {
-        ExitCode::FAILURE
+        exit::code(exit::REFUSED)
     } else {
         ExitCode::SUCCESS
     })

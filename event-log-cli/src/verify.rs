@@ -1,5 +1,5 @@
 //! `evlog verify`: check every op of a store and the store against the signed
-//! frontiers it holds; report counts and the problems; exit 1 on any.
+//! frontiers it holds; report counts and the problems; exit 4 on any.
 //!
 //! The checks are core's [`event_log::verify`]: ids, readable columns against the
 //! signed bytes, signatures, causal links, payloads, and acknowledged ops that the
@@ -10,8 +10,9 @@ use std::process::ExitCode;
 use event_log::{EventLogConfig, VerifyReport};
 use serde::Serialize;
 
-use crate::CmdResult;
+use crate::out::outln;
 use crate::progress::bar;
+use crate::{CmdResult, exit};
 
 /// Arguments of `evlog verify`.
 #[derive(clap::Args, Debug)]
@@ -87,14 +88,14 @@ pub async fn run(a: Args) -> CmdResult {
     // In store order (core lists a row that waited for another when it gave up).
     report.damage.sort_by_key(|d| (d.position, d.id));
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&json(&report, a.show))?);
+        outln!("{}", serde_json::to_string_pretty(&json(&report, a.show))?)?;
     } else {
-        print_text(&report, a.show);
+        print_text(&report, a.show)?;
     }
     Ok(if report.is_clean() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::FAILURE
+        exit::code(exit::DAMAGE)
     })
 }
 
@@ -138,16 +139,16 @@ fn json(r: &VerifyReport, show: usize) -> Json {
     }
 }
 
-fn print_text(r: &VerifyReport, show: usize) {
-    println!(
+fn print_text(r: &VerifyReport, show: usize) -> Result<(), crate::out::OutputError> {
+    outln!(
         "{} ops: {} valid, {} damaged, {} equivocations",
         r.rows,
         r.valid,
         r.damaged,
         r.equivocations.len()
-    );
+    )?;
     for d in r.damage.iter().take(show) {
-        println!(
+        outln!(
             "  position {} op {} (sled {} seq {}): {} ({})",
             d.position.0,
             d.id.to_hex(),
@@ -155,29 +156,32 @@ fn print_text(r: &VerifyReport, show: usize) {
             d.seq,
             d.kind.reason(),
             d.kind
-        );
+        )?;
     }
     let listed = r.damage.len().min(show) as u64;
     if r.damaged > listed {
-        println!(
+        outln!(
             "  … and {} more damaged rows (--show N lists more)",
             r.damaged - listed
-        );
+        )?;
     }
     for m in &r.missing {
-        println!(
+        outln!(
             "  missing ops of sled {}: the store holds its ops up to seq {}, but a signed checkpoint acknowledges ops up to seq {}",
-            m.sled, m.held, m.acknowledged
-        );
+            m.sled,
+            m.held,
+            m.acknowledged
+        )?;
     }
     for e in &r.equivocations {
         let ops: Vec<String> = e.ops.iter().map(|o| o.to_hex()).collect();
-        println!(
+        outln!(
             "  equivocation: sled {} signed {} ops at seq {}: {}",
             e.author,
             e.ops.len(),
             e.seq,
             ops.join(", ")
-        );
+        )?;
     }
+    Ok(())
 }

@@ -4,6 +4,10 @@
 //! bursts faster than the persister can drain it (so the bus overwrites some and the
 //! persister records exactly which as a gap sentinel), shuts down, restarts from the
 //! same file, and prints its timeline, gap line included.
+//!
+//! Without `--store` the file is `./evlog-demo.db` in the current directory, kept so
+//! that the command printed last (`evlog show --store sqlite://./evlog-demo.db`)
+//! works, and a second run adds to it.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,12 +18,18 @@ use event_log::{
     EventLog, EventLogConfig, FileWatermark, SharedWatermark, Transition, render_lines,
 };
 
-use crate::CmdResult;
+use crate::out::outln;
+use crate::show::print_events;
+use crate::{CmdResult, out};
+
+/// The store of a demo run without `--store`: a file in the current directory.
+pub const DEFAULT_STORE: &str = "sqlite://./evlog-demo.db";
 
 /// Arguments of `evlog demo`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Store URL (default: a fresh SQLite file in a temporary directory).
+    /// Store URL (default: sqlite://./evlog-demo.db, a file in the current directory,
+    /// kept). A memory: store does not persist: the restart starts empty.
     #[arg(long, env = "EVLOG_STORE", hide_env_values = true)]
     store: Option<String>,
     /// Sled key file, created if missing (default: a fresh key for this run). The
@@ -33,6 +43,10 @@ pub struct Args {
     /// Transitions in the burst that overruns the bus.
     #[arg(long, default_value_t = 12)]
     burst: u64,
+    /// One JSON object per line: the steps (`"step"`: opened, published, restarted,
+    /// next), and the events of the timeline as `evlog show --json` prints them.
+    #[arg(long)]
+    json: bool,
 }
 
 const STAGES: [&str; 5] = ["backlog", "coding", "review", "merged", "done"];
@@ -64,11 +78,13 @@ pub fn run(a: Args) -> CmdResult {
 }
 
 async fn demo(a: Args) -> CmdResult {
-    let tmp = tempfile::tempdir()?;
-    let url = a
-        .store
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", tmp.path().join("evlog-demo.db").display()));
+    let url = a.store.clone().unwrap_or_else(|| DEFAULT_STORE.to_owned());
+    let persistent = !url.starts_with("memory:");
+    if !persistent {
+        eprintln!(
+            "warning: memory: stores do not persist: the restart below opens a new, empty store, so it cannot show what this run wrote (use --store sqlite://PATH to keep it)"
+        );
+    }
     let (key, config) = match &a.key {
         Some(path) => (
             event_log::keys::load_or_create(path)?,
@@ -82,12 +98,21 @@ async fn demo(a: Args) -> CmdResult {
 
     // 1. The sled starts: log, bus, persisting subscriber.
     let log = Arc::new(event_log::open_with(&url, key.clone(), config.clone()).await?);
-    println!(
-        "sled {} opened {} ({} events already)",
-        log.sled_id(),
-        event_log::redact_url(&url),
-        log.len()
-    );
+    let shown = event_log::redact_url(&url);
+    if a.json {
+        out::json(&serde_json::json!({
+            "step": "opened",
+            "sled": log.sled_id().to_string(),
+            "store": shown,
+            "events": log.len(),
+        }))?;
+    } else {
+        outln!(
+            "sled {} opened {shown} ({} events already)",
+            log.sled_id(),
+            log.len()
+        )?;
+    }
     let bus = TransitionBus::new(a.capacity)?;
     let persister = spawn_persister(bus.subscribe(), log.clone(), PersisterConfig::default());
 
@@ -116,17 +141,30 @@ async fn demo(a: Args) -> CmdResult {
     bus.publish(transition(published));
     published += 1;
     let stats = persister.shutdown().await?;
-    println!(
-        "published {published}: {} persisted, {} gap(s) covering {} dropped ({})",
-        stats.persisted,
-        stats.gaps,
-        stats.dropped,
-        if stats.persisted + stats.dropped == published {
-            "every transition accounted for"
-        } else {
-            "ACCOUNTING MISMATCH"
-        }
-    );
+    let accounted = stats.persisted + stats.dropped == published;
+    if a.json {
+        out::json(&serde_json::json!({
+            "step": "published",
+            "run": stats.run,
+            "published": published,
+            "persisted": stats.persisted,
+            "gaps": stats.gaps,
+            "dropped": stats.dropped,
+            "accounted_for": accounted,
+        }))?;
+    } else {
+        outln!(
+            "published {published}: {} persisted, {} gap(s) covering {} dropped ({})",
+            stats.persisted,
+            stats.gaps,
+            stats.dropped,
+            if accounted {
+                "every transition accounted for"
+            } else {
+                "ACCOUNTING MISMATCH"
+            }
+        )?;
+    }
     drop(bus);
     let log = Arc::try_unwrap(log).map_err(|_| "log still in use")?;
     log.close().await?;
@@ -135,11 +173,56 @@ async fn demo(a: Args) -> CmdResult {
     // 5. Restart from the same store and print the timeline.
     let log: EventLog<_> = event_log::open_with(&url, key, config).await?;
     let opened = log.open_stats();
-    println!(
-        "restarted: {} events replayed, every id re-hashed; {} signatures verified, the rest covered by the sled's signed checkpoint\n",
-        log.len(),
-        opened.verified
-    );
-    print!("{}", render_lines(&log.timeline()));
+    let next = format!("evlog show --store {}", shell_word(&shown));
+    if a.json {
+        out::json(&serde_json::json!({
+            "step": "restarted",
+            "events": log.len(),
+            "verified": opened.verified,
+        }))?;
+        print_events(&log.timeline(), true)?;
+        if persistent {
+            out::json(&serde_json::json!({ "step": "next", "command": next }))?;
+        }
+    } else {
+        outln!(
+            "restarted: {} events replayed, every id re-hashed; {} signatures verified, the rest covered by the sled's signed checkpoint\n",
+            log.len(),
+            opened.verified
+        )?;
+        out::text(&render_lines(&log.timeline()))?;
+        if persistent {
+            outln!("\nto look at it again: {next}")?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `text` as one shell word: as it is if it is plain, else in single quotes.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-:@%+=,".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_become_one_shell_word() {
+        assert_eq!(shell_word(DEFAULT_STORE), DEFAULT_STORE);
+        assert_eq!(shell_word("sqlite:///a b/x.db"), "'sqlite:///a b/x.db'");
+        assert_eq!(shell_word("sqlite:///it's.db"), r"'sqlite:///it'\''s.db'");
+        assert_eq!(
+            shell_word("postgres://u:***@h/db?x=1&y=2"),
+            "'postgres://u:***@h/db?x=1&y=2'"
+        );
+    }
 }

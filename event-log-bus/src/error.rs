@@ -1,5 +1,7 @@
 //! Errors of the bus crate.
 
+use event_log_core::Transition;
+
 use crate::stats::PersisterStats;
 
 /// A bus or feed could not be built.
@@ -49,4 +51,34 @@ pub enum PersisterError {
     /// The persister task panicked or was aborted.
     #[error("persister task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+}
+
+/// Why [`crate::TransitionBus::publish_wait`] did not publish. The transition comes
+/// back inside ([`PublishError::into_transition`]).
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The bus is lossy ([`crate::TransitionBus::new`]): use `publish`, or build it
+    /// with [`crate::TransitionBus::with_backpressure`].
+    #[error("publish_wait needs a bus built with TransitionBus::with_backpressure")]
+    NotBackpressured(Box<Transition>),
+    /// No persister is attached to the backpressured bus yet: spawn one
+    /// ([`crate::spawn_persister`]) with a receiver of it first.
+    #[error("no persister is attached to this backpressured bus")]
+    NoPersister(Box<Transition>),
+    /// The attached persister stopped (ended, failed, or is shutting down), so no
+    /// one would make room: the transition was not published. The persister's
+    /// handle says why.
+    #[error("the bus's persister stopped; the transition was not published")]
+    PersisterStopped(Box<Transition>),
+}
+
+impl PublishError {
+    /// The transition that was not published.
+    pub fn into_transition(self) -> Transition {
+        match self {
+            PublishError::NotBackpressured(t)
+            | PublishError::NoPersister(t)
+            | PublishError::PersisterStopped(t) => *t,
+        }
+    }
 }

@@ -3,7 +3,10 @@
 //!
 //! - [`TransitionBus`] — a bounded broadcast of [`Transition`]s. Publishing never
 //!   blocks: a slow receiver loses the oldest messages and is told how many
-//!   (`Lagged(n)`).
+//!   (`Lagged(n)`). Or, built with [`TransitionBus::with_backpressure`], its
+//!   [`TransitionBus::publish_wait`] waits for room until the persister has stored
+//!   what is in flight, and fails with a [`PublishError`] instead of waiting for a
+//!   persister that stopped.
 //! - [`spawn_persister`] — the subscriber task that appends every transition it
 //!   receives to an [`EventLog`], in groups (one `append_all` per drained batch). What
 //!   it could not receive (lag) or could not store (a store down beyond the retry
@@ -37,7 +40,7 @@ mod stats;
 mod subscription;
 
 pub use crate::bus::{BusReceiver, TransitionBus};
-pub use error::{BusError, PersisterError};
+pub use error::{BusError, PersisterError, PublishError};
 pub use feed::{LiveFeed, LiveFeedConfig};
 pub use filter::EventFilter;
 pub use persister::{PersisterConfig, PersisterHandle, RetryPolicy, spawn_persister};

@@ -253,6 +253,10 @@ impl PersisterHandle {
 ///
 /// `receiver` should come from [`crate::TransitionBus::subscribe`]; what was
 /// published after that call, even before this one, is logical id 0 onwards.
+/// On a backpressured bus ([`crate::TransitionBus::with_backpressure`]) the
+/// persister attaches to its window (unless another persister holds it): from now
+/// on `publish_wait` publishes, and it gives room back as it stores transitions;
+/// once it ends, `publish_wait` fails with [`crate::PublishError::PersisterStopped`].
 /// Must be called from within a tokio runtime.
 pub fn spawn_persister<S: OpStore>(
     receiver: BusReceiver,
@@ -262,8 +266,10 @@ pub fn spawn_persister<S: OpStore>(
     let run = RunId::random();
     let counters = Arc::new(Counters::default());
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let persister = Persister::new(log, receiver, run, config, counters.clone());
-    tracing::info!(run = %run, "persister started");
+    let gate = receiver.attach();
+    let backpressure = gate.is_some();
+    let persister = Persister::new(log, receiver, gate, run, config, counters.clone());
+    tracing::info!(run = %run, backpressure, "persister started");
     let task = tokio::spawn(persister.run(shutdown_rx));
     PersisterHandle {
         run,

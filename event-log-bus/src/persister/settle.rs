@@ -2,6 +2,8 @@
 //! into a pending gap — decided by the reply to its own append, and where a reply
 //! cannot tell, by what the log holds of the run. See the parent module.
 
+use std::sync::atomic::Ordering;
+
 use event_log_core::{Error, OpStore, StoreError};
 
 use super::retry::Schedule;
@@ -122,14 +124,25 @@ impl<S: OpStore> Persister<S> {
         Ok(())
     }
 
-    /// True if a failing append is retried past the budget: never on a lossy bus.
-    fn retries_beyond_budget(&self, _conflict: bool) -> bool {
-        false
+    /// True if a failing append is retried past the budget: on a backpressured bus
+    /// (its publishers wait instead of losing transitions), unless it is a conflict
+    /// (no retry cures another writer) or a shutdown was asked for.
+    fn retries_beyond_budget(&self, conflict: bool) -> bool {
+        self.gate.is_some() && !conflict && !self.stopping()
     }
 
-    /// Sleeps between two attempts.
+    /// Sleeps between two attempts; a backpressured persister wakes early on a
+    /// shutdown, closing its window so that waiting publishers fail at once.
     async fn retry_sleep(&mut self, sleep: std::time::Duration) {
-        tokio::time::sleep(sleep).await;
+        match (&self.gate, self.stop.as_mut()) {
+            (Some(_), Some(stop)) => {
+                let _ = tokio::time::timeout(sleep, stop.wait_for(|s| *s)).await;
+                if self.stopping() {
+                    self.close_gate();
+                }
+            }
+            _ => tokio::time::sleep(sleep).await,
+        }
     }
 
     /// The log completed what it held in doubt (it does before signing anything).
@@ -216,16 +229,22 @@ impl<S: OpStore> Persister<S> {
         });
     }
 
+    /// Refreshes the gauges, and gives a backpressured bus room for what is settled.
     pub(super) fn update_gauges(&self) {
         let pending = self.pending.map_or(0, |(f, t)| t - f + 1);
         Counters::set(&self.counters.pending_gap, pending);
         let doubt = self.doubt.as_ref().map_or(0, Chunk::ids);
         Counters::set(&self.counters.in_doubt, doubt);
+        if let Some(g) = &self.gate {
+            let persisted = self.counters.persisted.load(Ordering::Relaxed);
+            let dropped = self.counters.dropped.load(Ordering::Relaxed);
+            g.release(persisted + dropped);
+        }
     }
 
-    /// Settles a chunk still in doubt at the end of the run, instead of leaving it
-    /// to the log's next append.
-    pub(super) async fn settle_doubt_at_end(&mut self) -> Result<(), PersisterError> {
+    /// Settles a chunk still in doubt now (at the end of the run; or while it holds
+    /// a backpressured bus's room), instead of leaving it to the log's next append.
+    pub(super) async fn settle_doubt_by_flush(&mut self) -> Result<(), PersisterError> {
         let Some(d) = self.doubt.take() else {
             return Ok(());
         };

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::PersisterConfig;
 use super::record::RecordSaver;
-use crate::bus::{BusReceiver, Message};
+use crate::bus::{BusReceiver, GateLease, Message};
 use crate::chunk::Chunk;
 use crate::error::PersisterError;
 use crate::stats::{Counters, PersisterStats};
@@ -37,6 +37,9 @@ enum Drained {
 /// (each append's outcome) and `unclean` (the run record and the sentinel).
 pub(super) struct Persister<S: OpStore> {
     pub(super) log: Arc<EventLog<S>>,
+    /// The backpressured bus's window this persister holds. Declared before `rx`:
+    /// dropped (closed) first, so no `publish_wait` sends to a receiver gone.
+    pub(super) gate: Option<GateLease>,
     pub(super) rx: BusReceiver,
     pub(super) run: RunId,
     pub(super) config: PersisterConfig,
@@ -58,12 +61,15 @@ pub(super) struct Persister<S: OpStore> {
     /// Set once this run's record was first written (after the previous run's
     /// sentinel, if any, was signed).
     pub(super) recording: bool,
+    /// The shutdown signal, for the retry loop of a backpressured persister.
+    pub(super) stop: Option<watch::Receiver<bool>>,
 }
 
 impl<S: OpStore> Persister<S> {
     pub(super) fn new(
         log: Arc<EventLog<S>>,
         rx: BusReceiver,
+        gate: Option<GateLease>,
         run: RunId,
         config: PersisterConfig,
         counters: Arc<Counters>,
@@ -82,6 +88,7 @@ impl<S: OpStore> Persister<S> {
         Persister {
             first_event,
             log,
+            gate,
             rx,
             run,
             config,
@@ -92,6 +99,7 @@ impl<S: OpStore> Persister<S> {
             unclean: None,
             saver,
             recording: false,
+            stop: None,
         }
     }
 
@@ -101,10 +109,12 @@ impl<S: OpStore> Persister<S> {
         mut self,
         shutdown: watch::Receiver<bool>,
     ) -> Result<PersisterStats, PersisterError> {
+        self.stop = Some(shutdown.clone());
         let result = match self.start().await {
             Ok(()) => self.serve(shutdown).await,
             Err(e) => Err(e),
         };
+        self.close_gate();
         self.finish(result.is_ok()).await;
         let closed = result?;
         let stats = self.counters.snapshot(self.run);
@@ -133,10 +143,20 @@ impl<S: OpStore> Persister<S> {
                 },
                 r = self.rx.rx.recv() => Wake::Message(r),
                 _ = tokio::time::sleep(self.config.retry.max_backoff),
-                    if self.pending.is_some() || self.unclean.is_some() => {
+                    if self.pending.is_some() || self.unclean.is_some() || self.doubt_blocks() => {
                     Wake::RetryPending
                 }
             };
+            if matches!(wake, Wake::RetryPending) && self.doubt_blocks() {
+                // Publishers may all be waiting for the room this doubt holds: no
+                // append would come to complete it, so complete it now.
+                self.settle_doubt_by_flush().await?;
+            }
+            if matches!(wake, Wake::Shutdown) {
+                // Every publish_wait that got in is in the receiver now and is
+                // drained below; the ones waiting fail instead of waiting for ever.
+                self.close_gate();
+            }
             let mut chunk = self.open_chunk();
             match wake {
                 Wake::Shutdown => stopping = true,
@@ -161,13 +181,32 @@ impl<S: OpStore> Persister<S> {
                 chunk = self.open_chunk();
             }
         }
-        self.settle_doubt_at_end().await?;
+        self.settle_doubt_by_flush().await?;
         if self.pending.is_some() || self.unclean.is_some() {
             // One last budget of retries for what waits for the store to work again.
             let chunk = self.open_chunk();
             self.persist(chunk).await?;
         }
         Ok(closed)
+    }
+
+    /// True if this persister holds a backpressured bus's window and appends in
+    /// doubt keep part of it: they must be settled without waiting for a next
+    /// append.
+    fn doubt_blocks(&self) -> bool {
+        self.gate.is_some() && self.doubt.is_some()
+    }
+
+    /// Closes the backpressured bus's window, if this persister holds it.
+    pub(super) fn close_gate(&self) {
+        if let Some(g) = &self.gate {
+            g.close();
+        }
+    }
+
+    /// True once a shutdown was asked for.
+    pub(super) fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| *s.borrow())
     }
 
     /// A chunk starting with the previous run's sentinel and the pending gap, if any.

@@ -115,13 +115,13 @@ fn help_documents_the_exit_codes() {
     let (code, out, _) = run(evlog().arg("--help"));
     assert_eq!(code, 0);
     for line in [
-        "0  ",
-        "2  usage",
-        "3  store",
-        "4  damage",
-        "5  ",
-        "6  ",
-        "1  ",
+        "0  ok",
+        "1  any other failure",
+        "2  usage error",
+        "3  store unreachable or missing",
+        "4  damage found",
+        "5  refused ops",
+        "6  budget missed",
     ] {
         assert!(out.contains(line), "--help lacks `{line}`:\n{out}");
     }

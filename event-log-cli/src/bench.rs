@@ -357,7 +357,9 @@ pub async fn run(a: Args) -> CmdResult {
     drop(reopened);
 
     if a.json {
-        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
+        for row in &rows {
+            outln!("{}", serde_json::to_string(row)?)?;
+        }
     } else {
         outln!(
             "{:<52} {:>14} {:<9} {:<26} {:>12} {:>7} {:>7}",

@@ -88,7 +88,7 @@ pub async fn run(a: Args) -> CmdResult {
     // In store order (core lists a row that waited for another when it gave up).
     report.damage.sort_by_key(|d| (d.position, d.id));
     if a.json {
-        outln!("{}", serde_json::to_string_pretty(&json(&report, a.show))?)?;
+        outln!("{}", serde_json::to_string(&json(&report, a.show))?)?;
     } else {
         print_text(&report, a.show)?;
     }

@@ -89,3 +89,25 @@ fn tail_json_prints_events() {
     ]));
     assert_eq!(lines.len(), 9);
 }
+
+/// `verify --json` is one object on one line, like every other command's JSON.
+#[test]
+fn verify_json_is_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("v.db").display());
+    assert!(
+        evlog()
+            .args(["demo", "--store", &url])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let lines = json_lines(evlog().args(["verify", "--json", "--store", &url]));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].get("damage").is_some() || lines[0].get("damaged").is_some(),
+        "{}",
+        lines[0]
+    );
+}

@@ -15,6 +15,7 @@
 //! Errors are classified by their types (see [`exit`]), never by their messages.
 #![warn(missing_docs)]
 
+mod append;
 mod bench;
 mod cursor;
 mod demo;
@@ -53,6 +54,8 @@ enum Command {
     Demo(demo::Args),
     /// Print the events of a store (opened read-only).
     Show(show::Args),
+    /// Append transitions read as JSON lines on stdin, as the sled whose key is given.
+    Append(append::Args),
     /// Follow a store live, read-only (including other sleds writing to a shared
     /// PostgreSQL).
     Tail(tail::Args),
@@ -86,6 +89,7 @@ impl Command {
         match self {
             Command::Demo(a) => a.store_urls(),
             Command::Show(a) => a.store_urls(),
+            Command::Append(a) => a.store_urls(),
             Command::Tail(a) => a.store_urls(),
             Command::Verify(a) => a.store_urls(),
             Command::Sync(a) => a.store_urls(),
@@ -141,6 +145,7 @@ fn main() -> ExitCode {
     let result: CmdResult = match cli.command {
         Command::Demo(a) => demo::run(a),
         Command::Show(a) => rt.block_on(show::run(a)),
+        Command::Append(a) => rt.block_on(append::run(a)),
         Command::Tail(a) => rt.block_on(tail::run(a)),
         Command::Verify(a) => rt.block_on(verify::run(a)),
         Command::Sync(a) => rt.block_on(sync::run(a)),

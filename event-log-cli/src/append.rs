@@ -1,0 +1,169 @@
+//! `evlog append`: append transitions read as JSON lines on stdin, as one sled (like
+//! kcat's producer mode).
+//!
+//! Each line is one transition:
+//!
+//! ```json
+//! {"story_id":"S-1","from_stage":"coding","to_stage":"review","pipeline_event":"PrOpened",
+//!  "at":"2026-12-01T10:00:00Z","idempotency_key":"S-1/42","metadata":{"actor":"alice"}}
+//! ```
+//!
+//! `at` defaults to now; `idempotency_key` and `metadata` are optional. Lines are
+//! appended in batches (one group commit each) as they are read; an append that
+//! returned is durable. A line that does not parse stops the command before its
+//! batch is appended, naming the line; every earlier batch is stored (say so on
+//! stderr), so a rerun of the same input with idempotency keys stores nothing twice.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use event_log::{Entry, EventLogConfig, FileWatermark, SharedWatermark, Transition};
+use serde::Deserialize;
+
+use crate::CmdResult;
+use crate::out::{self, outln};
+
+/// Arguments of `evlog append`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Store URL: sqlite://PATH, redb://PATH, postgres://… (created if missing).
+    #[arg(long, env = "EVLOG_STORE", hide_env_values = true)]
+    store: String,
+    /// The sled's key file (PKCS#8 PEM; `evlog keygen` makes one). Its watermark is
+    /// kept beside it (`<key>.mark`).
+    #[arg(long)]
+    key: PathBuf,
+    /// Most transitions per append (one group commit).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    batch: u64,
+    /// Print each stored event as one JSON object per line (default: a summary).
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    /// The store URLs given.
+    pub fn store_urls(&self) -> Vec<&str> {
+        vec![self.store.as_str()]
+    }
+}
+
+/// One input line.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    story_id: String,
+    from_stage: String,
+    to_stage: String,
+    pipeline_event: String,
+    #[serde(default)]
+    at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+impl Line {
+    fn into_transition(self) -> Transition {
+        let mut t = Transition::new(
+            self.story_id,
+            self.from_stage,
+            self.to_stage,
+            self.pipeline_event,
+            self.at.unwrap_or_else(Utc::now),
+        );
+        t.idempotency_key = self.idempotency_key;
+        t.metadata = self.metadata;
+        t
+    }
+}
+
+/// A line of the input that is not a transition.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "stdin line {line}: not a transition ({source}); {stored} transition(s) before it were stored"
+)]
+struct BadLine {
+    line: u64,
+    stored: u64,
+    #[source]
+    source: serde_json::Error,
+}
+
+/// Runs `evlog append`.
+pub async fn run(a: Args) -> CmdResult {
+    let key = event_log::keys::load(&a.key)?;
+    let config = EventLogConfig {
+        watermark: Some(SharedWatermark::new(FileWatermark::beside_key(&a.key)?)),
+        ..EventLogConfig::default()
+    };
+    let log = event_log::open_with(&a.store, key, config).await?;
+    let result = append_lines(&log, &a).await;
+    let closed = log.close().await;
+    let (stored, first) = result?;
+    closed?;
+    if !a.json {
+        match first {
+            Some(first) => outln!(
+                "appended {stored} transition(s) as sled {}: events {first}..={}",
+                log.sled_id(),
+                first + stored - 1
+            )?,
+            None => outln!("appended 0 transitions (no input)")?,
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Appends stdin's lines in batches; returns how many were stored and the first
+/// event id.
+async fn append_lines(
+    log: &event_log::EventLog<event_log::AnyStore>,
+    a: &Args,
+) -> Result<(u64, Option<u64>), Box<dyn std::error::Error + Send + Sync>> {
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let (mut stored, mut first, mut number) = (0u64, None, 0u64);
+    loop {
+        let mut batch: Vec<Entry> = Vec::new();
+        let mut bad = None;
+        while (batch.len() as u64) < a.batch {
+            let Some(text) = lines.next() else { break };
+            let text = text?;
+            number += 1;
+            if text.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Line>(&text) {
+                Ok(l) => batch.push(Entry::Transition(l.into_transition())),
+                Err(source) => {
+                    bad = Some((number, source));
+                    break;
+                }
+            }
+        }
+        if let Some((line, source)) = bad {
+            return Err(BadLine {
+                line,
+                stored,
+                source,
+            }
+            .into());
+        }
+        if batch.is_empty() {
+            return Ok((stored, first));
+        }
+        let events = log.append_all(batch).await?;
+        for e in &events {
+            first.get_or_insert(e.event_id);
+            if a.json {
+                out::json(e)?;
+            }
+        }
+        stored += events.len() as u64;
+    }
+}

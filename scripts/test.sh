@@ -5,7 +5,10 @@
 #   scripts/test.sh --run COMMAND [ARGS...]     (e.g. a benchmark that needs the server)
 #
 # Starts a throwaway PostgreSQL 15 server (so event-log-postgres tests run against a
-# real server), exports EVENT_LOG_TEST_PG_URL, runs
+# real server) that speaks TLS too (a throwaway CA and a server certificate for
+# 127.0.0.1 and localhost, made with `openssl` in the server's temp dir; plain
+# connections keep working), exports EVENT_LOG_TEST_PG_URL and EVENT_LOG_TEST_PG_CA
+# (the path of that CA's certificate, PEM), runs
 # `cargo test --workspace --all-features "$@"` (without --workspace when the
 # arguments pick packages, e.g. `scripts/test.sh -p event-log-postgres`; with no
 # arguments, also bft-json-crdt's tests without its default `aws-lc` signer, and
@@ -14,7 +17,9 @@
 #
 # To use your own server instead, set EVENT_LOG_TEST_PG_URL (for example
 # postgres://user:password@127.0.0.1:5432/db); nothing is started then. Tests
-# create and drop their own schemas in that database.
+# create and drop their own schemas in that database. The TLS tests then need
+# EVENT_LOG_TEST_PG_CA too: the CA certificate (PEM) the server's certificate, valid
+# for the URL's host, chains to.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -143,6 +148,44 @@ if [[ "$(id -u)" -eq 0 ]]; then
 fi
 chmod 700 "$tmp_dir"
 
+# --- a throwaway CA and server certificate (for TLS) ---------------------------------
+if ! command -v openssl >/dev/null 2>&1; then
+    echo "test.sh: error: openssl not found (it makes the test server's TLS certificate);" >&2
+    echo "test.sh: install the 'openssl' package, or set EVENT_LOG_TEST_PG_URL (and" >&2
+    echo "test.sh: EVENT_LOG_TEST_PG_CA) to a server you run yourself." >&2
+    exit 2
+fi
+tls_dir="$tmp_dir/tls"
+mkdir -p "$tls_dir"
+make_certificates() {
+    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    openssl req -x509 "${ec[@]}" -days 2 -subj "/CN=event-log test CA" \
+        -keyout "$tls_dir/ca.key" -out "$tls_dir/ca.crt" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" &&
+        openssl req "${ec[@]}" -subj "/CN=localhost" \
+            -keyout "$tls_dir/server.key" -out "$tls_dir/server.csr" &&
+        printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+            "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+            "extendedKeyUsage=serverAuth" >"$tls_dir/server.ext" &&
+        openssl x509 -req -in "$tls_dir/server.csr" -CA "$tls_dir/ca.crt" \
+            -CAkey "$tls_dir/ca.key" -CAcreateserial -days 2 \
+            -extfile "$tls_dir/server.ext" -out "$tls_dir/server.crt"
+}
+make_certificates >"$tmp_dir/openssl.log" 2>&1 || {
+    echo "test.sh: error: making the test server's TLS certificate with openssl failed:" >&2
+    cat "$tmp_dir/openssl.log" >&2
+    exit 1
+}
+# The CA's key is not needed any more; the server's must be its own, mode 0600.
+rm -f "$tls_dir/ca.key" "$tls_dir/server.csr" "$tls_dir/ca.srl"
+chmod 600 "$tls_dir/server.key"
+chmod 644 "$tls_dir/server.crt" "$tls_dir/ca.crt"
+chmod 755 "$tls_dir"
+if [[ "$(id -u)" -eq 0 ]]; then
+    chown "$server_user" "$tls_dir/server.key" "$tls_dir/server.crt"
+fi
+
 port="$(free_port)"
 echo "test.sh: starting PostgreSQL from $pg_bindir on 127.0.0.1:$port (as $server_user)"
 
@@ -160,6 +203,8 @@ echo "test.sh: starting PostgreSQL from $pg_bindir on 127.0.0.1:$port (as $serve
 server_opts="-c listen_addresses=127.0.0.1 -p $port -k $tmp_dir"
 server_opts+=" -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
 server_opts+=" -c max_connections=200"
+# TLS offered (sslmode=prefer, libpq's default, takes it), never required.
+server_opts+=" -c ssl=on -c ssl_cert_file=$tls_dir/server.crt -c ssl_key_file=$tls_dir/server.key"
 # Set before starting: if start half-succeeds, cleanup still stops the server.
 server_started=1
 "${as_server_user[@]}" "$pg_bindir/pg_ctl" -D "$data_dir" -l "$log_file" \
@@ -184,6 +229,7 @@ if [[ "$ready" -ne 1 ]]; then
 fi
 
 export EVENT_LOG_TEST_PG_URL="postgres://$server_user@127.0.0.1:$port/postgres"
+export EVENT_LOG_TEST_PG_CA="$tls_dir/ca.crt"
 
 status=0
 run_tests "$@" || status=$?

@@ -206,6 +206,10 @@ fn pg_read_only(url: &str) -> bool {
 }
 
 /// Opens the store a URL names, for writing unless the URL says `mode=ro`.
+///
+/// A PostgreSQL URL takes TLS as libpq does (`sslmode=disable|prefer|require|verify-ca|verify-full`,
+/// `sslrootcert`, `sslcert`, `sslkey`; PEM files; rustls): see event-log-postgres's
+/// crate docs, "TLS".
 pub async fn open_store(url: &str) -> Result<AnyStore, OpenError> {
     Ok(open_store_as(url, Mode::AsGiven).await?.0)
 }

@@ -4,7 +4,8 @@
 //! statement the server cancelled (`statement_timeout`), an operation that got no
 //! answer within `operation_timeout`, and a pool timeout are `Unavailable` (retry
 //! later; appends are idempotent, so retrying the same batch is safe). Everything else
-//! the server reports is `Backend`. Messages name the server by its redacted URL,
+//! the server reports is `Backend`. A TLS handshake that fails on certificates (or a
+//! server refusing TLS where it is required) is `Invalid`: retrying cannot help. Messages name the server by its redacted URL,
 //! never with a password.
 
 use std::time::Duration;
@@ -19,6 +20,13 @@ pub(crate) fn from_pg(what: &str, target: &str, e: tokio_postgres::Error) -> Sto
         Some(db) => format!("{what} on {target}: {db}"),
         None => format!("{what} on {target}: {e}"),
     };
+    if is_tls_refusal(&e) {
+        // Not a passing outage: retrying cannot make a certificate trusted, or a server
+        // offer TLS. Never a plain-text connection instead.
+        return StoreError::Invalid {
+            message: format!("{message} (TLS refused or not verified)"),
+        };
+    }
     if is_connection_problem(&e) {
         StoreError::unavailable(message, e)
     } else {
@@ -51,6 +59,24 @@ pub(crate) fn timed_out(what: &str, target: &str, after: Duration) -> StoreError
              retrying it is safe)"
         ),
         source: None,
+    }
+}
+
+/// True for a TLS handshake that failed on the certificates or the protocol (the
+/// server's certificate not trusted, for its chain or its name; a client certificate
+/// refused; a server that does not offer TLS when it is required), as opposed to a
+/// connection lost during the handshake.
+pub(crate) fn is_tls_refusal(e: &tokio_postgres::Error) -> bool {
+    // tokio-postgres's kind is private; its message is stable.
+    if !e.to_string().starts_with("error performing TLS handshake") {
+        return false;
+    }
+    match std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>()) {
+        // rustls errors reach the driver wrapped in an I/O error.
+        Some(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.is::<rustls::Error>()),
+        None => true,
     }
 }
 

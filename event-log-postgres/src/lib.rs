@@ -95,13 +95,38 @@
 //! ([`OWN_PARAMS`]), which override [`PostgresConfig`]: `schema=NAME`, `mode=ro|rw`,
 //! `operation_timeout=`, `statement_timeout=` (`0` keeps the server's),
 //! `sled_lock_timeout=` (durations as `30`, `30s`, `500ms` or `2min`) and
-//! `recycle=fast|verified`. A password (in the user info, even holding `@`, or as
+//! `recycle=fast|verified`; and the TLS parameters `sslmode`, `sslrootcert`,
+//! `sslcert` and `sslkey` (see "TLS" below). A password (in the user info, even holding `@`, or as
 //! `password=`) never appears in a message, a log line or `Debug`.
 //!
 //! # TLS
-//! [`PostgresStore::open`] connects in plain text (`NoTls`).
-//! [`PostgresStore::open_with_tls`] takes any `tokio_postgres` TLS connector, so
-//! this crate pulls no TLS stack itself.
+//! [`PostgresStore::open`] takes TLS from the URL as libpq does, with rustls (AWS-LC
+//! provider) and certificates from PEM files; no other TLS stack or system trust
+//! store is involved:
+//!
+//! - `sslmode=disable`: plain text.
+//! - `sslmode=prefer` (the default, as in libpq): TLS if the server offers it, else
+//!   plain text; the certificate is not checked unless `sslrootcert` is given (then
+//!   as `verify-ca`).
+//! - `sslmode=require`: TLS or an error, never plain text; the certificate is not
+//!   checked (encryption, no authentication) unless `sslrootcert` is given (then as
+//!   `verify-ca`, libpq's rule).
+//! - `sslmode=verify-ca`: TLS, and the server's certificate must chain to a CA of
+//!   `sslrootcert` (and be within its validity dates); the host name is not checked.
+//! - `sslmode=verify-full`: as `verify-ca`, and the certificate must be for the host
+//!   of the URL (a DNS name, or an IP address SAN for `127.0.0.1`).
+//! - `sslrootcert=PATH`: the trusted CA certificates (PEM). Without it, `verify-ca` and
+//!   `verify-full` read libpq's default, `~/.postgresql/root.crt`.
+//! - `sslcert=PATH` and `sslkey=PATH` (both or neither): a client certificate chain and
+//!   its unencrypted private key (PEM: PKCS#8, PKCS#1 or SEC1).
+//!
+//! A bad `sslmode` value, a missing or unreadable certificate or key file (named with
+//! its parameter, never shown), a server certificate not trusted, and a server that
+//! does not offer TLS where it is required are [`StoreError::Invalid`](event_log_core::StoreError::Invalid):
+//! retrying cannot help, and nothing falls back to plain text. `allow` and
+//! `sslrootcert=system` are not supported. [`PostgresStore::open_with_tls`] takes any
+//! `tokio_postgres` TLS connector instead; the connector then decides what it
+//! verifies, and the URL may set only `sslmode=disable|prefer|require`.
 #![warn(missing_docs)]
 
 mod append;
@@ -116,6 +141,7 @@ pub mod schema;
 mod settings;
 mod store;
 mod teardown;
+mod tls;
 mod url;
 
 pub use config::{

@@ -14,6 +14,7 @@ use std::time::Duration;
 use event_log_core::StoreError;
 
 use crate::config::{PostgresConfig, invalid};
+use crate::tls::TlsParams;
 use crate::url;
 
 /// A store's connection settings.
@@ -24,12 +25,15 @@ pub(crate) struct Settings {
     pub pg: tokio_postgres::Config,
     /// The server as shown in messages: never a password.
     pub target: String,
+    /// The URL's TLS parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`).
+    pub tls: TlsParams,
 }
 
 /// Parses `url` (see [`crate::url`]) and applies `config` and the URL's parameters.
 pub(crate) fn resolve(url_text: &str, mut config: PostgresConfig) -> Result<Settings, StoreError> {
     let parsed = url::parse(url_text)?;
     url::apply_own(&parsed.own, &mut config)?;
+    let tls = TlsParams::from_params(&parsed.own)?;
     config.validate()?;
     let mut pg: tokio_postgres::Config = parsed.driver.parse().map_err(|e| {
         // The driver's remaining parse errors name a parameter, never its value (the
@@ -42,6 +46,7 @@ pub(crate) fn resolve(url_text: &str, mut config: PostgresConfig) -> Result<Sett
     if pg.get_hosts().is_empty() {
         return Err(invalid("malformed PostgreSQL URL: no host given"));
     }
+    pg.ssl_mode(tls.driver_mode());
     let set = |k: &str| parsed.driver_keys.iter().any(|d| d == k);
     if pg.get_connect_timeout().is_none() {
         pg.connect_timeout(config.connect_timeout);
@@ -105,7 +110,12 @@ pub(crate) fn resolve(url_text: &str, mut config: PostgresConfig) -> Result<Sett
     };
     pg.options(options);
     let target = url::redacted(&pg, &parsed.secrets);
-    Ok(Settings { config, pg, target })
+    Ok(Settings {
+        config,
+        pg,
+        target,
+        tls,
+    })
 }
 
 fn millis(d: Duration) -> u128 {

@@ -23,6 +23,7 @@ use crate::notify::{ListenTarget, Subscription};
 use crate::read::ReadSql;
 use crate::schema::{Tables, check_read_only, migrate};
 use crate::settings;
+use crate::tls::SslMode;
 
 /// The statements of a store, written once at open for its schema.
 #[derive(Debug)]
@@ -131,24 +132,35 @@ impl std::fmt::Debug for PostgresStore {
 
 impl PostgresStore {
     /// Opens the store at `url` (`postgres://user:password@host:port/db?…`, or the
-    /// `key=value` form) without TLS, creating or migrating its schema (unless
-    /// read-only: see [`PostgresConfig::read_only`]). This crate's URL parameters
-    /// (see the crate docs) override `config`.
+    /// `key=value` form), creating or migrating its schema (unless read-only: see
+    /// [`PostgresConfig::read_only`]). This crate's URL parameters (see the crate docs)
+    /// override `config`. TLS follows the URL's `sslmode`, `sslrootcert`, `sslcert` and
+    /// `sslkey`, as in libpq (crate docs, "TLS"; the default `prefer` takes TLS when
+    /// the server offers it).
     ///
-    /// Errors: a malformed URL or config is [`StoreError::Invalid`]; a server that
+    /// Errors: a malformed URL or config, an unreadable certificate file, and a TLS
+    /// handshake refused (certificate not trusted, TLS required but not offered) are
+    /// [`StoreError::Invalid`]; a server that
     /// cannot be reached, within [`PostgresConfig::operation_timeout`], is
     /// [`StoreError::Unavailable`]; a read-only open of a missing schema is
     /// [`StoreError::NotFound`]. Messages name the server by URL without the
     /// password.
     pub async fn open(url: &str, config: PostgresConfig) -> Result<Self, StoreError> {
-        Self::open_with_tls(url, config, NoTls).await
+        let settings = settings::resolve(url, config)?;
+        if settings.tls.mode == SslMode::Disable && !settings.tls.needs_own_connector() {
+            return Self::open_resolved(settings, NoTls).await;
+        }
+        let tls = settings.tls.connector()?;
+        Self::open_resolved(settings, tls).await
     }
 
     /// Like [`PostgresStore::open`], connecting through the TLS connector `tls`: any
     /// `tokio_postgres` `MakeTlsConnect` implementation, such as
     /// `postgres_native_tls::MakeTlsConnector` or `tokio_postgres_rustls::MakeRustlsConnect`
     /// (add that crate to your own dependencies). Put `sslmode=require` in the URL to
-    /// refuse a plain connection.
+    /// refuse a plain connection. The connector decides what it verifies: a URL with
+    /// `sslmode=verify-ca`, `verify-full`, `sslrootcert`, `sslcert` or `sslkey` is
+    /// [`StoreError::Invalid`] here (use [`PostgresStore::open`] for those).
     pub async fn open_with_tls<T>(
         url: &str,
         config: PostgresConfig,
@@ -160,11 +172,34 @@ impl PostgresStore {
         T::TlsConnect: Send + Sync,
         <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
     {
+        let settings = settings::resolve(url, config)?;
+        if settings.tls.needs_own_connector() {
+            return Err(StoreError::Invalid {
+                message: format!(
+                    "opening {} with a caller's TLS connector: sslmode=verify-ca, \
+                     verify-full, sslrootcert, sslcert and sslkey are read only by \
+                     PostgresStore::open (the connector decides what it verifies; use \
+                     sslmode=require)",
+                    settings.target
+                ),
+            });
+        }
+        Self::open_resolved(settings, tls).await
+    }
+
+    async fn open_resolved<T>(settings: settings::Settings, tls: T) -> Result<Self, StoreError>
+    where
+        T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+        T::Stream: Send + Sync + 'static,
+        T::TlsConnect: Send + Sync,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
         let settings::Settings {
             config,
             pg: pg_config,
             target,
-        } = settings::resolve(url, config)?;
+            tls: tls_params,
+        } = settings;
         let manager = Manager::from_config(
             pg_config.clone(),
             tls.clone(),
@@ -199,9 +234,16 @@ impl PostgresStore {
                 Ok(())
             },
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            StoreError::Invalid { message } if message.contains("TLS") => StoreError::Invalid {
+                message: format!("{message}; {}", tls_params.describe()),
+            },
+            e => e,
+        })?;
         info!(
             server = %target,
+            tls = %tls_params.describe(),
             schema = %config.schema,
             read_only = config.read_only,
             "opened PostgreSQL op store"

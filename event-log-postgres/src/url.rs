@@ -46,7 +46,6 @@ const DRIVER_PARAMS: &[&str] = &[
     "dbname",
     "options",
     "application_name",
-    "sslmode",
     "sslnegotiation",
     "host",
     "hostaddr",
@@ -62,12 +61,18 @@ const DRIVER_PARAMS: &[&str] = &[
     "load_balance_hosts",
 ];
 
+/// True for the parameters this crate reads itself ([`OWN_PARAMS`] and the TLS ones),
+/// which the driver never sees.
+fn is_own(k: &str) -> bool {
+    OWN_PARAMS.contains(&k) || crate::tls::TLS_PARAMS.contains(&k)
+}
+
 /// A URL taken apart.
 #[derive(Debug, Default)]
 pub(crate) struct Parsed {
     /// What goes to `tokio-postgres`: the URL without this crate's parameters.
     pub driver: String,
-    /// This crate's parameters, decoded, in order.
+    /// This crate's parameters (the TLS ones too), decoded, in order.
     pub own: Vec<(String, String)>,
     /// Names of the driver's parameters the URL sets.
     pub driver_keys: Vec<String>,
@@ -132,7 +137,7 @@ fn parse_url(prefix: &str, rest: &str, p: &mut Parsed) -> Result<(), StoreError>
             p.secrets.push(raw_v.to_owned());
             p.secrets.push(v.clone());
         }
-        if !OWN_PARAMS.contains(&k.as_str()) {
+        if !is_own(&k) {
             kept.push(pair);
         }
         pairs.push((k, v));
@@ -149,7 +154,7 @@ fn parse_url(prefix: &str, rest: &str, p: &mut Parsed) -> Result<(), StoreError>
 fn sort_params(pairs: Vec<(String, String)>, p: &mut Parsed) -> Result<(), StoreError> {
     let has_password_param = pairs.iter().any(|(k, _)| k == "password");
     for (k, v) in pairs {
-        if OWN_PARAMS.contains(&k.as_str()) {
+        if is_own(&k) {
             p.own.push((k, v));
         } else if DRIVER_PARAMS.contains(&k.as_str()) {
             p.driver_keys.push(k);
@@ -160,9 +165,10 @@ fn sort_params(pairs: Vec<(String, String)>, p: &mut Parsed) -> Result<(), Store
             ));
         } else {
             return Err(invalid(format!(
-                "malformed PostgreSQL URL: unknown parameter `{k}` (this crate's: {}; and \
+                "malformed PostgreSQL URL: unknown parameter `{k}` (this crate's: {}, {}; and \
                  libpq's connection parameters)",
-                OWN_PARAMS.join(", ")
+                OWN_PARAMS.join(", "),
+                crate::tls::TLS_PARAMS.join(", ")
             )));
         }
     }
@@ -245,7 +251,7 @@ fn parse_key_values(s: &str, p: &mut Parsed) -> Result<(), StoreError> {
             p.secrets.push(value.clone());
             p.secrets.push(s[start..end].to_owned());
         }
-        if !OWN_PARAMS.contains(&key.as_str()) {
+        if !is_own(&key) {
             driver.push_str(&s[start..end]);
             driver.push(' ');
         }
@@ -384,7 +390,7 @@ mod tests {
         let (c, p) =
             pg("postgres://u@h/db?schema=s1&mode=ro&sslmode=disable&statement_timeout=500ms");
         assert_eq!(c.get_dbname(), Some("db"));
-        assert_eq!(p.driver, "postgres://u@h/db?sslmode=disable");
+        assert_eq!(p.driver, "postgres://u@h/db");
         let mut config = PostgresConfig::default();
         apply_own(&p.own, &mut config).unwrap();
         assert_eq!(config.schema, "s1");

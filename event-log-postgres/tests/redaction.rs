@@ -138,8 +138,8 @@ async fn down_server_errors_hide_the_password() {
     assert_clean("the logs", &logs.text());
 }
 
-/// A fake server that asks for the password in clear text, records it and refuses it
-/// the way PostgreSQL does (SQLSTATE 28P01).
+/// A fake server that declines TLS, asks for the password in clear text, records it
+/// and refuses it the way PostgreSQL does (SQLSTATE 28P01).
 async fn refusing_server() -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -149,9 +149,17 @@ async fn refusing_server() -> (String, Arc<Mutex<Vec<String>>>) {
         while let Ok((mut s, _)) = listener.accept().await {
             let record = record.clone();
             tokio::spawn(async move {
-                let len = s.read_u32().await.ok()? as usize;
+                let mut len = s.read_u32().await.ok()? as usize;
                 let mut startup = vec![0; len.checked_sub(4)?];
                 s.read_exact(&mut startup).await.ok()?;
+                if startup == 80877103u32.to_be_bytes() {
+                    // An SSLRequest (sslmode=prefer, the default): no TLS here, as a
+                    // server without ssl=on answers; then the startup message.
+                    s.write_all(b"N").await.ok()?;
+                    len = s.read_u32().await.ok()? as usize;
+                    startup = vec![0; len.checked_sub(4)?];
+                    s.read_exact(&mut startup).await.ok()?;
+                }
                 // AuthenticationCleartextPassword.
                 s.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3]).await.ok()?;
                 if s.read_u8().await.ok()? != b'p' {

@@ -20,6 +20,7 @@ mod bench;
 mod cursor;
 mod demo;
 mod exit;
+mod info;
 mod out;
 mod progress;
 mod scrub;
@@ -56,6 +57,8 @@ enum Command {
     Show(show::Args),
     /// Append transitions read as JSON lines on stdin, as the sled whose key is given.
     Append(append::Args),
+    /// Summarise a store (opened read-only): sleds, counts, heads, equivocations, damage.
+    Info(info::Args),
     /// Follow a store live, read-only (including other sleds writing to a shared
     /// PostgreSQL).
     Tail(tail::Args),
@@ -90,6 +93,7 @@ impl Command {
             Command::Demo(a) => a.store_urls(),
             Command::Show(a) => a.store_urls(),
             Command::Append(a) => a.store_urls(),
+            Command::Info(a) => a.store_urls(),
             Command::Tail(a) => a.store_urls(),
             Command::Verify(a) => a.store_urls(),
             Command::Sync(a) => a.store_urls(),
@@ -146,6 +150,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::Show(a) => rt.block_on(show::run(a)),
         Command::Append(a) => rt.block_on(append::run(a)),
+        Command::Info(a) => rt.block_on(info::run(a)),
         Command::Tail(a) => rt.block_on(tail::run(a)),
         Command::Verify(a) => rt.block_on(verify::run(a)),
         Command::Sync(a) => rt.block_on(sync::run(a)),

@@ -4,6 +4,8 @@
 
 use std::sync::atomic::Ordering;
 
+use futures::FutureExt;
+
 use event_log_core::{Error, OpStore, StoreError};
 
 use super::retry::Schedule;
@@ -134,14 +136,24 @@ impl<S: OpStore> Persister<S> {
     /// Sleeps between two attempts; a backpressured persister wakes early on a
     /// shutdown, closing its window so that waiting publishers fail at once.
     async fn retry_sleep(&mut self, sleep: std::time::Duration) {
-        match (&self.gate, self.stop.as_mut()) {
+        let start = tokio::time::Instant::now();
+        let waited = match (&self.gate, self.stop.as_mut()) {
             (Some(_), Some(stop)) => {
-                let _ = tokio::time::timeout(sleep, stop.wait_for(|s| *s)).await;
-                if self.stopping() {
-                    self.close_gate();
-                }
+                tokio::time::timeout(sleep, stop.wait_for(|s| *s).map(|r| r.is_ok())).await
             }
-            _ => tokio::time::sleep(sleep).await,
+            _ => {
+                tokio::time::sleep(sleep).await;
+                return;
+            }
+        };
+        match waited {
+            Ok(true) => self.close_gate(),
+            Ok(false) => {
+                // The handle is gone: no shutdown can come. Sleep the rest.
+                self.stop = None;
+                tokio::time::sleep_until(start + sleep).await;
+            }
+            Err(_elapsed) => {}
         }
     }
 

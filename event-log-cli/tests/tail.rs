@@ -1,0 +1,105 @@
+//! `evlog tail` filters: `--since`, `--sled`, `--story`.
+
+use std::process::Command;
+
+fn evlog() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_evlog"));
+    for var in ["EVLOG_STORE", "EVLOG_FROM", "EVLOG_TO"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn json_lines(args: &[&str]) -> Vec<serde_json::Value> {
+    let out = evlog().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn tail_filters_by_story_sled_and_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    for _ in 0..2 {
+        assert!(
+            evlog()
+                .args(["demo", "--store", &url])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        );
+    }
+    let all = json_lines(&[
+        "tail",
+        "--json",
+        "--from-start",
+        "--for-secs",
+        "0",
+        "--store",
+        &url,
+    ]);
+    assert_eq!(all.len(), 18);
+    let sled = all[0]["sled_id"].as_str().unwrap().to_owned();
+    let mine = json_lines(&[
+        "tail",
+        "--json",
+        "--from-start",
+        "--for-secs",
+        "0",
+        "--sled",
+        &sled[..8],
+        "--store",
+        &url,
+    ]);
+    assert_eq!(mine.len(), 9);
+    assert!(mine.iter().all(|e| e["sled_id"] == sled.as_str()));
+    let story = json_lines(&[
+        "tail",
+        "--json",
+        "--from-start",
+        "--for-secs",
+        "0",
+        "--story",
+        "story-1",
+        "--store",
+        &url,
+    ]);
+    assert!(!story.is_empty());
+    assert!(
+        story
+            .iter()
+            .all(|e| { e["entry"]["story_id"] == "story-1" || e["entry"]["type"] != "transition" })
+    );
+    assert!(
+        story.iter().any(|e| e["entry"]["type"] == "gap"),
+        "gaps stay in view"
+    );
+    let since = json_lines(&[
+        "tail",
+        "--json",
+        "--for-secs",
+        "0",
+        "--since",
+        &format!("{sled}=5"),
+        "--store",
+        &url,
+    ]);
+    assert!(
+        since
+            .iter()
+            .all(|e| e["sled_id"] != sled.as_str() || e["event_id"].as_u64() >= Some(5))
+    );
+    assert_eq!(
+        since.len(),
+        9 + 4,
+        "the other sled's 9, and 5..=8 of this one"
+    );
+}

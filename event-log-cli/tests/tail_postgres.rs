@@ -1,0 +1,113 @@
+//! `evlog tail` on PostgreSQL follows LISTEN/NOTIFY: with its poll interval set to
+//! an hour, another process's commits are still printed as they happen.
+//!
+//! Needs a server: run with `scripts/test.sh -p event-log-cli --test tail_postgres`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn pg_url() -> String {
+    match std::env::var("EVENT_LOG_TEST_PG_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "EVENT_LOG_TEST_PG_URL is not set: run the tests with `scripts/test.sh` \
+             (it starts a throwaway PostgreSQL 15), or set it to a server you own"
+        ),
+    }
+}
+
+fn evlog() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_evlog"));
+    for var in ["EVLOG_STORE", "EVLOG_FROM", "EVLOG_TO"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Drops the test schema when dropped.
+struct SchemaGuard(String);
+
+impl Drop for SchemaGuard {
+    fn drop(&mut self) {
+        let (schema, url) = (self.0.clone(), pg_url());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                use event_log::postgres::{PostgresConfig, PostgresStore};
+                if let Ok(store) =
+                    PostgresStore::open(&url, PostgresConfig::with_schema(&schema)).await
+                {
+                    let _ = store.drop_schema().await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+#[test]
+fn tail_on_postgres_prints_commits_without_polling() {
+    let schema = format!("evlog_tail_{}", std::process::id());
+    let _guard = SchemaGuard(schema.clone());
+    let base = pg_url();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}schema={schema}");
+    let demo = || {
+        let out = evlog().args(["demo", "--store", &url]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    demo();
+    let mut tail = evlog()
+        .args([
+            "tail",
+            "--json",
+            "--interval",
+            "3600000",
+            "--for-secs",
+            "120",
+            "--store",
+            &url,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(tail.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    assert!(first.contains("LISTEN/NOTIFY"), "{first}");
+    let (tx, rx) = mpsc::channel();
+    let out = tail.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    demo();
+    // A hang guard, not a timing assertion: without notifications the next poll
+    // would come in an hour.
+    let mut lines = Vec::new();
+    while lines.len() < 9 {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(l) => lines.push(l),
+            Err(e) => panic!("tail printed {} of 9 events: {e}", lines.len()),
+        }
+    }
+    let _ = tail.kill();
+    let _ = tail.wait();
+    for l in &lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["entry"].is_object(), "{l}");
+    }
+}

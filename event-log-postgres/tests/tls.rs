@@ -62,15 +62,18 @@ impl Drop for TempDir {
     }
 }
 
-/// A freshly generated CA certificate (that signed nothing the server has), made with
-/// the machine's openssl.
-fn other_ca(dir: &Path) -> PathBuf {
-    let crt = dir.join("other-ca.crt");
+/// A freshly generated self-signed certificate and its key (`NAME.crt`, `NAME.key`),
+/// made with the machine's openssl.
+fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (crt, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
     let out = Command::new("openssl")
         .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
         .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=another test CA", "-keyout"])
-        .arg(dir.join("other-ca.key"))
+        .args(["-subj", &format!("/CN={name}"), "-keyout"])
+        .arg(&key)
         .arg("-out")
         .arg(&crt)
         .output()
@@ -80,7 +83,12 @@ fn other_ca(dir: &Path) -> PathBuf {
         "openssl: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    crt
+    (crt, key)
+}
+
+/// A freshly generated CA certificate (that signed nothing the server has).
+fn other_ca(dir: &Path) -> PathBuf {
+    self_signed(dir, "another-test-ca").0
 }
 
 async fn open(url: &str, schema: &str) -> Result<PostgresStore, StoreError> {
@@ -221,4 +229,86 @@ async fn the_facade_opens_with_verify_full() {
         .expect("append");
     assert!(log.store().count().await.unwrap() >= 1);
     assert!(sessions_are_tls(&schema).await);
+}
+
+/// sslcert and sslkey are read (the server asks for no client certificate, so the
+/// store connects); a key file that holds no key is `Invalid` naming `sslkey` and
+/// the path, never its content.
+#[tokio::test]
+async fn client_certificate_files_are_read_and_a_bad_key_is_named() {
+    let dir = TempDir::new("tls_client");
+    let (crt, key) = self_signed(&dir.0, "client");
+    let schema = unique_schema("tls_client");
+    let _guard = SchemaGuard::new(&pg_url(), &schema);
+    let files = |key: &Path| {
+        with(&format!(
+            "sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
+            ca(),
+            crt.display(),
+            key.display()
+        ))
+    };
+    let _store = open(&files(&key), &schema)
+        .await
+        .expect("open with a client certificate");
+    assert!(sessions_are_tls(&schema).await);
+
+    let bad = dir.0.join("not-a-key.pem");
+    std::fs::write(&bad, "Sekret-Not-A-Key-Content").unwrap();
+    let e = open(&files(&bad), &schema)
+        .await
+        .expect_err("a key file without a key");
+    assert_eq!(e.kind(), StoreErrorKind::Invalid, "{e}");
+    let text = format!("{e} {e:?}");
+    assert!(
+        text.contains("sslkey") && text.contains(&bad.display().to_string()),
+        "{text}"
+    );
+    assert!(!text.contains("Sekret"), "{text}");
+}
+
+/// A server that does not offer TLS (it answers the SSLRequest with `N`, as one
+/// without `ssl=on` does): under require and verify-full an `Invalid` error, never a
+/// plain-text session; under prefer the client goes on in plain text (and this fake
+/// then hangs up).
+#[tokio::test]
+async fn a_server_without_tls_is_refused_under_require() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let startups = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = startups.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 8];
+                s.read_exact(&mut request).await.ok()?;
+                s.write_all(b"N").await.ok()?;
+                // Anything after `N` is a plain-text startup message.
+                let mut byte = [0u8; 1];
+                if s.read(&mut byte).await.ok()? > 0 {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                Some(())
+            });
+        }
+    });
+    for params in [
+        "sslmode=require".to_owned(),
+        format!("sslmode=verify-full&sslrootcert={}", ca()),
+    ] {
+        let url = format!("postgres://alice@{addr}/db?{params}");
+        let e = open(&url, &unique_schema("tls_none"))
+            .await
+            .expect_err("no TLS offered");
+        assert_eq!(e.kind(), StoreErrorKind::Invalid, "{params}: {e}");
+        assert!(e.to_string().contains("TLS"), "{e}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        startups.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing was sent in plain text"
+    );
 }

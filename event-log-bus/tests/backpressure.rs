@@ -206,3 +206,46 @@ async fn publish_wait_needs_a_backpressured_bus_with_a_persister() {
     ));
     assert!(bus.is_backpressured() && !lossy.is_backpressured());
 }
+
+/// A persister that fails while transitions it accepted still wait unread in its
+/// receiver: its error's counters account for every accepted one (received, not
+/// persisted: `pending_gap`), none vanishes with the receiver. On a current-thread
+/// runtime the persister first runs when the third `publish_wait` waits, so two are
+/// accepted and, with one entry per append, only the first is read before the
+/// refusal.
+#[tokio::test(flavor = "current_thread")]
+async fn a_failed_persister_accounts_for_every_accepted_transition() {
+    let config = EventLogConfig {
+        read_only: true,
+        ..EventLogConfig::default()
+    };
+    let log = Arc::new(
+        EventLog::open_with(MemStore::new(), key(1), config)
+            .await
+            .unwrap(),
+    );
+    let bus = TransitionBus::with_backpressure(2).unwrap();
+    let persister_config = PersisterConfig {
+        max_batch: 1,
+        ..Default::default()
+    };
+    let p = spawn_persister(bus.subscribe(), log, persister_config);
+    let accepted = Arc::new(AtomicU64::new(0));
+    let result = tokio::time::timeout(HANG, publisher(&bus, 0..10, &accepted))
+        .await
+        .expect("publish_wait fails instead of waiting for ever")
+        .unwrap();
+    assert!(
+        matches!(result, Err(PublishError::PersisterStopped(_))),
+        "{result:?}"
+    );
+    let accepted = accepted.load(Ordering::SeqCst);
+    match p.join().await {
+        Err(PersisterError::Refused { stats, .. }) => {
+            assert_eq!(stats.received, accepted, "{stats:?}");
+            assert_eq!(stats.pending_gap, accepted, "{stats:?}");
+            assert_eq!(stats.persisted, 0, "{stats:?}");
+        }
+        other => panic!("expected Refused, got {other:?}"),
+    }
+}

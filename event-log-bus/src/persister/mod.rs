@@ -19,6 +19,28 @@
 //! - every transition is stored with its [`Origin`] (this run, its logical id), so
 //!   the log itself says which ids of which run it holds.
 //!
+//! ## On a backpressured bus
+//!
+//! Spawned with a receiver of a bus built with
+//! [`TransitionBus::with_backpressure`], the persister holds the bus's window: it
+//! gives a slot back for every logical id once it is settled (stored, or inside a
+//! stored gap) and never earlier, so `publish_wait` waits while `capacity`
+//! transitions are unsettled and the persister cannot lag behind it. Then:
+//!
+//! - a failing store is retried past the [`RetryPolicy`] budget (the publishers wait
+//!   meanwhile): a batch is given up only on a shutdown, or on a conflict, which
+//!   stops the persister as on a lossy bus;
+//! - appends in doubt are completed by flushing the log every `max_backoff`, since
+//!   waiting publishers may never send the next append that would complete them;
+//! - the window closes when the persister stops — at a shutdown before its final
+//!   drain, and when it ends or fails — so waiting and later `publish_wait` calls
+//!   fail with [`PublishError::PersisterStopped`]; on a failure, what was accepted
+//!   and never read is counted in the error's `pending_gap` (and in the run record)
+//!   instead of vanishing with the receiver.
+//!
+//! [`TransitionBus::with_backpressure`]: crate::TransitionBus::with_backpressure
+//! [`PublishError::PersisterStopped`]: crate::PublishError::PersisterStopped
+//!
 //! ## Across crashes
 //!
 //! A crash (or `SIGKILL`) loses what the bus and the persister held and had not

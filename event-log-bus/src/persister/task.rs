@@ -115,6 +115,10 @@ impl<S: OpStore> Persister<S> {
             Err(e) => Err(e),
         };
         self.close_gate();
+        let result = match result {
+            Err(e) if self.gate.is_some() => Err(self.account_unread(e)),
+            r => r,
+        };
         self.finish(result.is_ok()).await;
         let closed = result?;
         let stats = self.counters.snapshot(self.run);
@@ -188,6 +192,27 @@ impl<S: OpStore> Persister<S> {
             self.persist(chunk).await?;
         }
         Ok(closed)
+    }
+
+    /// On a stop by an error while holding a backpressured bus's window (closed
+    /// now): what `publish_wait` accepted and this persister never read is counted
+    /// as received and given up (`pending_gap`), in the error's counters and in the
+    /// run record the next run's unclean-shutdown sentinel is drawn from, instead of
+    /// vanishing with the receiver.
+    fn account_unread(&mut self, mut error: PersisterError) -> PersisterError {
+        let mut chunk = Chunk::new(self.run, self.next);
+        while self.drain(&mut chunk) == Drained::Full {
+            self.give_up(&chunk);
+            chunk = Chunk::new(self.run, self.next);
+        }
+        self.give_up(&chunk);
+        self.update_gauges();
+        if let PersisterError::Conflict { stats, .. } | PersisterError::Refused { stats, .. } =
+            &mut error
+        {
+            **stats = self.counters.snapshot(self.run);
+        }
+        error
     }
 
     /// True if this persister holds a backpressured bus's window and appends in

@@ -147,6 +147,56 @@ fn file_path<'a>(url: &str, rest: &'a str) -> Result<&'a str, OpenError> {
     Ok(path)
 }
 
+/// The first bytes of a SQLite database file.
+#[cfg(any(feature = "sqlite", feature = "redb"))]
+const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
+/// The first bytes of a redb database file.
+#[cfg(any(feature = "sqlite", feature = "redb"))]
+const REDB_MAGIC: &[u8] = b"redb\x1a\x0a";
+
+/// Refuses, naming the fix, a path that names a directory, or a database file of the
+/// other embedded backend (a `redb://` URL on a SQLite file, or the reverse), before
+/// the backend would report it in its own terms. Anything else (a missing file, an
+/// unreadable one) is left to the backend.
+#[cfg(any(feature = "sqlite", feature = "redb"))]
+fn check_file_kind(url: &str, scheme: &str, path: &str) -> Result<(), OpenError> {
+    use std::io::Read;
+    let bad = |reason: String| OpenError::BadUrl {
+        url: redact_url(url),
+        reason,
+    };
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    if meta.is_dir() {
+        return Err(bad(format!(
+            "{path} is a directory: a {scheme}:// URL names the database file, for example \
+             {scheme}://{}/events.db",
+            path.trim_end_matches('/')
+        )));
+    }
+    let mut head = [0u8; 16];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let head = &head[..n];
+    let other = if head.starts_with(SQLITE_MAGIC) {
+        "sqlite"
+    } else if head.starts_with(REDB_MAGIC) {
+        "redb"
+    } else {
+        return Ok(());
+    };
+    if other == scheme {
+        return Ok(());
+    }
+    Err(bad(format!(
+        "{path} is a {} database, not a {} one: open it as {other}://{path}",
+        if other == "sqlite" { "SQLite" } else { "redb" },
+        if scheme == "sqlite" { "SQLite" } else { "redb" },
+    )))
+}
+
 #[cfg(any(feature = "sqlite", feature = "redb"))]
 fn unknown_param(url: &str, key: &str, known: &str) -> OpenError {
     OpenError::BadUrl {
@@ -248,6 +298,7 @@ async fn open_store_as(url: &str, mode: Mode) -> Result<(AnyStore, bool), OpenEr
             use event_log_sqlite::{Durability, SqliteConfig, SqliteStore};
             let (path, ps) = params(rest);
             let path = file_path(url, path)?;
+            check_file_kind(url, "sqlite", path)?;
             let mut config = SqliteConfig::default();
             let mut read_only = false;
             for (k, v) in ps {
@@ -273,6 +324,7 @@ async fn open_store_as(url: &str, mode: Mode) -> Result<(AnyStore, bool), OpenEr
             use event_log_redb::{RedbConfig, RedbStore};
             let (path, ps) = params(rest);
             let path = file_path(url, path)?;
+            check_file_kind(url, "redb", path)?;
             let mut read_only = false;
             for (k, v) in ps {
                 match k {

@@ -86,6 +86,63 @@ async fn bad_urls_are_typed_errors_naming_the_problem() {
     }
 }
 
+/// A directory, or the other embedded backend's file, is one clear error naming
+/// the fix, not the backend's I/O error codes; nothing is created or changed.
+#[cfg(all(feature = "sqlite", feature = "redb"))]
+#[tokio::test]
+async fn wrong_files_are_named_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let sqlite = format!("{d}/a.db");
+    let redb = format!("{d}/b.redb");
+    for url in [format!("sqlite://{sqlite}"), format!("redb://{redb}")] {
+        event_log::open(&url, keys::generate())
+            .await
+            .unwrap()
+            .close()
+            .await
+            .unwrap();
+    }
+    let before = (
+        std::fs::read(&sqlite).unwrap(),
+        std::fs::read(&redb).unwrap(),
+    );
+    let cases = [
+        (format!("sqlite://{d}"), "is a directory".to_owned()),
+        (format!("redb://{d}"), "is a directory".to_owned()),
+        (
+            format!("redb://{sqlite}"),
+            format!("open it as sqlite://{sqlite}"),
+        ),
+        (
+            format!("sqlite://{redb}"),
+            format!("open it as redb://{redb}"),
+        ),
+    ];
+    for (url, says) in cases {
+        for read_only in [false, true] {
+            let err = if read_only {
+                event_log::open_read_only(&url).await.err()
+            } else {
+                event_log::open(&url, keys::generate()).await.err()
+            }
+            .unwrap_or_else(|| panic!("{url} opened"));
+            assert!(matches!(err, OpenError::BadUrl { .. }), "{url}: {err:?}");
+            let text = err.to_string();
+            assert!(text.contains(&says), "{url}: {text}");
+            assert!(!text.contains("Error code"), "{url}: {text}");
+        }
+    }
+    assert_eq!(
+        (
+            std::fs::read(&sqlite).unwrap(),
+            std::fs::read(&redb).unwrap()
+        ),
+        before,
+        "nothing written"
+    );
+}
+
 #[test]
 fn key_files_round_trip_and_refuse_garbage() {
     let dir = tempfile::tempdir().unwrap();

@@ -206,7 +206,8 @@ impl TransitionBus {
             Ok(_) => Ok(seq.saturating_sub(lease.base)),
             Err(broadcast::error::SendError(t)) => {
                 // Not expected: the persister closes its lease before it drops its
-                // receiver. Handed back, not counted as sent.
+                // receiver. Counted as published and unheard, as `publish` does, and
+                // handed back.
                 self.counters.unheard.fetch_add(1, Ordering::Relaxed);
                 let t = Arc::try_unwrap(t).unwrap_or_else(|t| Transition::clone(&t));
                 Err(PublishError::PersisterStopped(Box::new(t)))

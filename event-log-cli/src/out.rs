@@ -1,7 +1,7 @@
 //! Writing results to stdout, where a closed pipe means "stop, success".
 //!
 //! `evlog show … | head -1` closes the pipe after one line; the next write fails
-//! with `BrokenPipe`. `println!` panics on it; [`line`] returns [`OutputError::Closed`]
+//! with `BrokenPipe`. `println!` panics on it; [`line()`] returns [`OutputError::Closed`]
 //! instead, which the command returns and `main` turns into a quiet exit 0.
 
 use std::fmt;

@@ -1,16 +1,12 @@
 //! `evlog append`: transitions as JSON lines on stdin, stored as one sled.
 
+mod common;
+
+use common::{evlog, json_lines};
+
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-
-fn evlog() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_evlog"));
-    for var in ["EVLOG_STORE", "EVLOG_FROM", "EVLOG_TO"] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
+use std::process::Stdio;
 
 /// Runs `evlog append` with `input` on stdin: (exit code, stdout, stderr).
 fn append(url: &str, key: &Path, extra: &[&str], input: &str) -> (i32, String, String) {
@@ -35,22 +31,6 @@ fn append(url: &str, key: &Path, extra: &[&str], input: &str) -> (i32, String, S
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn shown(url: &str) -> Vec<serde_json::Value> {
-    let out = evlog()
-        .args(["show", "--json", "--store", url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn keygen(key: &Path) {
@@ -121,4 +101,8 @@ fn a_missing_key_is_an_error_and_creates_nothing() {
     assert_ne!(code, 0);
     assert!(err.contains("missing.key"), "{err}");
     assert!(!db.exists(), "no store was created");
+}
+
+fn shown(url: &str) -> Vec<serde_json::Value> {
+    json_lines(evlog().args(["show", "--json", "--store", url]))
 }

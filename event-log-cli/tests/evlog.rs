@@ -1,19 +1,8 @@
 //! The `evlog` binary end to end: the demo, and verify on a tampered store.
 
-use std::process::Command;
+mod common;
 
-fn evlog() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_evlog"))
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let out = cmd.output().expect("evlog runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{evlog, run};
 
 /// `evlog demo` prints the timeline with the gap line and exits 0, and is re-runnable
 /// on the same store (events accumulate, ids continue).

@@ -2,25 +2,9 @@
 //! missing store from damage from refused ops: 0 ok, 2 usage, 3 store unreachable or
 //! missing, 4 damage found, 5 refused ops, 6 budget missed, 1 anything else.
 
-use std::process::Command;
+mod common;
 
-fn evlog() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_evlog"));
-    for var in ["EVLOG_STORE", "EVLOG_FROM", "EVLOG_TO"] {
-        cmd.env_remove(var);
-    }
-    cmd.env("EVLOG_LOG", "off");
-    cmd
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let out = cmd.output().expect("evlog runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{quiet as evlog, run};
 
 /// A usage error is clap's 2: no store given, an unknown flag.
 #[test]

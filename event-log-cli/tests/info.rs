@@ -1,14 +1,8 @@
 //! `evlog info`: a store's sleds, counts, heads, equivocations and damage.
 
-use std::process::Command;
+mod common;
 
-fn evlog() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_evlog"));
-    for var in ["EVLOG_STORE", "EVLOG_FROM", "EVLOG_TO"] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
+use common::evlog;
 
 #[test]
 fn info_summarises_sleds_counts_and_heads() {

@@ -1,34 +1,8 @@
 //! `--json` on the commands that print results: one JSON object per line.
 
-use std::process::Command;
+mod common;
 
-fn evlog() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_evlog"));
-    for var in ["EVLOG_STORE", "EVLOG_FROM", "EVLOG_TO"] {
-        cmd.env_remove(var);
-    }
-    cmd.env("EVLOG_LOG", "off");
-    cmd
-}
-
-/// Each line of stdout parsed as a JSON object.
-fn json_lines(cmd: &mut Command) -> Vec<serde_json::Value> {
-    let out = cmd.output().expect("evlog runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value =
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
-            assert!(v.is_object(), "{l}");
-            v
-        })
-        .collect()
-}
+use common::{json_lines, quiet as evlog};
 
 #[test]
 fn sync_json_reports_each_direction() {

@@ -3,19 +3,11 @@
 //!
 //! Needs a server: run with `scripts/test.sh -p event-log-cli --test read_only_postgres`.
 
-use std::process::Command;
+mod common;
 
-/// The test server, from `EVENT_LOG_TEST_PG_URL`. Never skips: a missing server is a
-/// failed run, not a green one.
-fn pg_url() -> String {
-    match std::env::var("EVENT_LOG_TEST_PG_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => panic!(
-            "EVENT_LOG_TEST_PG_URL is not set: run the tests with `scripts/test.sh` \
-             (it starts a throwaway PostgreSQL 15), or set it to a server you own"
-        ),
-    }
-}
+use common::pg_url;
+
+use std::process::Command;
 
 fn with_schema(schema: &str) -> String {
     let url = pg_url();

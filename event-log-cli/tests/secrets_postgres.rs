@@ -4,21 +4,13 @@
 //!
 //! Needs a server: run with `scripts/test.sh -p event-log-cli --test secrets_postgres`.
 
+mod common;
+
+use common::{SchemaGuard, pg_url};
+
 use std::process::Command;
 
 const PASSWORD: &str = "Pg5ecret@Part";
-
-/// The test server, from `EVENT_LOG_TEST_PG_URL`. Never skips: a missing server is a
-/// failed run, not a green one.
-fn pg_url() -> String {
-    match std::env::var("EVENT_LOG_TEST_PG_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => panic!(
-            "EVENT_LOG_TEST_PG_URL is not set: run the tests with `scripts/test.sh` \
-             (it starts a throwaway PostgreSQL 15), or set it to a server you own"
-        ),
-    }
-}
 
 /// `postgres://user@host/db` with `PASSWORD` (percent-encoded) and a fresh schema.
 fn url_with_password(schema: &str) -> String {
@@ -31,33 +23,6 @@ fn url_with_password(schema: &str) -> String {
     let sep = if host.contains('?') { '&' } else { '?' };
     let encoded = PASSWORD.replace('@', "%40");
     format!("{scheme}://{user}:{encoded}@{host}{sep}schema={schema}")
-}
-
-/// Drops the test schema when dropped.
-struct SchemaGuard(String);
-
-impl Drop for SchemaGuard {
-    fn drop(&mut self) {
-        let schema = self.0.clone();
-        let url = pg_url();
-        let done = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            rt.block_on(async {
-                use event_log::postgres::{PostgresConfig, PostgresStore};
-                let store = PostgresStore::open(&url, PostgresConfig::with_schema(&schema))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                store.drop_schema().await.map_err(|e| e.to_string())
-            })
-        })
-        .join();
-        if let Ok(Err(e)) = done {
-            eprintln!("warning: could not drop test schema {}: {e}", self.0);
-        }
-    }
 }
 
 fn run(cmd: &mut Command) -> (i32, String) {

@@ -1,13 +1,11 @@
 //! `evlog show --limit/--last/--reverse`, and `--story` keeping the sentinels of the
 //! sleds it shows.
 
-use std::process::Command;
+mod common;
 
-fn evlog() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_evlog"));
-    cmd.env_remove("EVLOG_STORE").env("EVLOG_LOG", "off");
-    cmd
-}
+use common::quiet as evlog;
+
+use std::process::Command;
 
 fn stdout(cmd: &mut Command) -> Vec<String> {
     let out = cmd.output().expect("evlog runs");

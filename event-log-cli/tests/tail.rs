@@ -1,27 +1,8 @@
 //! `evlog tail` filters: `--since`, `--sled`, `--story`.
 
-use std::process::Command;
+mod common;
 
-fn evlog() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_evlog"));
-    for var in ["EVLOG_STORE", "EVLOG_FROM", "EVLOG_TO"] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn json_lines(args: &[&str]) -> Vec<serde_json::Value> {
-    let out = evlog().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use common::{evlog, json_lines};
 
 #[test]
 fn tail_filters_by_story_sled_and_cursor() {
@@ -37,7 +18,7 @@ fn tail_filters_by_story_sled_and_cursor() {
                 .success()
         );
     }
-    let all = json_lines(&[
+    let all = json_lines(evlog().args([
         "tail",
         "--json",
         "--from-start",
@@ -45,10 +26,10 @@ fn tail_filters_by_story_sled_and_cursor() {
         "0",
         "--store",
         &url,
-    ]);
+    ]));
     assert_eq!(all.len(), 18);
     let sled = all[0]["sled_id"].as_str().unwrap().to_owned();
-    let mine = json_lines(&[
+    let mine = json_lines(evlog().args([
         "tail",
         "--json",
         "--from-start",
@@ -58,10 +39,10 @@ fn tail_filters_by_story_sled_and_cursor() {
         &sled[..8],
         "--store",
         &url,
-    ]);
+    ]));
     assert_eq!(mine.len(), 9);
     assert!(mine.iter().all(|e| e["sled_id"] == sled.as_str()));
-    let story = json_lines(&[
+    let story = json_lines(evlog().args([
         "tail",
         "--json",
         "--from-start",
@@ -71,7 +52,7 @@ fn tail_filters_by_story_sled_and_cursor() {
         "story-1",
         "--store",
         &url,
-    ]);
+    ]));
     assert!(!story.is_empty());
     assert!(
         story
@@ -82,7 +63,7 @@ fn tail_filters_by_story_sled_and_cursor() {
         story.iter().any(|e| e["entry"]["type"] == "gap"),
         "gaps stay in view"
     );
-    let since = json_lines(&[
+    let since = json_lines(evlog().args([
         "tail",
         "--json",
         "--for-secs",
@@ -91,7 +72,7 @@ fn tail_filters_by_story_sled_and_cursor() {
         &format!("{sled}=5"),
         "--store",
         &url,
-    ]);
+    ]));
     assert!(
         since
             .iter()

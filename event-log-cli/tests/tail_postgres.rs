@@ -3,52 +3,14 @@
 //!
 //! Needs a server: run with `scripts/test.sh -p event-log-cli --test tail_postgres`.
 
+mod common;
+
+use common::{SchemaGuard, evlog, pg_url};
+
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
-
-fn pg_url() -> String {
-    match std::env::var("EVENT_LOG_TEST_PG_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => panic!(
-            "EVENT_LOG_TEST_PG_URL is not set: run the tests with `scripts/test.sh` \
-             (it starts a throwaway PostgreSQL 15), or set it to a server you own"
-        ),
-    }
-}
-
-fn evlog() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_evlog"));
-    for var in ["EVLOG_STORE", "EVLOG_FROM", "EVLOG_TO"] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-/// Drops the test schema when dropped.
-struct SchemaGuard(String);
-
-impl Drop for SchemaGuard {
-    fn drop(&mut self) {
-        let (schema, url) = (self.0.clone(), pg_url());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                use event_log::postgres::{PostgresConfig, PostgresStore};
-                if let Ok(store) =
-                    PostgresStore::open(&url, PostgresConfig::with_schema(&schema)).await
-                {
-                    let _ = store.drop_schema().await;
-                }
-            })
-        })
-        .join();
-    }
-}
 
 #[test]
 fn tail_on_postgres_prints_commits_without_polling() {

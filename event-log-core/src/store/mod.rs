@@ -6,6 +6,8 @@
 //! [`crate::EventLog`] decodes and verifies on the way out, so a damaged row is caught
 //! there and reported as [`StoreError::Corrupt`].
 
+pub mod rules;
+
 use std::fmt;
 
 use async_trait::async_trait;
@@ -272,6 +274,7 @@ pub trait OpStore: Send + Sync + 'static {
     ///   non-evidence op fails the whole call with [`StoreError::Conflict`] and writes
     ///   nothing. Evidence ops (`evidence == true`) may share an `(author, seq)`.
     ///   Two non-evidence ops in one call with one `(author, seq)` also conflict.
+    ///   [`rules::plan_append`] applies these three rules for a backend.
     /// - **Order**: new ops get positions after every op already stored, in the order
     ///   of the slice. Callers hand ops in causal order, so load order is causal.
     async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError>;

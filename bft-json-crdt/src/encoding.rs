@@ -20,6 +20,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::ids::{AuthorId, OpId};
+use crate::layout::DEP_LEN;
 use crate::limits::Limits;
 use crate::rejected::DecodeError;
 
@@ -30,11 +31,7 @@ pub const VERSION: u8 = 1;
 /// with a hash of some other structure.
 pub const DOMAIN_TAG: &[u8] = b"bft-json-crdt/op/v1\0";
 
-/// Bytes of an encoding with no deps and an empty payload, signature included.
-pub const FIXED_LEN: usize = 1 + 32 + 8 + 8 + 4 + 4 + 64;
-
-/// Length of the trailing signature.
-pub const SIG_LEN: usize = 64;
+pub use crate::layout::{FIXED_LEN, SIG_LEN};
 
 /// The fields of an op as decoded, borrowed from the encoded bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +47,7 @@ pub struct Decoded<'a> {
     /// Range of the payload within the encoding.
     pub payload: std::ops::Range<usize>,
     /// Signature bytes.
-    pub sig: [u8; 64],
+    pub sig: [u8; SIG_LEN],
     /// The encoding without the signature (what the id hashes).
     pub unsigned: &'a [u8],
 }
@@ -66,7 +63,7 @@ pub fn encode_unsigned(
     deps: &[OpId],
     payload: &[u8],
 ) {
-    out.reserve(FIXED_LEN + 32 * deps.len() + payload.len());
+    out.reserve(FIXED_LEN + DEP_LEN * deps.len() + payload.len());
     out.push(VERSION);
     out.extend_from_slice(author.as_bytes());
     out.extend_from_slice(&seq.to_be_bytes());
@@ -122,16 +119,22 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Refuses `actual` above `limit` as [`DecodeError::TooLarge`] for `what`.
+fn at_most(what: &'static str, actual: usize, limit: usize) -> Result<(), DecodeError> {
+    if actual > limit {
+        return Err(DecodeError::TooLarge {
+            what,
+            limit,
+            actual,
+        });
+    }
+    Ok(())
+}
+
 /// Decodes a signed encoding, enforcing `limits` before allocating anything
 /// proportional to the input.
 pub fn decode<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Decoded<'a>, DecodeError> {
-    if bytes.len() > limits.max_encoded_len() {
-        return Err(DecodeError::TooLarge {
-            what: "op",
-            limit: limits.max_encoded_len(),
-            actual: bytes.len(),
-        });
-    }
+    at_most("op", bytes.len(), limits.max_encoded_len())?;
     let mut r = Reader { bytes, at: 0 };
     let version = r.array::<1>("version")?[0];
     if version != VERSION {
@@ -147,13 +150,7 @@ pub fn decode<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Decoded<'a>, Decod
         return Err(DecodeError::ZeroField("lamport"));
     }
     let n_deps = r.u32("n_deps")? as usize;
-    if n_deps > limits.max_deps {
-        return Err(DecodeError::TooLarge {
-            what: "deps",
-            limit: limits.max_deps,
-            actual: n_deps,
-        });
-    }
+    at_most("deps", n_deps, limits.max_deps)?;
     let mut deps = Vec::with_capacity(n_deps.min(bytes.len() / 32));
     for _ in 0..n_deps {
         let d = OpId(r.array("deps")?);
@@ -165,18 +162,12 @@ pub fn decode<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Decoded<'a>, Decod
         deps.push(d);
     }
     let len = r.u32("payload length")? as usize;
-    if len > limits.max_payload {
-        return Err(DecodeError::TooLarge {
-            what: "payload",
-            limit: limits.max_payload,
-            actual: len,
-        });
-    }
+    at_most("payload", len, limits.max_payload)?;
     let start = r.at;
     r.take(len, "payload")?;
     let payload = start..r.at;
     let unsigned_end = r.at;
-    let sig = r.array::<64>("signature")?;
+    let sig = r.array::<SIG_LEN>("signature")?;
     if r.at != bytes.len() {
         return Err(DecodeError::TrailingBytes {
             extra: bytes.len() - r.at,

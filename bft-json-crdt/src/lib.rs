@@ -18,9 +18,11 @@
 pub mod encoding;
 mod ids;
 mod keypair;
+mod layout;
 mod limits;
 mod membership;
 mod op;
+mod parallel;
 mod rejected;
 mod replica;
 mod verify;
@@ -30,16 +32,10 @@ pub use keypair::KeyPair;
 pub use limits::Limits;
 pub use membership::Membership;
 pub use op::{Draft, Op, RawOp, SignedOp, WrongKey};
+pub use parallel::cores;
 pub use rejected::{DecodeError, Rejected};
 pub use replica::{Delivery, Equivocation, Ingest, Outcome, ReadyOp, Replica, VersionVector};
 pub use verify::verify_batch;
-
-/// Cores this process may use, read once: `std::thread::available_parallelism`
-/// reads cgroup files on every call, too slow for a per-batch decision.
-pub fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
 
 /// Re-exported so users need not depend on `ed25519-dalek` to hold keys.
 pub use ed25519_dalek::{SigningKey, VerifyingKey};

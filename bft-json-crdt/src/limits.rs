@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::layout::{DEP_LEN, FIXED_LEN};
+
 /// Bounds on ops, on the replica's buffer of ops that wait for dependencies, and on
 /// the equivocation evidence it keeps.
 ///
@@ -45,8 +47,8 @@ impl Limits {
     ///
     /// Saturates instead of overflowing, so "unlimited" limits (`usize::MAX`) are fine.
     pub fn max_encoded_len(&self) -> usize {
-        crate::encoding::FIXED_LEN
-            .saturating_add(self.max_deps.saturating_mul(32))
+        FIXED_LEN
+            .saturating_add(self.max_deps.saturating_mul(DEP_LEN))
             .saturating_add(self.max_payload)
     }
 }

@@ -51,7 +51,7 @@ pub(crate) fn verify_one(op: &SignedOp) -> Result<(), Rejected> {
 /// ones are named and the good ones still accepted. Either path accepts exactly the
 /// same ops.
 pub fn verify_batch(ops: &[&SignedOp]) -> Vec<Result<(), Rejected>> {
-    let threads = crate::cores();
+    let threads = crate::parallel::cores();
     if threads > 1 && ops.len() >= MIN_PARALLEL {
         // Large batches (replay, sync) are split across the cores (rayon's pool, as
         // signing); each chunk is an independent batch, so the accepted set is the

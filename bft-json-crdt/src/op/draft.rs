@@ -1,44 +1,19 @@
-//! Ops: the unsigned draft ([`Op`]), the validated-encoding form ([`SignedOp`]) and
-//! the wire form a peer sends ([`RawOp`]).
-
-use std::fmt;
-use std::sync::Arc;
+//! Signing: [`Op`] → [`Draft`] (encoded and identified) → [`SignedOp`], one by one
+//! or many at once over rayon's threads.
 
 use ed25519_dalek::{Signer, SigningKey};
-use serde::{Deserialize, Serialize};
 
-use crate::encoding::{self, SIG_LEN};
+use super::signed::SignedOp;
+use super::unsigned::Op;
+use crate::encoding;
 use crate::ids::{AuthorId, OpId};
 use crate::keypair::KeyPair;
-use crate::limits::Limits;
-use crate::rejected::{DecodeError, Rejected};
-
-/// An op before it is signed. Build one, then [`Op::sign`] it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Op {
-    /// Author; [`Op::sign`] overwrites it with the signer's key.
-    pub author: AuthorId,
-    /// 1-based, contiguous per author.
-    pub seq: u64,
-    /// 1 + max lamport of the deps (1 with no deps).
-    pub lamport: u64,
-    /// Dependencies; sorted and de-duplicated when encoded.
-    pub deps: Vec<OpId>,
-    /// Opaque payload.
-    pub payload: Vec<u8>,
-}
 
 /// Fewest ops [`Draft::sign_all`] spreads over several cores: below it, handing the work
 /// to the pool costs more than it saves.
 const MIN_PARALLEL_SIGN: usize = 8;
 
 impl Op {
-    fn canonical(mut self) -> Self {
-        self.deps.sort_unstable();
-        self.deps.dedup();
-        self
-    }
-
     /// Signs the op with `key`. The author becomes the key's public key: the signer
     /// is the author, always.
     ///
@@ -71,25 +46,6 @@ impl Op {
         );
         let id = encoding::hash_unsigned(&bytes);
         Draft { op, bytes, id }
-    }
-
-    /// The id this op will have once signed by `author` (the hash does not cover the
-    /// signature, so a chain of ops can be linked before any of them is signed).
-    /// [`Op::draft`] computes it too, and keeps the encoding for signing.
-    pub fn id_for(&self, author: &AuthorId) -> OpId {
-        let mut deps = self.deps.clone();
-        deps.sort_unstable();
-        deps.dedup();
-        let mut bytes = Vec::new();
-        encoding::encode_unsigned(
-            &mut bytes,
-            author,
-            self.seq,
-            self.lamport,
-            &deps,
-            &self.payload,
-        );
-        encoding::hash_unsigned(&bytes)
     }
 
     /// Signs many ops with one key, spreading the signatures over the available
@@ -184,7 +140,7 @@ impl Draft {
     /// Helpers [`Draft::sign_all`] spawns besides the calling thread.
     fn helpers() -> usize {
         rayon::current_num_threads()
-            .min(crate::cores())
+            .min(crate::parallel::cores())
             .saturating_sub(1)
     }
 
@@ -251,175 +207,6 @@ impl Draft {
         let Draft { op, mut bytes, id } = self;
         bytes.extend_from_slice(&sig);
         SignedOp::from_parts(id, op, sig, bytes)
-    }
-}
-
-struct Inner {
-    id: OpId,
-    author: AuthorId,
-    seq: u64,
-    lamport: u64,
-    deps: Box<[OpId]>,
-    payload: std::ops::Range<usize>,
-    sig: [u8; 64],
-    bytes: Box<[u8]>,
-}
-
-/// A well-formed op with its recomputed id and its signature.
-///
-/// A `SignedOp` is always a canonical encoding whose id is the hash of its bytes;
-/// whether its signature and causal links are valid is what a [`crate::Replica`]
-/// checks. Cloning is cheap (shared).
-#[derive(Clone)]
-pub struct SignedOp(Arc<Inner>);
-
-impl SignedOp {
-    fn from_parts(id: OpId, op: Op, sig: [u8; 64], bytes: Vec<u8>) -> Self {
-        let payload_end = bytes.len() - SIG_LEN;
-        let payload = payload_end - op.payload.len()..payload_end;
-        SignedOp(Arc::new(Inner {
-            id,
-            author: op.author,
-            seq: op.seq,
-            lamport: op.lamport,
-            deps: op.deps.into_boxed_slice(),
-            payload,
-            sig,
-            bytes: bytes.into_boxed_slice(),
-        }))
-    }
-
-    /// Decodes a signed encoding and computes its id. Does not check the signature.
-    pub fn from_bytes(bytes: &[u8], limits: &Limits) -> Result<Self, DecodeError> {
-        let d = encoding::decode(bytes, limits)?;
-        let id = encoding::hash_unsigned(d.unsigned);
-        Ok(SignedOp(Arc::new(Inner {
-            id,
-            author: d.author,
-            seq: d.seq,
-            lamport: d.lamport,
-            deps: d.deps.into_boxed_slice(),
-            payload: d.payload,
-            sig: d.sig,
-            bytes: bytes.into(),
-        })))
-    }
-
-    /// The op id: the hash of the encoding without signature.
-    pub fn id(&self) -> OpId {
-        self.0.id
-    }
-    /// The author's public key.
-    pub fn author(&self) -> AuthorId {
-        self.0.author
-    }
-    /// 1-based per-author sequence number.
-    pub fn seq(&self) -> u64 {
-        self.0.seq
-    }
-    /// Lamport timestamp.
-    pub fn lamport(&self) -> u64 {
-        self.0.lamport
-    }
-    /// Dependencies, strictly ascending.
-    pub fn deps(&self) -> &[OpId] {
-        &self.0.deps
-    }
-    /// The payload.
-    pub fn payload(&self) -> &[u8] {
-        &self.0.bytes[self.0.payload.clone()]
-    }
-    /// The Ed25519 signature over the id.
-    pub fn signature(&self) -> &[u8; 64] {
-        &self.0.sig
-    }
-    /// The canonical signed encoding (what stores persist and peers exchange).
-    pub fn bytes(&self) -> &[u8] {
-        &self.0.bytes
-    }
-    /// The wire form: claimed id and bytes.
-    pub fn to_raw(&self) -> RawOp {
-        RawOp {
-            id: self.id(),
-            bytes: self.bytes().to_vec(),
-        }
-    }
-}
-
-impl PartialEq for SignedOp {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.id == other.0.id && self.0.sig == other.0.sig
-    }
-}
-impl Eq for SignedOp {}
-
-impl fmt::Debug for SignedOp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SignedOp")
-            .field("id", &self.0.id)
-            .field("author", &self.0.author)
-            .field("seq", &self.0.seq)
-            .field("lamport", &self.0.lamport)
-            .field("deps", &self.0.deps.len())
-            .field("payload_len", &self.0.payload.len())
-            .finish()
-    }
-}
-
-/// An op as it travels between sleds: the id the sender claims, and the bytes.
-///
-/// The receiver never trusts the id: [`RawOp::decode`] recomputes it and refuses a
-/// mismatch with [`Rejected::BadId`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RawOp {
-    /// The id the sender claims.
-    pub id: OpId,
-    /// The canonical signed encoding.
-    #[serde(with = "hex_bytes")]
-    pub bytes: Vec<u8>,
-}
-
-impl RawOp {
-    /// Decodes the bytes and checks the claimed id against the recomputed one.
-    pub fn decode(&self, limits: &Limits) -> Result<SignedOp, Rejected> {
-        Self::decode_claimed(self.id, &self.bytes, limits)
-    }
-
-    /// [`RawOp::decode`] for a claimed id and borrowed bytes (no copy of a `RawOp`).
-    pub fn decode_claimed(
-        claimed: OpId,
-        bytes: &[u8],
-        limits: &Limits,
-    ) -> Result<SignedOp, Rejected> {
-        let op = SignedOp::from_bytes(bytes, limits).map_err(|error| match error {
-            DecodeError::TooLarge { .. } => Rejected::OverLimits { claimed, error },
-            _ => Rejected::Malformed { claimed, error },
-        })?;
-        if op.id() != claimed {
-            return Err(Rejected::BadId {
-                claimed,
-                actual: op.id(),
-            });
-        }
-        Ok(op)
-    }
-}
-
-impl From<&SignedOp> for RawOp {
-    fn from(op: &SignedOp) -> Self {
-        op.to_raw()
-    }
-}
-
-mod hex_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(b))
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        hex::decode(s).map_err(serde::de::Error::custom)
     }
 }
 

@@ -34,16 +34,16 @@ impl State {
 
     /// Applies ops (already validated, persisted, in causal order) and indexes the
     /// entries that enter the view. Returns the events that became visible.
-    pub(crate) fn commit(&mut self, ops: Vec<(SignedOp, Entry)>) -> Vec<LoggedEvent> {
-        self.commit_with(ops, true)
+    pub(crate) fn apply(&mut self, ops: Vec<(SignedOp, Entry)>) -> Vec<LoggedEvent> {
+        self.apply_with(ops, true)
     }
 
-    /// [`State::commit`] without collecting the new events (replay has no listeners).
-    pub(crate) fn commit_quiet(&mut self, ops: Vec<(SignedOp, Entry)>) {
-        self.commit_with(ops, false);
+    /// [`State::apply`] without collecting the new events (replay has no listeners).
+    pub(crate) fn apply_quiet(&mut self, ops: Vec<(SignedOp, Entry)>) {
+        self.apply_with(ops, false);
     }
 
-    fn commit_with(&mut self, ops: Vec<(SignedOp, Entry)>, collect: bool) -> Vec<LoggedEvent> {
+    fn apply_with(&mut self, ops: Vec<(SignedOp, Entry)>, collect: bool) -> Vec<LoggedEvent> {
         let mut added = Vec::with_capacity(if collect { ops.len() } else { 0 });
         let mut touched: HashSet<SledId> = HashSet::new();
         for (op, entry) in ops {

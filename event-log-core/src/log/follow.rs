@@ -180,7 +180,7 @@ impl<S: OpStore> Sink for Live<'_, S> {
             }
         }
         let by_id: HashMap<OpId, &OpRecord> = rows.iter().map(|r| (r.id, r)).collect();
-        let _w = log.lock_writer().await;
+        let _w = log.lock_leader().await;
         let ingest = log.state.write().replica.ingest(ops);
         for d in &ingest.deliveries {
             let rec = by_id.get(&d.id).copied();
@@ -200,7 +200,7 @@ impl<S: OpStore> Sink for Live<'_, S> {
                 ));
             }
         }
-        log.persist_and_commit(ingest.ready, |id| by_id.contains_key(id))
+        log.persist_and_apply(ingest.ready, |id| by_id.contains_key(id))
             .await?;
         Ok(fed)
     }

@@ -165,12 +165,12 @@ impl<S: OpStore> EventLog<S> {
         Ok(report)
     }
 
-    /// Validates `ops` under the writer lock, persists the ready ones and applies
+    /// Validates `ops` under the leader lock, persists the ready ones and applies
     /// them; returns the replica's deliveries.
     async fn merge_ready(&self, ops: Vec<SignedOp>) -> Result<Vec<Delivery>> {
-        let _w = self.lock_writer().await;
+        let _w = self.lock_leader().await;
         let ingest = self.state.write().replica.ingest(ops);
-        self.persist_and_commit(ingest.ready, |_| false).await?;
+        self.persist_and_apply(ingest.ready, |_| false).await?;
         Ok(ingest.deliveries)
     }
 
@@ -178,7 +178,7 @@ impl<S: OpStore> EventLog<S> {
     /// does), in causal order and durably, then applies them all and announces
     /// their events. A read-only log persists nothing: ops not stored are dropped
     /// (a peer sends them again).
-    pub(crate) async fn persist_and_commit(
+    pub(crate) async fn persist_and_apply(
         &self,
         ready: Vec<ReadyOp>,
         stored: impl Fn(&OpId) -> bool,
@@ -208,7 +208,7 @@ impl<S: OpStore> EventLog<S> {
         if !records.is_empty() {
             self.store.append(&records).await?;
         }
-        let events = self.state.write().commit(ops);
+        let events = self.state.write().apply(ops);
         self.notify(&events);
         Ok(())
     }

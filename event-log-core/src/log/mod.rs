@@ -164,8 +164,10 @@ pub struct EventLog<S: OpStore> {
     /// Notified when a request joins `queue`, so a leader waiting on the store can
     /// sign it while the store works.
     queued: event_listener::Event,
-    writer: async_lock::Mutex<append::Writer>,
-    /// Tasks other than appenders waiting for `writer` (merges, catch-ups, flushes,
+    /// Held by whoever writes: the appender leading the pipeline, a merge, a
+    /// catch-up, a flush.
+    leader: async_lock::Mutex<append::LeaderState>,
+    /// Tasks other than appenders waiting for `leader` (merges, catch-ups, flushes,
     /// close): a leader hands the lock on as soon as one waits.
     others_waiting: std::sync::atomic::AtomicUsize,
     listeners: RwLock<Vec<Arc<dyn EventListener>>>,
@@ -217,9 +219,9 @@ impl<S: OpStore> EventLog<S> {
         self.listeners.write().push(listener);
     }
 
-    /// Takes the writer lock for work other than appending; a leader writing
+    /// Takes the leader lock for work other than appending; a leader writing
     /// appends hands it on at its next group instead of at the end of its budget.
-    async fn lock_writer(&self) -> async_lock::MutexGuard<'_, append::Writer> {
+    async fn lock_leader(&self) -> async_lock::MutexGuard<'_, append::LeaderState> {
         struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
@@ -228,7 +230,7 @@ impl<S: OpStore> EventLog<S> {
         }
         self.others_waiting.fetch_add(1, Ordering::Relaxed);
         let _waiting = Waiting(&self.others_waiting);
-        self.writer.lock().await
+        self.leader.lock().await
     }
 
     fn notify(&self, events: &[LoggedEvent]) {
@@ -295,7 +297,7 @@ impl<S: OpStore> EventLog<S> {
         {
             tracing::warn!(error = %e, "cannot make the sled's watermark durable at close");
         }
-        let _w = self.lock_writer().await;
+        let _w = self.lock_leader().await;
         self.store.close().await?;
         Ok(())
     }

@@ -113,7 +113,7 @@ impl<S: OpStore> EventLog<S> {
             state: RwLock::new(state),
             queue: Mutex::new(Vec::new()),
             queued: event_listener::Event::new(),
-            writer: async_lock::Mutex::new(append::Writer::default()),
+            leader: async_lock::Mutex::new(append::LeaderState::default()),
             others_waiting: Default::default(),
             listeners: RwLock::new(Vec::new()),
             counters: Counters::default(),

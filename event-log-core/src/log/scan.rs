@@ -133,7 +133,7 @@ impl Scan {
                 Err(kind) => self.damage.add(DamagedRow::of(*pos, rec, kind)),
             }
         }
-        self.state.commit_quiet(ops);
+        self.state.apply_quiet(ops);
     }
 
     /// Rows verified in full: decoded, then validated by the replica (signatures
@@ -250,7 +250,7 @@ impl Scan {
             self.damage.clear(&r.op.id());
             ready.push((r.op, entry));
         }
-        self.state.commit_quiet(ready);
+        self.state.apply_quiet(ready);
         fed
     }
 

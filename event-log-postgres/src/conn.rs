@@ -15,7 +15,7 @@ use std::time::Duration;
 use deadpool_postgres::{Object, Pool};
 use event_log_core::StoreError;
 
-use crate::error::{from_pool, is_connection_problem, timed_out};
+use crate::error::{from_pg, from_pool, is_connection_problem, timed_out};
 
 /// A pooled connection, discarded on drop unless [`Conn::done`] was called.
 pub(crate) struct Conn {
@@ -40,6 +40,27 @@ impl Conn {
     pub(crate) fn settle(self, e: &tokio_postgres::Error) {
         if !is_connection_problem(e) {
             self.done();
+        }
+    }
+
+    /// Settles the connection after the driver's `result` for the operation `what` on
+    /// `target`: back to the pool on success, else as [`Conn::settle`] says, and the
+    /// error mapped to a store error.
+    pub(crate) fn finish<T>(
+        self,
+        result: Result<T, tokio_postgres::Error>,
+        what: &str,
+        target: &str,
+    ) -> Result<T, StoreError> {
+        match result {
+            Ok(v) => {
+                self.done();
+                Ok(v)
+            }
+            Err(e) => {
+                self.settle(&e);
+                Err(from_pg(what, target, e))
+            }
         }
     }
 

@@ -130,15 +130,18 @@
 #![warn(missing_docs)]
 
 mod append;
+mod codec;
 mod config;
 mod conn;
 mod connect;
 mod error;
 pub mod follower;
+mod inner;
 pub mod notify;
 mod read;
 pub mod schema;
 mod settings;
+mod sql;
 mod store;
 mod teardown;
 mod tls;

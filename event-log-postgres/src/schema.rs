@@ -37,6 +37,7 @@ use deadpool_postgres::Object;
 use event_log_core::StoreError;
 use tracing::info;
 
+use crate::codec::col;
 use crate::config::quote_ident;
 use crate::error::from_pg;
 
@@ -149,7 +150,7 @@ pub(crate) async fn migrate(
         )
         .await
         .map_err(pg("reading the schema version"))?;
-    let current: i32 = crate::read::col(&row, 0, "schema_version")?;
+    let current: i32 = col(&row, 0, "schema_version")?;
     if current > SCHEMA_VERSION {
         return Err(StoreError::Invalid {
             message: format!(
@@ -189,7 +190,7 @@ pub(crate) async fn check_read_only(
         .query_one("SELECT to_regclass($1) IS NOT NULL", &[&t.version])
         .await
         .map_err(|e| from_pg("looking for the schema", target, e))?;
-    let exists: bool = crate::read::col(&row, 0, "schema lookup")?;
+    let exists: bool = col(&row, 0, "schema lookup")?;
     if !exists {
         return Err(StoreError::NotFound {
             what: format!("event-log schema {schema:?} on {target}"),
@@ -202,7 +203,7 @@ pub(crate) async fn check_read_only(
         )
         .await
         .map_err(|e| from_pg("reading the schema version", target, e))?;
-    let current: i32 = crate::read::col(&row, 0, "schema_version")?;
+    let current: i32 = col(&row, 0, "schema_version")?;
     match current.cmp(&SCHEMA_VERSION) {
         std::cmp::Ordering::Equal => Ok(()),
         std::cmp::Ordering::Less => Err(StoreError::Invalid {

@@ -1,10 +1,8 @@
 //! [`PostgresStore`]: opening, and the [`OpStore`] implementation (which delegates to
-//! the `append`, `read` and `notify` modules).
+//! the `append`, `read` and `notify` modules over the shared [`Inner`] state).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
 
 use async_trait::async_trait;
 use bft_json_crdt::{AuthorId, OpId, VersionVector};
@@ -12,105 +10,18 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use event_log_core::{OpKey, OpRecord, OpStore, Position, StoreError};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{NoTls, Socket};
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::append::AppendSql;
 use crate::config::{PostgresConfig, Recycling};
 use crate::conn::{Conn, bounded};
 use crate::connect::connector;
-use crate::error::from_pg;
+use crate::inner::{Inner, Lane};
 use crate::notify::{ListenTarget, Subscription};
-use crate::read::ReadSql;
 use crate::schema::{Tables, check_read_only, migrate};
 use crate::settings;
+use crate::sql::Sql;
 use crate::tls::SslMode;
-
-/// The statements of a store, written once at open for its schema.
-#[derive(Debug)]
-pub(crate) struct Sql {
-    pub append: AppendSql,
-    pub read: ReadSql,
-}
-
-struct Inner {
-    pool: Pool,
-    sql: Sql,
-    schema: String,
-    listen: Arc<ListenTarget>,
-    /// Appends in flight at once ([`OpStore::append_pipeline`]).
-    pipeline: usize,
-    /// Bound on every operation.
-    operation_timeout: Duration,
-    /// Bound on waiting for a sled's writer lock.
-    sled_lock_timeout: Duration,
-    read_only: bool,
-    /// The writer connection and the sleds whose locks it holds.
-    lane: tokio::sync::Mutex<Lane>,
-    /// Whether any sled was acquired (read without taking the lane).
-    holds_sleds: AtomicBool,
-}
-
-/// The writer connection: a session of its own, outside the pool, on which ordered
-/// appends are pipelined and which holds the session-level advisory lock of every
-/// sled acquired through this store. When it breaks, the next write connects again
-/// and takes the locks again (waiting, as [`OpStore::acquire_sled`] does, for a
-/// session that may hold them meanwhile).
-pub(crate) struct Writer {
-    pub(crate) client: deadpool_postgres::ClientWrapper,
-    /// Set when an operation on it was abandoned before its answer was read.
-    poisoned: AtomicBool,
-}
-
-impl Writer {
-    fn usable(&self) -> bool {
-        !self.client.is_closed() && !self.poisoned.load(Ordering::Acquire)
-    }
-
-    /// A guard poisoning the writer unless [`Busy::done`] is called.
-    pub(crate) fn busy(&self) -> Busy<'_> {
-        Busy {
-            writer: self,
-            done: false,
-        }
-    }
-}
-
-/// See [`Writer::busy`].
-pub(crate) struct Busy<'a> {
-    writer: &'a Writer,
-    done: bool,
-}
-
-impl Busy<'_> {
-    /// The answer was read: the connection is in a known state.
-    pub(crate) fn done(mut self) {
-        self.done = true;
-    }
-}
-
-impl Drop for Busy<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.writer.poisoned.store(true, Ordering::Release);
-        }
-    }
-}
-
-/// The writer and the sleds it must hold.
-#[derive(Default)]
-pub(crate) struct Lane {
-    writer: Option<Arc<Writer>>,
-    sleds: BTreeSet<AuthorId>,
-}
-
-impl Lane {
-    /// Forgets `writer` if it is the current one.
-    pub(crate) fn forget(&mut self, writer: &Arc<Writer>) {
-        if self.writer.as_ref().is_some_and(|w| Arc::ptr_eq(w, writer)) {
-            self.writer = None;
-        }
-    }
-}
+use crate::{append, read};
 
 /// An [`OpStore`] on PostgreSQL. Cheap to clone: clones share one connection pool.
 ///
@@ -248,10 +159,7 @@ impl PostgresStore {
             read_only = config.read_only,
             "opened PostgreSQL op store"
         );
-        let sql = Sql {
-            append: AppendSql::new(&tables, &config.schema, config.notify),
-            read: ReadSql::new(&tables),
-        };
+        let sql = Sql::new(&tables, &config.schema, config.notify);
         let listen = Arc::new(ListenTarget {
             connector: connector(tls),
             pg_config,
@@ -299,23 +207,12 @@ impl PostgresStore {
     /// Fails with `Unavailable` if listening does not start within
     /// [`PostgresConfig::operation_timeout`].
     pub async fn subscribe(&self) -> Result<Subscription, StoreError> {
-        self.bounded(
-            "starting to listen",
-            crate::notify::subscribe(self.inner.listen.clone()),
-        )
-        .await
-    }
-
-    pub(crate) fn pool(&self) -> &Pool {
-        &self.inner.pool
-    }
-
-    pub(crate) fn sql(&self) -> &Sql {
-        &self.inner.sql
-    }
-
-    pub(crate) fn lane(&self) -> &tokio::sync::Mutex<Lane> {
-        &self.inner.lane
+        self.inner
+            .bounded(
+                "starting to listen",
+                crate::notify::subscribe(self.inner.listen.clone()),
+            )
+            .await
     }
 
     /// True if the store was opened read-only.
@@ -323,102 +220,23 @@ impl PostgresStore {
         self.inner.read_only
     }
 
-    /// `op` within [`PostgresConfig::operation_timeout`].
-    pub(crate) async fn bounded<T>(
-        &self,
-        what: &str,
-        op: impl std::future::Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        bounded(what, self.redacted_url(), self.inner.operation_timeout, op).await
+    /// Inserts rows with no checks, no conflict handling and no notification: a
+    /// baseline for benchmarks ("how fast can this server take these rows at all").
+    /// Fails on any duplicate. Not part of the store's contract.
+    #[doc(hidden)]
+    pub async fn raw_insert_rows(&self, ops: &[OpRecord]) -> Result<u64, StoreError> {
+        append::raw(&self.inner, ops).await
     }
 
-    /// `Invalid` for a write on a read-only store.
-    pub(crate) fn refuse_if_read_only(&self, what: &str) -> Result<(), StoreError> {
-        if self.inner.read_only {
-            return Err(StoreError::Invalid {
-                message: format!(
-                    "{what} on {}: the store was opened read-only (mode=ro)",
-                    self.redacted_url()
-                ),
-            });
-        }
-        Ok(())
-    }
-
-    /// True once a sled was acquired: writes then go over the writer session.
-    pub(crate) async fn holds_sleds(&self) -> bool {
-        self.inner.holds_sleds.load(Ordering::Acquire)
-    }
-
-    /// The writer connection, connecting (and taking the sleds' locks) if there is
-    /// none or it broke.
-    pub(crate) async fn writer(&self, lane: &mut Lane) -> Result<Arc<Writer>, StoreError> {
-        if let Some(w) = lane.writer.as_ref().filter(|w| w.usable()) {
-            return Ok(w.clone());
-        }
-        lane.writer = None;
-        let target = self.redacted_url();
-        let client = Conn::get(self.pool(), "connecting the writer", target)
-            .await?
-            .detach();
-        let writer = Arc::new(Writer {
-            client,
-            poisoned: AtomicBool::new(false),
-        });
-        for sled in &lane.sleds {
-            self.lock_sled(&writer, sled).await?;
-        }
-        lane.writer = Some(writer.clone());
-        Ok(writer)
-    }
-
-    /// Takes `sled`'s writer lock on `writer`'s session, waiting at most
-    /// [`PostgresConfig::sled_lock_timeout`] for another session to release it.
-    async fn lock_sled(&self, writer: &Writer, sled: &AuthorId) -> Result<(), StoreError> {
-        let target = self.redacted_url();
-        let key = format!("event-log sled {} {sled}", self.inner.schema);
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(20);
-        let mut warned = false;
-        loop {
-            let row = writer
-                .client
-                .query_one(
-                    "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                    &[&key],
-                )
-                .await
-                .map_err(|e| from_pg("taking the sled writer lock", target, e))?;
-            if crate::read::col::<bool>(&row, 0, "sled lock")? {
-                return Ok(());
-            }
-            let waited = started.elapsed();
-            if waited >= self.inner.sled_lock_timeout {
-                return Err(StoreError::Unavailable {
-                    message: format!(
-                        "taking the writer lock of sled {sled} on {target}: another session \
-                         still holds it after {waited:?} (another process writing as this \
-                         sled, or a previous one the server has not seen end yet; \
-                         sled_lock_timeout {:?})",
-                        self.inner.sled_lock_timeout
-                    ),
-                    source: None,
-                });
-            }
-            if !warned && waited >= Duration::from_secs(1) {
-                warn!(%sled, server = %target, "waiting for another session to release the sled's writer lock");
-                warned = true;
-            }
-            tokio::time::sleep(pause.min(self.inner.sled_lock_timeout - waited)).await;
-            pause = (pause * 2).min(Duration::from_millis(500));
-        }
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.inner.pool
     }
 }
 
 #[async_trait]
 impl OpStore for PostgresStore {
     async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
-        self.append_batch(ops).await
+        append::batch(&self.inner, ops).await
     }
 
     fn append_pipeline(&self) -> usize {
@@ -428,7 +246,7 @@ impl OpStore for PostgresStore {
     /// Runs on the store's one ordered-append connection, in call order; the op
     /// `after` is looked up in the same statement that inserts.
     async fn append_after(&self, after: Option<&OpId>, ops: &[OpRecord]) -> Result<(), StoreError> {
-        self.append_ordered(after, ops).await
+        append::ordered(&self.inner, after, ops).await
     }
 
     async fn load(
@@ -436,24 +254,24 @@ impl OpStore for PostgresStore {
         after: Position,
         limit: usize,
     ) -> Result<Vec<(Position, OpRecord)>, StoreError> {
-        self.load_after(after, limit).await
+        read::load(&self.inner, after, limit).await
     }
 
     async fn since(&self, vv: &VersionVector, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
-        self.since_vv(vv, limit).await
+        read::since(&self.inner, vv, limit).await
     }
 
     async fn heads(&self) -> Result<VersionVector, StoreError> {
-        self.heads_vv().await
+        read::heads(&self.inner).await
     }
 
     async fn get(&self, id: &OpId) -> Result<Option<OpRecord>, StoreError> {
-        self.get_by_id(id).await
+        read::get(&self.inner, id).await
     }
 
     /// From the partial index on evidence rows.
     async fn evidence(&self) -> Result<Vec<OpKey>, StoreError> {
-        self.evidence_keys().await
+        read::evidence(&self.inner).await
     }
 
     /// Takes the sled's writer lock: a session-level advisory lock held by the
@@ -462,64 +280,27 @@ impl OpStore for PostgresStore {
     /// previous process whose last statement may still be running), then fails with
     /// `Unavailable`. A read-only store takes no lock.
     async fn acquire_sled(&self, sled: &AuthorId) -> Result<(), StoreError> {
-        if self.inner.read_only {
-            return Ok(());
-        }
-        let wait = self.inner.sled_lock_timeout + self.inner.operation_timeout;
-        bounded(
-            "taking the sled writer lock",
-            self.redacted_url(),
-            wait,
-            async {
-                let mut lane = self.lane().lock().await;
-                if lane.sleds.contains(sled) {
-                    return Ok(());
-                }
-                let fresh = lane.writer.as_ref().is_none_or(|w| !w.usable());
-                lane.sleds.insert(*sled);
-                let result = if fresh {
-                    // Connecting takes every lock in `sleds`, this one included.
-                    self.writer(&mut lane).await.map(|_| ())
-                } else {
-                    let writer = self.writer(&mut lane).await?;
-                    self.lock_sled(&writer, sled).await
-                };
-                if result.is_err() {
-                    lane.sleds.remove(sled);
-                    if fresh {
-                        lane.writer = None;
-                    }
-                } else {
-                    self.inner.holds_sleds.store(true, Ordering::Release);
-                }
-                result
-            },
-        )
-        .await
+        self.inner.acquire_sled(sled).await
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
-        self.count_ops().await
+        read::count(&self.inner).await
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.get_meta_value(key).await
+        read::get_meta(&self.inner, key).await
     }
 
     async fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.refuse_if_read_only("writing a meta value")?;
-        self.put_meta_value(key, value).await
+        self.inner.refuse_if_read_only("writing a meta value")?;
+        read::put_meta(&self.inner, key, value).await
     }
 
     /// Closes the pool and the writer session (releasing the sleds' locks): later
     /// calls on this store (and its clones) fail with `Unavailable`. Subscriptions
     /// keep their own connections.
     async fn close(&self) -> Result<(), StoreError> {
-        {
-            let mut lane = self.inner.lane.lock().await;
-            lane.writer = None;
-            lane.sleds.clear();
-        }
+        self.inner.lane.lock().await.clear();
         self.inner.pool.close();
         Ok(())
     }

@@ -76,6 +76,19 @@ pub fn op_at(key: &SigningKey, seq: u64, prev: Option<&SignedOp>, salt: u64) -> 
     .sign(key)
 }
 
+/// A first op (no deps) by `key` at `seq` with any payload bytes, valid entry or
+/// not.
+pub fn op_with(key: &SigningKey, seq: u64, payload: &[u8]) -> SignedOp {
+    Op {
+        author: Default::default(),
+        seq,
+        lamport: 1,
+        deps: Vec::new(),
+        payload: payload.to_vec(),
+    }
+    .sign(key)
+}
+
 /// Records for ops (none evidence).
 pub fn records(ops: &[SignedOp]) -> Vec<OpRecord> {
     ops.iter().map(|o| OpRecord::new(o, false)).collect()

@@ -1,7 +1,9 @@
-//! What a backend implements to run the suite.
+//! What a backend implements to run the suite, and the setup steps scenarios share.
 
 use async_trait::async_trait;
-use event_log_core::{OpStore, StoreError};
+use event_log_core::{EventLog, OpStore, Position, SigningKey, StoreError};
+
+use crate::failure::Context;
 
 /// Creates fresh store locations and opens stores at them.
 ///
@@ -23,4 +25,69 @@ pub trait StoreHarness: Send + Sync + 'static {
     /// Opens (or reopens) the store at `location`. A previous store at the same
     /// location has been dropped (without `close` in some scenarios) before this call.
     async fn open(&self, location: &Self::Location) -> Result<Self::Store, StoreError>;
+
+    /// Optional: damages the stored row at `position` behind the store's back (a
+    /// column edited by hand, a record overwritten), in the backend's way number
+    /// `variant` (0, 1, 2, ...), and says what the store must report. The store at
+    /// `location` has been closed and dropped before the call.
+    ///
+    /// `Ok(None)` when the backend has no such way: the default, for stores that
+    /// cannot be damaged from outside (then `damaged_row_is_corrupt` checks nothing).
+    async fn damage_row(
+        &self,
+        location: &Self::Location,
+        position: Position,
+        variant: usize,
+    ) -> Result<Option<Damage>, StoreError> {
+        let _ = (location, position, variant);
+        Ok(None)
+    }
+}
+
+/// What [`StoreHarness::damage_row`] did, for the scenario to check the store's
+/// answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Damage {
+    /// Text the `Corrupt` error of `load` must contain besides the position (the
+    /// damaged column's name, say), or `""`.
+    pub names: &'static str,
+    /// `get` of the damaged op and `since` meet the damage too (`false` when it
+    /// hides the row from them, as a damaged id does).
+    pub every_reader: bool,
+}
+
+/// A fresh location, its guard, and a store opened there.
+pub async fn fresh_store<H: StoreHarness>(
+    h: &H,
+) -> Result<(H::Guard, H::Location, H::Store), String> {
+    let (guard, location) = h.create().await.ctx("create")?;
+    let store = h.open(&location).await.ctx("open")?;
+    Ok((guard, location, store))
+}
+
+/// An `EventLog` signed by `key` over a new store handle at `location`.
+pub async fn open_log<H: StoreHarness>(
+    h: &H,
+    location: &H::Location,
+    key: SigningKey,
+) -> Result<EventLog<H::Store>, String> {
+    let store = h.open(location).await.ctx("open")?;
+    EventLog::open(store, key).await.ctx("open log")
+}
+
+/// A fresh location, its guard, and an `EventLog` signed by `key` over it.
+pub async fn fresh_log<H: StoreHarness>(
+    h: &H,
+    key: SigningKey,
+) -> Result<(H::Guard, H::Location, EventLog<H::Store>), String> {
+    let (guard, location) = h.create().await.ctx("create")?;
+    let log = open_log(h, &location, key).await?;
+    Ok((guard, location, log))
+}
+
+/// Closes `log` and drops it (and its store handle), as a clean shutdown does.
+pub async fn close_log<S: OpStore>(log: EventLog<S>) -> Result<(), String> {
+    log.close().await.ctx("close")?;
+    drop(log);
+    Ok(())
 }

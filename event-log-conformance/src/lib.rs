@@ -25,7 +25,7 @@ pub mod scenarios;
 
 pub use event_log_core::OpStore;
 pub use failure::Failure;
-pub use harness::StoreHarness;
+pub use harness::{Damage, StoreHarness};
 
 /// Runs one scenario on a fresh two-worker tokio runtime.
 pub fn run<H: StoreHarness>(
@@ -78,7 +78,14 @@ macro_rules! store_tests {
             idempotent_retries,
             dropped_append_withdrawn,
             rolled_back_store_never_resigns,
-            truncated_tail_detected
+            truncated_tail_detected,
+            concurrent_store_appenders,
+            group_conflict_fails_alone,
+            reads_match_the_reference,
+            evidence_matches_the_reference,
+            damaged_row_is_corrupt,
+            odd_payloads_round_trip,
+            close_then_reopen_keeps_everything
         );
     };
 }

@@ -2,11 +2,16 @@
 
 use std::path::PathBuf;
 
+mod common;
+
 use async_trait::async_trait;
-use event_log_conformance::StoreHarness;
-use event_log_core::{OpStore, StoreError};
+use event_log_conformance::{Damage, StoreHarness};
+use event_log_core::{OpStore, Position, StoreError};
 use event_log_redb::{RedbConfig, RedbStore};
 use tempfile::TempDir;
+
+/// Records a damaged row is overwritten with: garbage, a truncated record, nothing.
+const DAMAGE: [&[u8]; 3] = [b"garbage", &[1, 0, 7], &[]];
 
 /// Stores in a file inside a fresh temp dir; the dir is the guard.
 struct RedbHarness;
@@ -25,6 +30,22 @@ impl StoreHarness for RedbHarness {
 
     async fn open(&self, location: &PathBuf) -> Result<RedbStore, StoreError> {
         RedbStore::open(location, RedbConfig::default()).await
+    }
+
+    async fn damage_row(
+        &self,
+        location: &PathBuf,
+        position: Position,
+        variant: usize,
+    ) -> Result<Option<Damage>, StoreError> {
+        let Some(value) = DAMAGE.get(variant) else {
+            return Ok(None);
+        };
+        common::overwrite(location, position.0, value);
+        Ok(Some(Damage {
+            names: "",
+            every_reader: true,
+        }))
     }
 }
 

@@ -1,12 +1,28 @@
 //! The shared conformance suite, run against `SqliteStore`.
 
+mod common;
+
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use event_log_conformance::StoreHarness;
-use event_log_core::{OpRecord, OpStore, StoreError};
+use event_log_conformance::{Damage, StoreHarness};
+use event_log_core::{OpRecord, OpStore, Position, StoreError};
 use event_log_sqlite::SqliteStore;
 use tempfile::TempDir;
+
+/// The ways a row is damaged by hand: a column set to a value of the wrong type or
+/// size, the column the error must name, and whether `get` and `since` meet it.
+const DAMAGE: [(&str, &str, bool); 9] = [
+    ("payload = x'ff00'", "column payload", true),
+    ("author = x'0102'", "column author", true),
+    ("seq = 'x'", "column seq", true),
+    ("evidence = 'yes'", "column evidence", true),
+    ("seq = -4", "column seq", false),
+    ("evidence = 2", "column evidence", false),
+    ("bytes = 'text'", "column bytes", false),
+    ("id = 42", "column id", false),
+    ("id = x'00'", "column id", false),
+];
 
 /// Stores in a database file inside a fresh temp dir; the dir is the guard.
 pub struct SqliteHarness;
@@ -26,6 +42,26 @@ impl StoreHarness for SqliteHarness {
 
     async fn open(&self, location: &PathBuf) -> Result<SqliteStore, StoreError> {
         SqliteStore::open_default(location).await
+    }
+
+    async fn damage_row(
+        &self,
+        location: &PathBuf,
+        position: Position,
+        variant: usize,
+    ) -> Result<Option<Damage>, StoreError> {
+        let Some(&(set, names, every_reader)) = DAMAGE.get(variant) else {
+            return Ok(None);
+        };
+        let update = format!("UPDATE ops SET {set} WHERE position = {}", position.0);
+        let changed = common::raw(location)
+            .execute(&update, [])
+            .map_err(|e| StoreError::unavailable("damage a row", e))?;
+        assert_eq!(changed, 1, "{update}");
+        Ok(Some(Damage {
+            names,
+            every_reader,
+        }))
     }
 }
 

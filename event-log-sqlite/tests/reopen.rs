@@ -1,44 +1,11 @@
-//! Opening, reopening, closing, and the schema.
+//! Opening and the schema. (Reopening after `close` or a drop, and calls after
+//! `close`, are the conformance scenario `close_then_reopen_keeps_everything`.)
 
 mod common;
 
 use common::*;
-use event_log_core::{OpStore, Position, StoreError, StoreErrorKind};
+use event_log_core::{OpStore, StoreErrorKind};
 use event_log_sqlite::{Durability, SCHEMA_VERSION, SqliteConfig, SqliteStore};
-
-/// Everything appended is there, in order, after `close` and reopen.
-#[tokio::test]
-async fn reopen_keeps_everything() {
-    let (_dir, path, store) = fresh().await;
-    let ops = chain(1, 10);
-    store.append(&ops[..6]).await.unwrap();
-    store.append(&ops[6..]).await.unwrap();
-    store.append(&[evidence(1, 3, "fork")]).await.unwrap();
-    let before = all(&store).await;
-    store.close().await.unwrap();
-    let store = SqliteStore::open_default(&path).await.unwrap();
-    assert_eq!(all(&store).await, before);
-    // New appends continue after the old positions.
-    store.append(&chain(2, 1)).await.unwrap();
-    assert_eq!(
-        store.load(Position(11), 10).await.unwrap()[0].0,
-        Position(12)
-    );
-}
-
-/// Dropping a store without `close` loses nothing, and the file reopens at once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drop_without_close_loses_nothing() {
-    let (_dir, path, store) = fresh().await;
-    let ops = chain(1, 20);
-    for op in &ops {
-        store.append(std::slice::from_ref(op)).await.unwrap();
-    }
-    drop(store);
-    let store = SqliteStore::open_default(&path).await.unwrap();
-    let loaded: Vec<_> = all(&store).await.into_iter().map(|(_, r)| r).collect();
-    assert_eq!(loaded, ops);
-}
 
 /// The file has a `schema_version` table at the current version, the `ops` table
 /// with readable JSON payloads, and runs in WAL mode.
@@ -127,19 +94,6 @@ async fn bad_config_is_invalid() {
         let err = SqliteStore::open(&path, config).await.unwrap_err();
         assert_eq!(err.kind(), StoreErrorKind::Invalid);
     }
-}
-
-/// After `close`, calls fail with `Unavailable`; `close` again is fine.
-#[tokio::test]
-async fn calls_after_close_are_unavailable() {
-    let (_dir, _path, store) = fresh().await;
-    store.append(&chain(1, 2)).await.unwrap();
-    store.close().await.unwrap();
-    store.close().await.unwrap();
-    let err = store.append(&chain(2, 1)).await.unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
-    let err = store.count().await.unwrap_err();
-    assert_eq!(err.kind(), StoreErrorKind::Unavailable);
 }
 
 /// `Durability::Normal` stores and reopens the same way.

@@ -6,8 +6,12 @@ mod bad_input;
 mod bus_lag;
 mod concurrency;
 mod convergence;
+mod corrupt;
+mod group;
+mod lifecycle;
 mod ordered;
 mod pagination;
+mod reference;
 mod reliability;
 mod restart;
 mod store_level;
@@ -16,8 +20,14 @@ pub use bad_input::bad_input_rejected;
 pub use bus_lag::bus_lag;
 pub use concurrency::concurrent_appenders;
 pub use convergence::multi_sled_convergence;
+pub use corrupt::damaged_row_is_corrupt;
+pub use group::{
+    concurrent_appends, concurrent_store_appenders, conflicting_group, group_conflict_fails_alone,
+};
+pub use lifecycle::{close_then_reopen_keeps_everything, odd_payloads_round_trip};
 pub use ordered::ordered_append;
 pub use pagination::pagination;
+pub use reference::{evidence_matches_the_reference, reads_match_the_reference};
 pub use reliability::*;
 pub use restart::restart_programs;
 pub use store_level::{

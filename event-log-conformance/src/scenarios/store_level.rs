@@ -70,7 +70,7 @@ pub fn round_trip<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Failure> {
 }
 
 /// Re-appending known ops, alone or mixed with new ones, changes nothing but adds
-/// the new ones after everything else.
+/// the new ones after everything else; an op twice in one call is stored once.
 pub fn idempotent_append<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Failure> {
     let strat = (2u64..16, any::<prop::sample::Index>(), any::<bool>());
     prop("idempotent_append", 32, strat, |(n, cut, mixed)| {
@@ -102,6 +102,11 @@ pub fn idempotent_append<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Fai
                 "known rows (positions included) unchanged"
             );
             ensure_eq!(store.count().await.ctx("count")?, n, "count");
+            // A new op twice in one call is stored once.
+            let extra = records(&chain(&key(2), 1, &[]));
+            let twice = [extra[0].clone(), extra[0].clone()];
+            store.append(&twice).await.ctx("an op twice in one call")?;
+            ensure_eq!(store.count().await.ctx("count")?, n + 1, "count");
             Ok(())
         })
     })
@@ -158,10 +163,12 @@ async fn conflict_case<H: StoreHarness>(h: &H) -> Check {
     let b = key(3);
     let x = op_at(&b, 1, None, 3);
     let y = op_at(&b, 1, None, 4);
-    let r = store.append(&records(&[x, y])).await;
+    let r = store.append(&records(&[x.clone(), y.clone()])).await;
     ensure!(
-        matches!(r, Err(StoreError::Conflict { .. })),
-        "two primaries at one seq in one batch: expected Conflict, found {r:?}"
+        matches!(r, Err(StoreError::Conflict { existing, incoming, .. })
+            if existing == x.id() && incoming == y.id()),
+        "two primaries at one seq in one batch: expected a Conflict naming the first as \
+         existing, the second as incoming, found {r:?}"
     );
     ensure!(
         load_all(&store, 100).await.ctx("load")? == before,
@@ -176,6 +183,13 @@ async fn conflict_case<H: StoreHarness>(h: &H) -> Check {
     let after = load_all(&store, 100).await.ctx("load")?;
     ensure_eq!(after.len(), 2, "evidence op stored beside the primary");
     ensure!(after[1].1.evidence, "evidence flag kept");
+    // A primary op on that seq still conflicts with the primary one.
+    let third = op_at(&a, 1, None, 5);
+    let r = store.append(&records(&[third])).await;
+    ensure!(
+        matches!(r, Err(StoreError::Conflict { existing, .. }) if existing == first.id()),
+        "a primary op beside evidence still conflicts with the primary: {r:?}"
+    );
     // And the good ops of the refused batch can be appended alone.
     store
         .append(&records(&other))

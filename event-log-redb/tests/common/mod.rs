@@ -39,6 +39,20 @@ pub async fn open(path: &Path) -> RedbStore {
         .expect("open store")
 }
 
+/// The `ops` table as the crate docs define it: position → record bytes.
+pub const OPS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("ops");
+
+/// Overwrites the record at `position` through redb directly (the store is closed).
+pub fn overwrite(path: &Path, position: u64, value: &[u8]) {
+    let db = redb::Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(OPS)
+        .unwrap()
+        .insert(position, value)
+        .unwrap();
+    txn.commit().unwrap();
+}
+
 /// Every op of a store, in append order.
 pub async fn all(store: &impl OpStore) -> Vec<(Position, OpRecord)> {
     store.load(Position::START, usize::MAX).await.expect("load")

@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 use bft_json_crdt::{AuthorId, OpId, Outcome, Rejected, VersionVector};
 
 use super::EventLog;
-use super::scan::decode_record;
+use super::decode::decode_record;
 use crate::damage::DamagedRow;
 use crate::error::Result;
 use crate::store::{OpRecord, OpStore, Position};

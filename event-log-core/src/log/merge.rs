@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use bft_json_crdt::{Delivery, OpId, Outcome, RawOp, ReadyOp, Rejected, SignedOp};
 
 use super::EventLog;
-use super::scan::parse_entry;
+use super::decode::parse_entry;
 use crate::error::{Error, Result};
 use crate::store::{OpRecord, OpStore, StoreError};
 

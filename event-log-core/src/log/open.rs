@@ -3,8 +3,9 @@
 use bft_json_crdt::SigningKey;
 use parking_lot::{Mutex, RwLock};
 
+use super::decode::decode_record;
 use super::follow::pull;
-use super::scan::{Scan, ScanSink, decode_record};
+use super::scan::{Scan, ScanSink};
 use super::{Counters, EventLog, EventLogConfig, OpenStats, append};
 use crate::checkpoint::{self, Chain, Checkpoint};
 use crate::damage::{DamagedRow, MissingOps};

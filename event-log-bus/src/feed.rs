@@ -20,10 +20,7 @@ use tokio::sync::broadcast;
 use crate::bus::check_capacity;
 use crate::error::BusError;
 use crate::filter::EventFilter;
-use crate::subscription::Subscription;
-
-/// What the feed's broadcast carries: the events of one commit.
-pub(crate) type Commit = Arc<[LoggedEvent]>;
+use crate::subscription::{Commit, Subscription};
 
 /// Tunables of a [`LiveFeed`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,8 +15,11 @@ use event_log_core::{EventLog, LoggedEvent, OpStore, VersionVector};
 use futures::Stream;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
-use crate::feed::Commit;
 use crate::filter::EventFilter;
+
+/// What the feed's broadcast carries and a subscription reads: the events of one
+/// commit.
+pub(crate) type Commit = Arc<[LoggedEvent]>;
 
 /// A stream of persisted events, read with [`Subscription::next`] or as a
 /// [`Stream`] ([`Subscription::into_stream`]). Ends (`None`) when the feed is

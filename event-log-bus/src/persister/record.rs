@@ -30,7 +30,7 @@ use event_log_core::{EventLog, OpStore, RunId, SledId, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
-use super::RetryPolicy;
+use super::config::RetryPolicy;
 use super::retry::Schedule;
 use crate::stats::Counters;
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tokio::time::Instant;
 
-use super::RetryPolicy;
+use super::config::RetryPolicy;
 
 /// The retries of one batch (or one read), from its first failed attempt.
 #[derive(Debug)]

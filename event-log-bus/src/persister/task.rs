@@ -8,7 +8,7 @@ use event_log_core::{Entry, EventLog, OpStore, Origin, RunId, Transition, Unclea
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::watch;
 
-use super::PersisterConfig;
+use super::config::PersisterConfig;
 use super::record::RecordSaver;
 use crate::bus::{BusReceiver, GateLease, Message};
 use crate::chunk::Chunk;

@@ -138,6 +138,7 @@ mod error;
 pub mod follower;
 mod inner;
 pub mod notify;
+mod params;
 mod read;
 pub mod schema;
 mod settings;
@@ -154,6 +155,6 @@ pub use follower::{
     FollowerConfig, FollowerHandle, FollowerStats, spawn_follower, spawn_follower_on,
 };
 pub use notify::{Notice, Subscription};
+pub use params::OWN_PARAMS;
 pub use schema::SCHEMA_VERSION;
 pub use store::PostgresStore;
-pub use url::OWN_PARAMS;

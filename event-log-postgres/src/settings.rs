@@ -15,7 +15,7 @@ use event_log_core::StoreError;
 
 use crate::config::{PostgresConfig, invalid};
 use crate::tls::TlsParams;
-use crate::url;
+use crate::{params, url};
 
 /// A store's connection settings.
 pub(crate) struct Settings {
@@ -32,7 +32,7 @@ pub(crate) struct Settings {
 /// Parses `url` (see [`crate::url`]) and applies `config` and the URL's parameters.
 pub(crate) fn resolve(url_text: &str, mut config: PostgresConfig) -> Result<Settings, StoreError> {
     let parsed = url::parse(url_text)?;
-    url::apply_own(&parsed.own, &mut config)?;
+    params::apply_own(&parsed.own, &mut config)?;
     let tls = TlsParams::from_params(&parsed.own)?;
     config.validate()?;
     let mut pg: tokio_postgres::Config = parsed.driver.parse().map_err(|e| {

@@ -29,9 +29,6 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::invalid;
 
-/// The URL parameters read here (taken out before the rest goes to the driver).
-pub(crate) const TLS_PARAMS: &[&str] = &["sslmode", "sslrootcert", "sslcert", "sslkey"];
-
 /// libpq's `sslmode` values (`allow` is not supported: it is plain text first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum SslMode {
@@ -128,12 +125,16 @@ impl TlsParams {
             (SslMode::VerifyCa, _) | (_, Some(_)) => Some(Verify::Chain),
             _ => None,
         };
+        let lenient = |chain| {
+            Arc::new(Lenient {
+                algorithms: provider.signature_verification_algorithms,
+                chain,
+            })
+        };
         let builder = match verify {
             None => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerification(
-                    provider.signature_verification_algorithms,
-                ))),
+                .with_custom_certificate_verifier(lenient(None)),
             Some(verify) => {
                 let path = self.rootcert.clone().unwrap_or_else(default_root_cert);
                 let roots = read_roots(&path)?;
@@ -150,7 +151,7 @@ impl TlsParams {
                     Verify::Full => builder.with_webpki_verifier(webpki),
                     Verify::Chain => builder
                         .dangerous()
-                        .with_custom_certificate_verifier(Arc::new(ChainOnly(webpki))),
+                        .with_custom_certificate_verifier(lenient(Some(webpki))),
                 }
             }
         };
@@ -243,51 +244,19 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, StoreError> {
     })
 }
 
-/// `sslmode=prefer|require` without `sslrootcert`: encryption without authentication,
-/// as libpq does. Handshake signatures are still checked.
+/// The server certificate check of `sslmode=prefer|require` without `sslrootcert`
+/// (none: encryption without authentication, as libpq does) and of `verify-ca` (the
+/// chain to `sslrootcert` and the validity dates, not the name). `verify-full` uses
+/// rustls's own verifier. Handshake signatures are always checked, with the
+/// provider's algorithms (as rustls's verifier does).
 #[derive(Debug)]
-struct NoVerification(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
+struct Lenient {
+    algorithms: WebPkiSupportedAlgorithms,
+    /// `verify-ca`'s verifier; `None` checks no certificate.
+    chain: Option<Arc<WebPkiServerVerifier>>,
 }
 
-/// `sslmode=verify-ca`: the chain to `sslrootcert` (and validity dates), not the name.
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -296,10 +265,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             // webpki checks the name last: any other failure comes first.
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
@@ -314,7 +283,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -323,11 +292,11 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 

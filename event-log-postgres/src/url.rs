@@ -21,51 +21,12 @@
 //!   password, and with every password text found replaced by `***` in case a
 //!   malformed URL put one elsewhere.
 
-use std::time::Duration;
-
 use event_log_core::StoreError;
 use percent_encoding::percent_decode_str;
 use tokio_postgres::config::Host;
 
-use crate::config::{PostgresConfig, Recycling, invalid};
-
-/// This crate's URL parameters, applied over [`PostgresConfig`]; see the crate docs.
-pub const OWN_PARAMS: &[&str] = &[
-    "schema",
-    "mode",
-    "operation_timeout",
-    "statement_timeout",
-    "sled_lock_timeout",
-    "recycle",
-];
-
-/// The parameters `tokio-postgres` knows (libpq's names).
-const DRIVER_PARAMS: &[&str] = &[
-    "user",
-    "password",
-    "dbname",
-    "options",
-    "application_name",
-    "sslnegotiation",
-    "host",
-    "hostaddr",
-    "port",
-    "connect_timeout",
-    "tcp_user_timeout",
-    "keepalives",
-    "keepalives_idle",
-    "keepalives_interval",
-    "keepalives_retries",
-    "target_session_attrs",
-    "channel_binding",
-    "load_balance_hosts",
-];
-
-/// True for the parameters this crate reads itself ([`OWN_PARAMS`] and the TLS ones),
-/// which the driver never sees.
-fn is_own(k: &str) -> bool {
-    OWN_PARAMS.contains(&k) || crate::tls::TLS_PARAMS.contains(&k)
-}
+use crate::config::invalid;
+use crate::params::{OWN_PARAMS, TLS_PARAMS, is_driver, is_own};
 
 /// A URL taken apart.
 #[derive(Debug, Default)]
@@ -156,7 +117,7 @@ fn sort_params(pairs: Vec<(String, String)>, p: &mut Parsed) -> Result<(), Store
     for (k, v) in pairs {
         if is_own(&k) {
             p.own.push((k, v));
-        } else if DRIVER_PARAMS.contains(&k.as_str()) {
+        } else if is_driver(&k) {
             p.driver_keys.push(k);
         } else if has_password_param {
             return Err(invalid(
@@ -168,7 +129,7 @@ fn sort_params(pairs: Vec<(String, String)>, p: &mut Parsed) -> Result<(), Store
                 "malformed PostgreSQL URL: unknown parameter `{k}` (this crate's: {}, {}; and \
                  libpq's connection parameters)",
                 OWN_PARAMS.join(", "),
-                crate::tls::TLS_PARAMS.join(", ")
+                TLS_PARAMS.join(", ")
             )));
         }
     }
@@ -261,62 +222,6 @@ fn parse_key_values(s: &str, p: &mut Parsed) -> Result<(), StoreError> {
     sort_params(pairs, p)
 }
 
-/// A duration parameter: whole seconds (`30`), or with a unit: `500ms`, `30s`, `2min`.
-fn duration(name: &str, v: &str) -> Result<Duration, StoreError> {
-    let (digits, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
-    let n: u64 = digits.parse().map_err(|_| {
-        invalid(format!(
-            "URL parameter {name}: expected a duration like 30, 30s or 500ms"
-        ))
-    })?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "ms" => Ok(Duration::from_millis(n)),
-        "min" => Ok(Duration::from_secs(n.saturating_mul(60))),
-        _ => Err(invalid(format!(
-            "URL parameter {name}: unknown unit (use ms, s or min)"
-        ))),
-    }
-}
-
-/// Applies this crate's URL parameters over `config`.
-pub(crate) fn apply_own(
-    own: &[(String, String)],
-    config: &mut PostgresConfig,
-) -> Result<(), StoreError> {
-    for (k, v) in own {
-        match k.as_str() {
-            "schema" => config.schema = v.clone(),
-            "mode" => {
-                config.read_only = match v.as_str() {
-                    "ro" => true,
-                    "rw" => false,
-                    _ => return Err(invalid("URL parameter mode: expected `ro` or `rw`")),
-                }
-            }
-            "operation_timeout" => config.operation_timeout = duration(k, v)?,
-            "statement_timeout" => {
-                let d = duration(k, v)?;
-                config.statement_timeout = (!d.is_zero()).then_some(d);
-            }
-            "sled_lock_timeout" => config.sled_lock_timeout = duration(k, v)?,
-            "recycle" => {
-                config.recycling = match v.as_str() {
-                    "fast" => Recycling::Fast,
-                    "verified" => Recycling::Verified,
-                    _ => {
-                        return Err(invalid(
-                            "URL parameter recycle: expected `fast` or `verified`",
-                        ));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 /// `text` with every password text of `secrets` (3 characters or more) replaced by
 /// `***`.
 pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
@@ -359,7 +264,11 @@ pub(crate) fn redacted(pg: &tokio_postgres::Config, secrets: &[String]) -> Strin
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::config::PostgresConfig;
+    use crate::params::apply_own;
 
     fn pg(url: &str) -> (tokio_postgres::Config, Parsed) {
         let p = parse(url).unwrap();

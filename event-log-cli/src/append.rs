@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use event_log::{Entry, EventLogConfig, FileWatermark, SharedWatermark, Transition};
 use serde::Deserialize;
 
-use crate::CmdResult;
+use crate::exit::CmdResult;
 use crate::out::{self, outln};
 
 /// Arguments of `evlog append`.

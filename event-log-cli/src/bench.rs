@@ -20,9 +20,9 @@ use event_log::bft::{KeyPair, Op, OpId, SignedOp, WrongKey};
 use event_log::{Entry, EventLog, OpRecord, OpStore, Position, SigningKey, Transition};
 use serde::Serialize;
 
+use crate::exit::{self, CmdResult};
 use crate::out::outln;
 use crate::progress::bar;
-use crate::{CmdResult, exit};
 
 /// Arguments of `evlog bench`.
 #[derive(clap::Args, Debug)]

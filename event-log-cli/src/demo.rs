@@ -18,9 +18,10 @@ use event_log::{
     EventLog, EventLogConfig, FileWatermark, SharedWatermark, Transition, render_lines,
 };
 
+use crate::exit::CmdResult;
+use crate::out;
 use crate::out::outln;
 use crate::show::print_events;
-use crate::{CmdResult, out};
 
 /// The store of a demo run without `--store`: a file in the current directory.
 pub const DEFAULT_STORE: &str = "sqlite://./evlog-demo.db";

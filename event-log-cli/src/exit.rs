@@ -17,6 +17,9 @@ use std::process::ExitCode;
 
 use event_log::{OpenError, StoreError};
 
+/// What a command returns: an exit code, or an error printed on one line.
+pub type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
+
 /// Any other failure. (2, a usage error, is clap's own: it exits with it itself.)
 pub const FAILURE: u8 = 1;
 /// The store is unreachable or missing, or its URL is bad.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use crate::CmdResult;
+use crate::exit::CmdResult;
 use crate::out::{self, outln};
 
 /// Arguments of `evlog info`.
@@ -70,7 +70,7 @@ struct Missing {
 
 /// Runs `evlog info`.
 pub async fn run(a: Args) -> CmdResult {
-    let log = crate::open_reader(&a.store).await?;
+    let log = crate::open::open_reader(&a.store).await?;
     let ops = event_log::OpStore::count(log.store()).await?;
     let mut per_sled: BTreeMap<String, usize> = BTreeMap::new();
     let events = log.events();

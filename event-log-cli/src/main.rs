@@ -21,6 +21,7 @@ mod cursor;
 mod demo;
 mod exit;
 mod info;
+mod open;
 mod out;
 mod progress;
 mod scrub;
@@ -33,6 +34,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
+
+use exit::CmdResult;
 
 /// Operate event logs: durable, replicated, tamper-evident logs of state transitions.
 #[derive(Parser, Debug)]
@@ -129,9 +132,6 @@ fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-/// What a command returns: an exit code, or an error printed on one line.
-pub type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     scrub::remember(cli.command.store_urls());
@@ -190,25 +190,4 @@ fn completions(shell: clap_complete::Shell) -> CmdResult {
     clap_complete::generate(shell, &mut Cli::command(), "evlog", &mut buf);
     out::text(&String::from_utf8_lossy(&buf))?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Opens a log for reading, as a tool that is not one of its sleds: the store
-/// read-only (never created, migrated or written; a missing one is an error naming
-/// it) and the log read-only with a throwaway key.
-pub async fn open_reader(
-    url: &str,
-) -> Result<event_log::EventLog<event_log::AnyStore>, event_log::OpenError> {
-    event_log::open_read_only(url).await
-}
-
-/// Opens a log that a tool writes ops of others into (the target of `sync`): a
-/// throwaway key that never appends, and no replay checkpoint written.
-pub async fn open_writer(
-    url: &str,
-) -> Result<event_log::EventLog<event_log::AnyStore>, event_log::OpenError> {
-    let config = event_log::EventLogConfig {
-        save_checkpoints: false,
-        ..Default::default()
-    };
-    event_log::open_with(url, event_log::keys::generate(), config).await
 }

@@ -6,8 +6,9 @@ use std::collections::HashSet;
 
 use event_log::{LoggedEvent, SledId};
 
+use crate::exit::CmdResult;
 use crate::out::outln;
-use crate::{CmdResult, cursor, out};
+use crate::{cursor, out};
 
 /// Arguments of `evlog show`.
 #[derive(clap::Args, Debug)]
@@ -51,7 +52,7 @@ impl Args {
 
 /// Runs `evlog show`.
 pub async fn run(a: Args) -> CmdResult {
-    let log = crate::open_reader(&a.store).await?;
+    let log = crate::open::open_reader(&a.store).await?;
     let sleds: Vec<_> = log.version_vector().iter().map(|(s, _)| *s).collect();
     let mut events: Vec<LoggedEvent> = match &a.since {
         Some(c) => log.events_since(&cursor::parse(c, &sleds)?),

@@ -10,9 +10,10 @@ use std::process::ExitCode;
 
 use event_log::redact_url;
 
+use crate::exit::{self, CmdResult};
+use crate::out;
 use crate::out::outln;
 use crate::progress::bar;
-use crate::{CmdResult, exit, out};
 
 /// Arguments of `evlog sync`.
 #[derive(clap::Args, Debug)]
@@ -73,11 +74,11 @@ pub async fn run(a: Args) -> CmdResult {
     // Read-only unless it is written to as well: a mistyped source is an error,
     // never a new empty store.
     let from = if a.both {
-        crate::open_writer(&a.from).await?
+        crate::open::open_writer(&a.from).await?
     } else {
-        crate::open_reader(&a.from).await?
+        crate::open::open_reader(&a.from).await?
     };
-    let to = crate::open_writer(&a.to).await?;
+    let to = crate::open::open_writer(&a.to).await?;
     let (shown_from, shown_to) = (redact_url(&a.from), redact_url(&a.to));
     let (sent, applied, rejected) = copy(&from, &to, a.chunk).await?;
     Report {

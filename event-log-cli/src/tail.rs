@@ -18,8 +18,8 @@ use std::time::Duration;
 use event_log::{EventListener, LoggedEvent, VersionVector};
 use tokio::sync::Notify;
 
-use crate::CmdResult;
 use crate::cursor;
+use crate::exit::CmdResult;
 use crate::show::print_events;
 
 /// Arguments of `evlog tail`.
@@ -77,7 +77,7 @@ fn is_postgres(url: &str) -> bool {
 
 /// Runs `evlog tail`.
 pub async fn run(a: Args) -> CmdResult {
-    let log = Arc::new(crate::open_reader(&a.store).await?);
+    let log = Arc::new(crate::open::open_reader(&a.store).await?);
     let woken = Arc::new(Notify::new());
     log.add_listener(Arc::new(Wake(woken.clone())));
     let interval = Duration::from_millis(a.interval.max(10));

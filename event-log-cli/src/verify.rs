@@ -10,9 +10,9 @@ use std::process::ExitCode;
 use event_log::{EventLogConfig, VerifyReport};
 use serde::Serialize;
 
+use crate::exit::{self, CmdResult};
 use crate::out::outln;
 use crate::progress::bar;
-use crate::{CmdResult, exit};
 
 /// Arguments of `evlog verify`.
 #[derive(clap::Args, Debug)]

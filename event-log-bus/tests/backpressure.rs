@@ -152,8 +152,7 @@ async fn a_shutdown_wakes_a_waiting_publisher_with_a_typed_error() {
     store.fail_next(u64::MAX);
     let accepted = Arc::new(AtomicU64::new(0));
     let publishing = publisher(&bus, 0..100, &accepted);
-    let calls = store.appends.clone();
-    wait_until("store failing", || calls.load(Ordering::SeqCst) >= 10).await;
+    wait_until("store failing", || store.appends() >= 10).await;
     wait_until("window full", || accepted.load(Ordering::SeqCst) == 4).await;
     let stats = tokio::time::timeout(HANG, p.shutdown())
         .await

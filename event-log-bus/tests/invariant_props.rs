@@ -83,7 +83,7 @@ proptest! {
             assert_ne!(run_a, run_b, "each run has its own id");
 
             store.set_delay(Duration::ZERO);
-            let reopened = open(store.mem.clone()).await;
+            let reopened = open(store.inner().clone()).await;
             let events = reopened.sled_events(&reopened.sled_id());
             let acc = check_runs(&events, &[(run_a, n_a), (run_b, n_b)]);
             for (acc, stats) in acc.iter().zip([stats_a, stats_b]) {

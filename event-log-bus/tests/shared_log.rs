@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{TestStore, fired, key, wait_until};
@@ -52,13 +51,13 @@ async fn another_tasks_failing_append_does_not_count_as_the_persisters() {
 
     // Its next append leads: completing the doubt waits at the closed gate.
     store.set_gate(false);
-    let entered = store.entered.load(Ordering::SeqCst);
+    let entered = store.entered();
     let other_task = tokio::spawn({
         let log = log.clone();
         async move { log.append_transition(other(1)).await }
     });
     wait_until("the other task in the store", || {
-        store.entered.load(Ordering::SeqCst) == entered + 1
+        store.entered() == entered + 1
     })
     .await;
     // The persister's append queues behind it.

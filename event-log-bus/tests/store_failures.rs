@@ -47,7 +47,7 @@ async fn store_failing_then_recovering_loses_nothing() {
     assert_eq!((stats.persisted, stats.gaps, stats.abandoned), (20, 0, 0));
     check_runs(&log.sled_events(&log.sled_id()), &[(stats.run, 20)]);
     // And after a reopen of the same store.
-    let reopened = open(store.mem.clone()).await;
+    let reopened = open(store.inner().clone()).await;
     check_runs(
         &reopened.sled_events(&reopened.sled_id()),
         &[(stats.run, 20)],
@@ -92,7 +92,7 @@ async fn store_failing_beyond_budget_records_the_dropped_ids_as_a_gap() {
         text.contains("events between 5 and 14 were dropped"),
         "{text}"
     );
-    let reopened = open(store.mem.clone()).await;
+    let reopened = open(store.inner().clone()).await;
     check_runs(
         &reopened.sled_events(&reopened.sled_id()),
         &[(stats.run, 16)],
@@ -141,7 +141,7 @@ async fn conflict_on_a_batch_in_doubt_resends_it_once() {
     bus.publish(fired(0));
     wait_until("id 0 in doubt", || p.stats().in_doubt == 1).await;
     // A second process with the same key takes the seq the doubt was signed with.
-    let intruder = open(store.mem.clone()).await;
+    let intruder = open(store.inner().clone()).await;
     intruder
         .append_transition(Transition::now("intruder", "a", "b", "E"))
         .await
@@ -152,7 +152,7 @@ async fn conflict_on_a_batch_in_doubt_resends_it_once() {
     let stats = p.shutdown().await.unwrap();
     assert!(stats.is_settled(), "{stats:?}");
     assert_eq!((stats.persisted, stats.gaps), (3, 0), "{stats:?}");
-    let stored = open(store.mem.clone()).await;
+    let stored = open(store.inner().clone()).await;
     let stories: Vec<_> = stored
         .sled_events(&stored.sled_id())
         .iter()

@@ -5,7 +5,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{TestStore, fired, key, open, wait_until};
@@ -41,12 +40,9 @@ fn crashed_run(mem: &MemStore) -> RunId {
         let bus = TransitionBus::new(64).unwrap();
         let p = spawn_persister(bus.subscribe(), log.clone(), PersisterConfig::default());
         store.set_gate(false);
-        let entered = store.entered.load(Ordering::SeqCst);
+        let entered = store.entered();
         bus.publish(fired(0));
-        wait_until("id 0 in the store", || {
-            store.entered.load(Ordering::SeqCst) == entered + 1
-        })
-        .await;
+        wait_until("id 0 in the store", || store.entered() == entered + 1).await;
         for i in 1..=4 {
             bus.publish(fired(i));
         }
@@ -54,10 +50,7 @@ fn crashed_run(mem: &MemStore) -> RunId {
         // refreshed with the 5 published; 1..=4 then wait at the gate for ever.
         tokio::time::sleep(Duration::from_millis(150)).await;
         store.let_through(1);
-        wait_until("1..=4 in the store", || {
-            store.entered.load(Ordering::SeqCst) == entered + 2
-        })
-        .await;
+        wait_until("1..=4 in the store", || store.entered() == entered + 2).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         std::mem::forget(bus);
         p.run_id()

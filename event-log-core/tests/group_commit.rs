@@ -3,46 +3,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use event_log_core::{
-    EventLog, MemStore, OpId, OpRecord, OpStore, Position, SigningKey, StoreError, Transition,
-    VersionVector,
-};
+use event_log_conformance::fault::FaultStore;
+use event_log_conformance::scenarios::cases;
+use event_log_core::{EventLog, MemStore, OpStore, Position, SigningKey, Transition};
 
 /// A MemStore whose appends take a while, like a real sync.
-struct SlowStore(MemStore);
-
-#[async_trait]
-impl OpStore for SlowStore {
-    async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        self.0.append(ops).await
-    }
-    async fn load(
-        &self,
-        after: Position,
-        limit: usize,
-    ) -> Result<Vec<(Position, OpRecord)>, StoreError> {
-        self.0.load(after, limit).await
-    }
-    async fn since(&self, vv: &VersionVector, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
-        self.0.since(vv, limit).await
-    }
-    async fn heads(&self) -> Result<VersionVector, StoreError> {
-        self.0.heads().await
-    }
-    async fn get(&self, id: &OpId) -> Result<Option<OpRecord>, StoreError> {
-        self.0.get(id).await
-    }
-    async fn count(&self) -> Result<u64, StoreError> {
-        self.0.count().await
-    }
+fn slow_store() -> FaultStore<MemStore> {
+    let store = FaultStore::new(MemStore::new());
+    store.set_delay(Duration::from_millis(2));
+    store
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_share_store_calls() {
     let log = Arc::new(
-        EventLog::open(SlowStore(MemStore::new()), SigningKey::from_bytes(&[1; 32]))
+        EventLog::open(slow_store(), SigningKey::from_bytes(&[1; 32]))
             .await
             .unwrap(),
     );
@@ -68,47 +43,6 @@ async fn concurrent_appends_share_store_calls() {
     );
 }
 
-/// A MemStore that fails chosen appends (before writing anything).
-struct FlakyStore {
-    inner: MemStore,
-    calls: std::sync::atomic::AtomicU64,
-    fail_on: Vec<u64>,
-}
-
-#[async_trait]
-impl OpStore for FlakyStore {
-    async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
-        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        if self.fail_on.contains(&n) {
-            return Err(StoreError::Unavailable {
-                message: format!("injected failure of append call {n}"),
-                source: None,
-            });
-        }
-        self.inner.append(ops).await
-    }
-    async fn load(
-        &self,
-        after: Position,
-        limit: usize,
-    ) -> Result<Vec<(Position, OpRecord)>, StoreError> {
-        self.inner.load(after, limit).await
-    }
-    async fn since(&self, vv: &VersionVector, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
-        self.inner.since(vv, limit).await
-    }
-    async fn heads(&self) -> Result<VersionVector, StoreError> {
-        self.inner.heads().await
-    }
-    async fn get(&self, id: &OpId) -> Result<Option<OpRecord>, StoreError> {
-        self.inner.get(id).await
-    }
-    async fn count(&self) -> Result<u64, StoreError> {
-        self.inner.count().await
-    }
-}
-
 /// Store failures in the middle of pipelined group commits lose nothing and reuse no
 /// seq: every entry is either acknowledged or reported in doubt, and after a flush
 /// the log holds each exactly once with contiguous ids, also after a reopen.
@@ -116,11 +50,12 @@ impl OpStore for FlakyStore {
 async fn failures_during_pipelined_appends_lose_nothing() {
     let mem = MemStore::new();
     let key = SigningKey::from_bytes(&[3; 32]);
-    let store = FlakyStore {
-        inner: mem.clone(),
-        calls: Default::default(),
-        fail_on: vec![2, 3, 7, 11],
-    };
+    // Chosen appends fail before writing anything.
+    let store = FaultStore::new(mem.clone());
+    store.set_delay(Duration::from_millis(1));
+    for n in [3, 4, 8, 12] {
+        store.fail_append(n);
+    }
     let log = Arc::new(EventLog::open(store, key.clone()).await.unwrap());
     let mut tasks = Vec::new();
     for p in 0..16 {
@@ -174,7 +109,7 @@ async fn failures_during_pipelined_appends_lose_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_and_merges_are_not_starved_by_a_busy_leader() {
     let log = Arc::new(
-        EventLog::open(SlowStore(MemStore::new()), SigningKey::from_bytes(&[4; 32]))
+        EventLog::open(slow_store(), SigningKey::from_bytes(&[4; 32]))
             .await
             .unwrap(),
     );
@@ -220,7 +155,7 @@ async fn appends_and_merges_are_not_starved_by_a_busy_leader() {
     );
 }
 
-/// How a [`LaneStore`] call ends.
+/// How a call of the pipelined store ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fate {
     /// Takes effect normally.
@@ -231,101 +166,19 @@ enum Fate {
     LostAfter,
 }
 
-/// A MemStore that pipelines like a database connection: calls take a ticket when
-/// first polled, take effect strictly in ticket order after a varying delay, and the
-/// ordered append checks its predecessor. Chosen calls fail before or after writing.
-struct LaneStore {
-    inner: MemStore,
-    depth: usize,
-    tickets: std::sync::atomic::AtomicU64,
-    done: tokio::sync::watch::Sender<u64>,
-    fates: Vec<Fate>,
-}
-
-impl LaneStore {
-    fn new(inner: MemStore, depth: usize, fates: Vec<Fate>) -> Self {
-        LaneStore {
-            inner,
-            depth,
-            tickets: Default::default(),
-            done: tokio::sync::watch::Sender::new(0),
-            fates,
+/// A MemStore that pipelines like a database connection (calls take effect strictly
+/// in the order they started, the ordered append checking its predecessor), with
+/// chosen calls failing before or after writing.
+fn lane_store(inner: MemStore, depth: usize, fates: &[Fate]) -> FaultStore<MemStore> {
+    let store = FaultStore::pipelined(inner, depth);
+    for (i, fate) in fates.iter().enumerate() {
+        match fate {
+            Fate::Ok => {}
+            Fate::LostBefore => store.fail_append(i as u64 + 1),
+            Fate::LostAfter => store.lose_answer(i as u64 + 1),
         }
     }
-
-    /// Runs `f` when every earlier ticket has taken effect, with this call's fate.
-    async fn in_order(
-        &self,
-        ticket: u64,
-        f: impl AsyncFnOnce() -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        // Calls overlap in flight: a varying delay before the server "runs" them.
-        tokio::time::sleep(Duration::from_micros(200 * (ticket % 4))).await;
-        let mut done = self.done.subscribe();
-        done.wait_for(|d| *d == ticket).await.unwrap();
-        let fate = self.fates.get(ticket as usize).copied().unwrap_or(Fate::Ok);
-        let result = match fate {
-            Fate::Ok => f().await,
-            Fate::LostBefore => Err(StoreError::Unavailable {
-                message: format!("injected: call {ticket} lost before writing"),
-                source: None,
-            }),
-            Fate::LostAfter => f().await.and(Err(StoreError::Unavailable {
-                message: format!("injected: call {ticket} lost after writing"),
-                source: None,
-            })),
-        };
-        self.done.send_modify(|d| *d += 1);
-        result
-    }
-}
-
-#[async_trait]
-impl OpStore for LaneStore {
-    async fn append(&self, ops: &[OpRecord]) -> Result<(), StoreError> {
-        let ticket = self
-            .tickets
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.in_order(ticket, async || self.inner.append(ops).await)
-            .await
-    }
-    fn append_pipeline(&self) -> usize {
-        self.depth
-    }
-    async fn append_after(&self, after: Option<&OpId>, ops: &[OpRecord]) -> Result<(), StoreError> {
-        let ticket = self
-            .tickets
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.in_order(ticket, async || self.inner.append_after(after, ops).await)
-            .await
-    }
-    async fn load(
-        &self,
-        after: Position,
-        limit: usize,
-    ) -> Result<Vec<(Position, OpRecord)>, StoreError> {
-        self.inner.load(after, limit).await
-    }
-    async fn since(&self, vv: &VersionVector, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
-        self.inner.since(vv, limit).await
-    }
-    async fn heads(&self) -> Result<VersionVector, StoreError> {
-        self.inner.heads().await
-    }
-    async fn get(&self, id: &OpId) -> Result<Option<OpRecord>, StoreError> {
-        self.inner.get(id).await
-    }
-    async fn count(&self) -> Result<u64, StoreError> {
-        self.inner.count().await
-    }
-}
-
-/// Proptest cases: `PROPTEST_CASES` if set, else `default`.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    store
 }
 
 proptest::proptest! {
@@ -384,7 +237,7 @@ async fn pipelined_case(depth: usize, fates: Vec<Fate>) {
     let mem = MemStore::new();
     let key = SigningKey::from_bytes(&[6; 32]);
     let log = Arc::new(
-        EventLog::open(LaneStore::new(mem.clone(), depth, fates), key.clone())
+        EventLog::open(lane_store(mem.clone(), depth, &fates), key.clone())
             .await
             .unwrap(),
     );

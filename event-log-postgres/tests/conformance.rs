@@ -7,8 +7,8 @@ mod common;
 
 use async_trait::async_trait;
 use common::{SchemaGuard, pg_url, unique_schema};
-use event_log_conformance::StoreHarness;
-use event_log_core::{OpStore, StoreError};
+use event_log_conformance::{Damage, StoreHarness};
+use event_log_core::{OpStore, Position, StoreError};
 use event_log_postgres::{PostgresConfig, PostgresStore};
 
 /// Stores on the test server, one fresh schema per [`StoreHarness::create`].
@@ -46,6 +46,34 @@ impl StoreHarness for PostgresHarness {
             },
         )
         .await
+    }
+
+    /// The one way: the text payload replaced by raw bytes that are not UTF-8.
+    async fn damage_row(
+        &self,
+        location: &String,
+        position: Position,
+        variant: usize,
+    ) -> Result<Option<Damage>, StoreError> {
+        if variant > 0 {
+            return Ok(None);
+        }
+        let changed = common::admin()
+            .await
+            .execute(
+                &format!(
+                    "UPDATE \"{location}\".ops SET payload = NULL, payload_raw = '\\xff00'
+                     WHERE position = $1"
+                ),
+                &[&(position.0 as i64)],
+            )
+            .await
+            .map_err(|e| StoreError::unavailable("damage a row", e))?;
+        assert_eq!(changed, 1, "one row damaged");
+        Ok(Some(Damage {
+            names: "UTF-8",
+            every_reader: true,
+        }))
     }
 }
 

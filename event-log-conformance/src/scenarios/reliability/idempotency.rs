@@ -107,7 +107,7 @@ async fn withdrawn<H: StoreHarness>(h: &H) -> Check {
             .ctx("open log")?,
     );
     // A merge holds the writer while its store call waits at a closed gate.
-    let gate = store.close_gate().await;
+    let gate = store.close_gate();
     let remote = chain(&key(1), 1, &[]);
     let merging = {
         let log = log.clone();

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bft_json_crdt::{AuthorId, OpId, VersionVector};
 use parking_lot::Mutex;
 
-use crate::store::{OpKey, OpRecord, OpStore, Position, StoreError};
+use crate::store::{OpKey, OpRecord, OpStore, Position, StoreError, rules};
 
 #[derive(Default)]
 struct Inner {
@@ -25,37 +25,12 @@ struct Inner {
 
 impl Inner {
     fn append(&mut self, ops: &[OpRecord]) -> Result<(), StoreError> {
-        // Check the whole batch first, so a conflict writes nothing.
-        let mut batch_primary: HashMap<(AuthorId, u64), OpId> = HashMap::new();
-        let mut batch_ids: HashMap<OpId, ()> = HashMap::new();
-        for r in ops {
-            if self.by_id.contains_key(&r.id) || batch_ids.contains_key(&r.id) {
-                continue;
-            }
-            batch_ids.insert(r.id, ());
-            if r.evidence {
-                continue;
-            }
-            let key = (r.author, r.seq);
-            let existing = self
-                .primary
-                .get(&key)
-                .map(|&i| self.rows[i].id)
-                .or_else(|| batch_primary.get(&key).copied());
-            if let Some(existing) = existing {
-                return Err(StoreError::Conflict {
-                    author: r.author,
-                    seq: r.seq,
-                    existing,
-                    incoming: r.id,
-                });
-            }
-            batch_primary.insert(key, r.id);
-        }
-        for r in ops {
-            if self.by_id.contains_key(&r.id) {
-                continue;
-            }
+        let new_ops = rules::plan_append(
+            ops,
+            |id| Ok::<_, StoreError>(self.by_id.contains_key(id)),
+            |author, seq| Ok(self.primary.get(&(*author, seq)).map(|&i| self.rows[i].id)),
+        )??;
+        for r in new_ops {
             let i = self.rows.len();
             self.by_id.insert(r.id, i);
             if r.evidence {

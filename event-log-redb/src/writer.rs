@@ -6,11 +6,12 @@
 //! against the tables as the earlier requests of the group left them, so a conflict
 //! fails only its own request. Requests are answered only after the commit returned.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
+use bft_json_crdt::{AuthorId, OpId};
+use event_log_core::store::rules::{self, RuleOp};
 use event_log_core::{OpRecord, StoreError};
 use parking_lot::Mutex;
 use redb::{Database, ReadableTable, Table};
@@ -41,6 +42,21 @@ impl PendingOp {
             evidence: r.evidence,
             record: record::encode(r)?,
         })
+    }
+}
+
+impl RuleOp for PendingOp {
+    fn id(&self) -> OpId {
+        OpId(self.id)
+    }
+    fn author(&self) -> AuthorId {
+        AuthorId(self.author)
+    }
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn evidence(&self) -> bool {
+        self.evidence
     }
 }
 
@@ -207,23 +223,19 @@ fn write_group(
                     .map_err(|e| fail(e.into()))?
                     .is_none()
             {
-                outcomes.push(Err(StoreError::MissingPredecessor {
-                    after: bft_json_crdt::OpId(after),
-                }));
+                outcomes.push(Err(StoreError::MissingPredecessor { after: OpId(after) }));
                 continue;
             }
             match tables.check(&req.ops).map_err(|e| fail(e.into()))? {
                 Err(conflict) => outcomes.push(Err(conflict)),
-                Ok(fresh) => {
-                    for &i in &fresh {
+                Ok(new_ops) => {
+                    for op in &new_ops {
                         next = next.checked_add(1).ok_or_else(|| StoreError::Invalid {
                             message: "the store has used every position (u64::MAX)".into(),
                         })?;
-                        tables
-                            .insert(next, &req.ops[i])
-                            .map_err(|e| fail(e.into()))?;
+                        tables.insert(next, op).map_err(|e| fail(e.into()))?;
                     }
-                    outcomes.push(Ok(fresh.len() as u64));
+                    outcomes.push(Ok(new_ops.len() as u64));
                 }
             }
         }
@@ -241,41 +253,22 @@ struct Tables<'txn> {
 }
 
 impl Tables<'_> {
-    /// The conflict rule for one request, over the whole request before any write:
-    /// the indices of its new ops (first occurrence of each id not yet stored), or the
-    /// conflict that refuses it.
-    fn check(
+    /// The conflict rule ([`rules::plan_append`]) for one request, over the whole
+    /// request before any write: its new ops, or the conflict that refuses it.
+    fn check<'r>(
         &self,
-        ops: &[PendingOp],
-    ) -> Result<Result<Vec<usize>, StoreError>, redb::StorageError> {
-        let mut seen: HashSet<[u8; 32]> = HashSet::new();
-        let mut primaries: HashMap<([u8; 32], u64), [u8; 32]> = HashMap::new();
-        let mut fresh = Vec::new();
-        for (i, op) in ops.iter().enumerate() {
-            if seen.contains(&op.id) || self.by_id.get(op.id)?.is_some() {
-                continue;
-            }
-            seen.insert(op.id);
-            fresh.push(i);
-            if op.evidence {
-                continue;
-            }
-            let key = (op.author, op.seq);
-            let existing = match self.primary.get(key)? {
-                Some(id) => Some(id.value()),
-                None => primaries.get(&key).copied(),
-            };
-            if let Some(existing) = existing {
-                return Ok(Err(StoreError::Conflict {
-                    author: bft_json_crdt::AuthorId(op.author),
-                    seq: op.seq,
-                    existing: bft_json_crdt::OpId(existing),
-                    incoming: bft_json_crdt::OpId(op.id),
-                }));
-            }
-            primaries.insert(key, op.id);
-        }
-        Ok(Ok(fresh))
+        ops: &'r [PendingOp],
+    ) -> Result<Result<Vec<&'r PendingOp>, StoreError>, redb::StorageError> {
+        rules::plan_append(
+            ops,
+            |id| Ok(self.by_id.get(id.0)?.is_some()),
+            |author, seq| {
+                Ok(self
+                    .primary
+                    .get((author.0, seq))?
+                    .map(|id| OpId(id.value())))
+            },
+        )
     }
 
     /// Writes one new op at `position` and indexes it.

@@ -16,13 +16,13 @@
 //!   the order of the calls;
 //! - on shutdown every request already received is committed and answered first.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use bft_json_crdt::{AuthorId, OpId};
+use bft_json_crdt::OpId;
+use event_log_core::store::rules;
 use event_log_core::{OpRecord, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
@@ -354,8 +354,9 @@ fn check_after(conn: &Connection, after: Option<OpId>) -> Result<(), StoreError>
     }
 }
 
-/// Writes the new ops of one request, after checking all of them: a conflict is found
-/// before anything is written. Returns the number of ops written. Matches `MemStore`.
+/// Writes the new ops of one request, after checking all of them with the conflict
+/// rule ([`rules::plan_append`]): a conflict is found before anything is written.
+/// Returns the number of ops written.
 fn apply(conn: &Connection, ops: &[OpRecord]) -> Result<usize, StoreError> {
     let mut stored = conn
         .prepare_cached("SELECT 1 FROM ops WHERE id = ?1")
@@ -365,61 +366,53 @@ fn apply(conn: &Connection, ops: &[OpRecord]) -> Result<usize, StoreError> {
             "SELECT position, id FROM ops WHERE author = ?1 AND seq = ?2 AND evidence = 0",
         )
         .map_err(error::at("prepare the primary lookup"))?;
-    let mut seen: HashSet<OpId> = HashSet::new();
-    let mut batch_primary: HashMap<(AuthorId, u64), OpId> = HashMap::new();
-    let mut fresh: Vec<(&OpRecord, i64)> = Vec::new();
-    for r in ops {
-        if seen.contains(&r.id)
-            || stored
-                .exists([r.id.as_bytes()])
-                .map_err(error::at("look an op up by id"))?
-        {
-            continue;
-        }
-        seen.insert(r.id);
-        let seq = i64::try_from(r.seq).map_err(|_| StoreError::Invalid {
-            message: format!("op {} has seq {}, above what SQLite can store", r.id, r.seq),
-        })?;
-        if !r.evidence {
-            let existing = primary
-                .query_row(params![r.author.as_bytes(), seq], |row| {
-                    Ok(row::position(row, 0).and_then(|p| row::blob32(row, 1, "id", p)))
-                })
+    let new_ops = rules::plan_append(
+        ops,
+        |id| {
+            stored
+                .exists([id.as_bytes()])
+                .map_err(error::at("look an op up by id"))
+        },
+        |author, seq| {
+            primary
+                .query_row(
+                    params![
+                        author.as_bytes(),
+                        sql_seq(seq, || format!("an op of sled {author}"))?
+                    ],
+                    |row| Ok(row::position(row, 0).and_then(|p| row::blob32(row, 1, "id", p))),
+                )
                 .optional()
                 .map_err(error::at("look a primary op up by (author, seq)"))?
-                .transpose()?
-                .map(OpId)
-                .or_else(|| batch_primary.get(&(r.author, r.seq)).copied());
-            if let Some(existing) = existing {
-                debug!(author = %r.author.short(), seq = r.seq, %existing, incoming = %r.id, "conflict");
-                return Err(StoreError::Conflict {
-                    author: r.author,
-                    seq: r.seq,
-                    existing,
-                    incoming: r.id,
-                });
-            }
-            batch_primary.insert((r.author, r.seq), r.id);
-        }
-        fresh.push((r, seq));
-    }
+                .transpose()
+                .map(|id| id.map(OpId))
+        },
+    )?
+    .inspect_err(|e| debug!(error = %e, "conflict"))?;
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO ops (id, author, seq, evidence, payload, bytes) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(error::at("prepare the insert"))?;
-    for (r, seq) in &fresh {
+    for r in &new_ops {
         insert
             .execute(params![
                 r.id.as_bytes(),
                 r.author.as_bytes(),
-                seq,
+                sql_seq(r.seq, || format!("op {}", r.id))?,
                 r.evidence,
                 r.payload,
                 r.bytes
             ])
             .map_err(error::at("insert an op"))?;
     }
-    Ok(fresh.len())
+    Ok(new_ops.len())
+}
+
+/// `seq` as SQLite keeps it (an `INTEGER`, signed 64-bit); `whose` names the op.
+fn sql_seq(seq: u64, whose: impl FnOnce() -> String) -> Result<i64, StoreError> {
+    i64::try_from(seq).map_err(|_| StoreError::Invalid {
+        message: format!("{} has seq {seq}, above what SQLite can store", whose()),
+    })
 }

@@ -76,11 +76,11 @@ impl RuleOp for OpRecord {
 /// assert!(new_ops.len() <= ops.len());
 /// # Ok(()) }
 /// ```
-pub fn plan_append<'a, T, E>(
-    ops: &'a [T],
+pub fn plan_append<T, E>(
+    ops: &[T],
     mut is_held: impl FnMut(&OpId) -> Result<bool, E>,
     mut primary_at: impl FnMut(&AuthorId, u64) -> Result<Option<OpId>, E>,
-) -> Result<Result<Vec<&'a T>, StoreError>, E>
+) -> Result<Result<Vec<&T>, StoreError>, E>
 where
     T: RuleOp,
 {

@@ -17,7 +17,7 @@
 //!    it continues is in flight, up to [`OpStore::append_pipeline`] groups at once
 //!    through [`OpStore::append_after`], so the store's append order stays causal.
 //! 4. **settle** ([`pipeline`], [`doubt`]): answers are taken in chain order. The
-//!    fate of a failed group is decided in one place, [`pipeline::Fate::of`].
+//!    fate of a failed group is decided in one place, [`fate::Fate::of`].
 //!
 //! # The in-doubt protocol
 //!
@@ -47,6 +47,8 @@
 
 mod doubt;
 mod draft;
+mod fate;
+mod flight;
 mod pipeline;
 mod signing;
 mod waiters;

@@ -17,16 +17,17 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use bft_json_crdt::{OpId, SignedOp};
+use bft_json_crdt::SignedOp;
 use futures::future::BoxFuture;
 
 use super::draft::Tip;
+use super::fate::Fate;
+use super::flight::{Flight, Wake, next_wake};
 use super::signing::{Group, Signing};
 use super::waiters::{Waiters, reply_all};
 use super::{EventLog, LeaderState, Pending, YieldNow};
 use crate::entry::Entry;
 use crate::error::Error;
-use crate::event::SledId;
 use crate::store::{OpRecord, OpStore, StoreError};
 
 /// Most entries taken from the queue and signed as one job.
@@ -68,62 +69,6 @@ enum Lull {
     /// Everything was answered and the leader yielded once; it does not again until
     /// it admits more.
     Yielded,
-}
-
-/// What a store error says about a group's ops: the one place that decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Fate {
-    /// Another writer of this sled took the seq (a previous process's last write
-    /// that committed after this one opened): catch up, then re-sequence, a few
-    /// times at most.
-    OwnSeqTaken,
-    /// Another sled's op holds the seq: the callers learn the conflict.
-    Refused,
-    /// The op the group continues is not stored: back to the queue.
-    Requeue,
-    /// The outcome is unknown: the ops stay in doubt, completed before any new op.
-    InDoubt,
-}
-
-impl Fate {
-    /// The fate of a group the store answered with `e`, for the log of sled `me`.
-    pub(super) fn of(e: &StoreError, me: &SledId) -> Fate {
-        match e {
-            StoreError::Conflict { author, .. } if author == me => Fate::OwnSeqTaken,
-            StoreError::Conflict { .. } => Fate::Refused,
-            StoreError::MissingPredecessor { .. } => Fate::Requeue,
-            _ => Fate::InDoubt,
-        }
-    }
-
-    /// Whether nothing of the group was written.
-    fn unwritten(self) -> bool {
-        self != Fate::InDoubt
-    }
-}
-
-/// A group handed to the store, not yet answered. Its ops sit in
-/// [`LeaderState::in_doubt`], in chain order with the other flights'.
-struct Flight<'a> {
-    callers: Waiters<'a>,
-    /// How many ops the group holds.
-    ops: usize,
-    /// Its last op's id: the next group continues after it.
-    last: OpId,
-    /// The store call.
-    write: BoxFuture<'a, Result<(), StoreError>>,
-    /// Its answer, once in (a later flight may answer before an earlier one).
-    answer: Option<Result<(), StoreError>>,
-}
-
-/// What woke the leader.
-enum Wake {
-    /// The oldest flight's answer.
-    Answered(Result<(), StoreError>),
-    /// The oldest signing job finished.
-    Signed,
-    /// A request was queued.
-    Queued,
 }
 
 /// One leader's pipeline: its flights, signing jobs, the next group and the
@@ -232,7 +177,7 @@ impl<'a, S: OpStore> Pipeline<'a, S> {
             if self.flights.is_empty() && (self.signing.is_empty() || !sending) {
                 return;
             }
-            match self.next_wake(listener).await {
+            match next_wake(&mut self.flights, &mut self.signing, listener).await {
                 Wake::Signed | Wake::Queued => {}
                 Wake::Answered(result) => self.settle(result).await,
             }
@@ -418,39 +363,5 @@ impl<'a, S: OpStore> Pipeline<'a, S> {
                 reply_all(callers, |e| Error::InDoubt { source: e }, e);
             }
         }
-    }
-
-    /// Waits for the first of: the oldest flight's answer, the oldest signing job,
-    /// a new request (when `listener` is given).
-    async fn next_wake(&mut self, mut listener: Option<event_listener::EventListener>) -> Wake {
-        use std::future::Future;
-        use std::task::Poll;
-        let (flights, signing) = (&mut self.flights, &mut self.signing);
-        futures::future::poll_fn(|cx| {
-            // Every flight is polled, in order: a first poll is what queues a
-            // request on a pipelining store, and fixes its place in line.
-            for f in flights.iter_mut() {
-                if f.answer.is_none()
-                    && let Poll::Ready(r) = f.write.as_mut().poll(cx)
-                {
-                    f.answer = Some(r);
-                }
-            }
-            if let Some(r) = flights.front_mut().and_then(|f| f.answer.take()) {
-                return Poll::Ready(Wake::Answered(r));
-            }
-            if let Some(job) = signing.front_mut()
-                && job.poll_done(cx).is_ready()
-            {
-                return Poll::Ready(Wake::Signed);
-            }
-            if let Some(l) = listener.as_mut()
-                && std::pin::Pin::new(l).poll(cx).is_ready()
-            {
-                return Poll::Ready(Wake::Queued);
-            }
-            Poll::Pending
-        })
-        .await
     }
 }

@@ -154,7 +154,7 @@ fn evidence_is_bounded_per_author() {
         .collect();
     let ing = r.ingest(forks.clone());
     let ok = ing.deliveries.iter().filter(|d| d.result.is_ok()).count();
-    r.commit(ing.ready);
+    r.apply_ready(ing.ready);
     assert_eq!(ok, 4, "{:?}", ing.deliveries);
     assert!(
         ing.deliveries

@@ -1,5 +1,5 @@
 //! Buffering of ops whose deps are missing, duplicates, and the two-phase
-//! ingest + commit path.
+//! ingest + apply_ready path.
 
 mod common;
 
@@ -100,7 +100,7 @@ fn duplicates_held_buffered_and_in_batch() {
     assert_eq!(ing.deliveries[2].result, Ok(Outcome::Duplicate));
     // A3 released B1? no: B2 also needs B1, still missing
     assert_eq!(ing.ready.len(), 1);
-    r.commit(ing.ready);
+    r.apply_ready(ing.ready);
     assert_eq!(r.buffered(), 1);
     let ds = r.apply(ops[3].clone());
     assert_eq!(applied_ids(&ds), vec![ops[3].id(), ops[4].id()]);
@@ -123,9 +123,9 @@ fn ingest_reports_released_ops_and_ready_is_causal() {
         assert!(ro.op.deps().iter().all(|d| seen.contains(d)));
         seen.insert(ro.op.id());
     }
-    // not applied until commit
+    // not applied until apply_ready
     assert_eq!(r.len(), 0);
-    r.commit(ing.ready);
+    r.apply_ready(ing.ready);
     assert_eq!(r.len(), ops.len());
     assert_eq!(r.buffered(), 0);
 }
@@ -147,7 +147,7 @@ fn a_reversed_batch_needs_no_buffer() {
         assert_eq!(d.id, o.id(), "deliveries are in input order");
         assert_eq!(d.result, Ok(Outcome::Applied));
     }
-    r.commit(ing.ready);
+    r.apply_ready(ing.ready);
     let mut causal = Replica::default();
     apply_all(&mut causal, &ops);
     assert_eq!(snapshot(&r), snapshot(&causal));
@@ -172,7 +172,7 @@ fn a_bad_copy_does_not_hide_a_good_one_in_a_batch() {
     assert_eq!(ing.deliveries[2].result, Ok(Outcome::Duplicate));
     // an exact copy of a refused op is refused alike
     assert_eq!(ing.deliveries[3].result, ing.deliveries[0].result);
-    r.commit(ing.ready);
+    r.apply_ready(ing.ready);
     assert!(r.contains(&ops[0].id()));
     // and a bad copy of a held op is a duplicate: nothing changes
     assert_eq!(r.len(), 1);
@@ -241,10 +241,10 @@ fn ops_after_and_max_seq() {
 proptest! {
     #![proptest_config(config(64))]
 
-    /// ingest + commit in random chunks gives the same state as apply one by one,
+    /// ingest + apply_ready in random chunks gives the same state as apply one by one,
     /// for any delivery order.
     #[test]
-    fn ingest_commit_equals_apply(h in history_strategy(16), seed in any::<u64>(), chunk in 1usize..6) {
+    fn ingest_apply_ready_equals_apply(h in history_strategy(16), seed in any::<u64>(), chunk in 1usize..6) {
         let mut rng = Rng(seed);
         let mut order = h.ops.clone();
         rng.shuffle(&mut order);
@@ -258,7 +258,7 @@ proptest! {
         for c in order.chunks(chunk) {
             let ing = two.ingest(c.to_vec());
             prop_assert!(ing.deliveries.iter().all(|d| d.result.is_ok()));
-            two.commit(ing.ready);
+            two.apply_ready(ing.ready);
         }
         prop_assert_eq!(snapshot(&one), snapshot(&two));
         prop_assert_eq!(one.len(), h.ops.len());
@@ -298,7 +298,7 @@ fn insert_of_a_local_op_unblocks_buffered_ops() {
     assert_eq!(r.buffered(), 0);
     let ingest = r.ingest(freed);
     assert_eq!(ingest.ready.len(), 1);
-    r.commit(ingest.ready);
+    r.apply_ready(ingest.ready);
     assert!(r.contains(&b.id()));
     assert!(r.take_unblocked().is_empty());
 }

@@ -109,7 +109,7 @@ fn equivocation_is_order_independent() {
             let ing = r.ingest(vec![all[i].clone()]);
             assert!(ing.deliveries.iter().all(|d| d.result.is_ok()));
             evidence += ing.ready.iter().filter(|ro| ro.evidence).count();
-            r.commit(ing.ready);
+            r.apply_ready(ing.ready);
         }
         assert_eq!(evidence, 1, "exactly one of x2, y2 is marked evidence");
         assert_eq!(r.excluded_from(&author(&e)), Some(2));

@@ -41,7 +41,7 @@ fn reject(r: &mut Replica, op: &SignedOp) -> Rejected {
     assert!(ing.ready.is_empty());
     assert_eq!(ing.deliveries.len(), 1);
     assert_eq!(ing.deliveries[0].result, Err(e.clone()));
-    r.commit(ing.ready);
+    r.apply_ready(ing.ready);
     assert_eq!(snapshot(r), before);
     e
 }

@@ -42,7 +42,7 @@ impl Resolution {
 impl Replica {
     /// Validates many ops at once (batch signature verification) without applying
     /// them: returns the ops that are ready, in causal order, for the caller to persist
-    /// and then [`Replica::commit`]. Ops whose deps are missing go to the buffer;
+    /// and then [`Replica::apply_ready`]. Ops whose deps are missing go to the buffer;
     /// buffered ops unblocked by this batch are released into `ready`.
     ///
     /// Deliveries come in input order; ops are resolved in `(lamport, id)` order, so
@@ -50,8 +50,8 @@ impl Replica {
     /// an op is a `Duplicate` unless it is the first valid copy; an exact copy of a
     /// refused op gets the same rejection.
     ///
-    /// Between `ingest` and `commit` the caller must not ingest other ops. If the
-    /// caller never commits (say the store failed), the ready ops are simply lost from
+    /// Between `ingest` and `apply_ready` the caller must not ingest other ops. If the
+    /// caller never applies them (say the store failed), the ready ops are simply lost from
     /// this replica, and a peer sends them again.
     pub fn ingest(&mut self, ops: Vec<SignedOp>) -> Ingest {
         let mut out = Ingest::default();

@@ -51,14 +51,14 @@ pub struct ReadyOp {
     pub evidence: bool,
 }
 
-/// The result of [`Replica::ingest`]: ops ready to persist then [`Replica::commit`],
+/// The result of [`Replica::ingest`]: ops ready to persist then [`Replica::apply_ready`],
 /// in causal order, and the fate of every input op (and of buffered ops released).
 #[derive(Debug, Default)]
 pub struct Ingest {
     /// Ready ops, each after all of its deps.
     pub ready: Vec<ReadyOp>,
     /// One delivery per input op, in input order, then one per op released from the
-    /// buffer. A ready op's outcome is `Applied` once it is committed.
+    /// buffer. A ready op's outcome is `Applied` once it is applied.
     pub deliveries: Vec<Delivery>,
 }
 
@@ -184,14 +184,14 @@ impl Replica {
     /// Returns the op's delivery first, then one per released op.
     pub fn apply(&mut self, op: SignedOp) -> Vec<Delivery> {
         let ingest = self.ingest(vec![op]);
-        self.commit(ingest.ready);
+        self.apply_ready(ingest.ready);
         ingest.deliveries
     }
 
     /// Applies ops returned by [`Replica::ingest`] (or ops the caller itself created
     /// and signed), in the given order. Each op's deps must be held or earlier in
     /// `ready`.
-    pub fn commit(&mut self, ready: Vec<ReadyOp>) {
+    pub fn apply_ready(&mut self, ready: Vec<ReadyOp>) {
         for r in ready {
             self.insert(r.op);
         }

@@ -280,7 +280,7 @@ impl Rng {
 }
 
 /// Delivers `ops` to a fresh replica in a random permutation with random duplicates,
-/// one by one with `apply` or in random chunks with `ingest` + `commit`.
+/// one by one with `apply` or in random chunks with `ingest` + `apply_ready`.
 /// Asserts that nothing is rejected and that every op ends up held.
 pub fn deliver(ops: &[SignedOp], seed: u64) -> Replica {
     let mut rng = Rng(seed);
@@ -306,7 +306,7 @@ pub fn deliver(ops: &[SignedOp], seed: u64) -> Replica {
             let chunk: Vec<SignedOp> = schedule[i..(i + n).min(schedule.len())].to_vec();
             i += chunk.len();
             let ing = r.ingest(chunk);
-            r.commit(ing.ready);
+            r.apply_ready(ing.ready);
             ing.deliveries
         } else {
             i += 1;

@@ -333,7 +333,7 @@ async fn open_store_as(url: &str, mode: Mode) -> Result<(AnyStore, bool), OpenEr
                 }
             }
             let read_only = read_only || forced;
-            let config = RedbConfig::default().read_only(read_only);
+            let config = RedbConfig::default().with_read_only(read_only);
             Ok((Box::new(RedbStore::open(path, config).await?), read_only))
         }
         #[cfg(feature = "postgres")]

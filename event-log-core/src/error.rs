@@ -2,6 +2,7 @@
 
 use bft_json_crdt::OpId;
 
+pub(crate) use crate::store::ConfigError;
 use crate::store::StoreError;
 
 /// Why an event-log operation failed.
@@ -136,16 +137,6 @@ impl Error {
                 | Error::RolledBack { .. }
         )
     }
-}
-
-/// A configuration value that cannot be used; names the field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid configuration: `{field}` {reason}")]
-pub struct ConfigError {
-    /// The field.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub reason: String,
 }
 
 /// Result alias for event-log operations.

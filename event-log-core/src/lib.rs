@@ -38,13 +38,15 @@ pub use bft_json_crdt::{
 };
 pub use damage::{DamageKind, DamagedRow, MissingOps};
 pub use entry::{Entry, Gap, Origin, RunId, Transition, Unclean};
-pub use error::{ConfigError, Error, Result};
+pub use error::{Error, Result};
 pub use event::{EventId, LoggedEvent, SledId, render_lines};
 pub use log::{
-    CatchUp, EventListener, EventLog, EventLogConfig, LogStats, MergeDelivery, MergeRejected,
+    CatchUp, EventObserver, EventLog, EventLogConfig, LogStats, MergeDelivery, MergeRejected,
     MergeReport, OpenStats, VerifyReport, verify,
 };
 pub use memstore::MemStore;
-pub use store::{BoxError, OpKey, OpRecord, OpStore, Position, StoreError, StoreErrorKind};
+pub use store::{
+    BoxError, ConfigError, OpKey, OpRecord, OpStore, Position, StoreError, StoreErrorKind,
+};
 pub use sync::{SyncReport, push, push_chunked, sync};
 pub use watermark::{MemWatermark, SharedWatermark, Watermark};

@@ -1,7 +1,9 @@
 //! [`RedbConfig`]: how a [`crate::RedbStore`] opens its file and commits.
 
-/// Options for [`crate::RedbStore::open`]. Start from [`RedbConfig::default`] and
-/// change what you need with the builder methods.
+use event_log_core::ConfigError;
+
+/// Options for [`crate::RedbStore::open`]. Build it from [`RedbConfig::default`]
+/// and the `with_*` methods; [`RedbConfig::validate`] names a value it cannot use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedbConfig {
@@ -12,7 +14,7 @@ pub struct RedbConfig {
     /// a crash or power loss.
     pub two_phase_commit: bool,
     /// At most this many append requests share one write transaction (group commit).
-    /// Default 256. `0` is treated as 1.
+    /// Default 256. Must be at least 1.
     pub max_group: usize,
     /// redb page cache size in bytes; `None` keeps redb's default.
     pub cache_size: Option<usize>,
@@ -24,7 +26,7 @@ pub struct RedbConfig {
     /// ([`event_log_core::OpStore::append_pipeline`]). The writer takes requests in
     /// the order they were sent and writes an ordered append only if the op it
     /// continues is stored, so a log may send its next group while the writer is
-    /// still syncing the previous one. Default 2. `0` is treated as 1 (off).
+    /// still syncing the previous one. 1 turns this off. Default 2. Must be at least 1.
     pub pipeline: usize,
     /// Open for reading only (redb `ReadOnlyDatabase`): the file is never created or
     /// written, and no writer thread runs. A missing file fails with
@@ -51,38 +53,55 @@ impl Default for RedbConfig {
 
 impl RedbConfig {
     /// Sets [`RedbConfig::two_phase_commit`].
-    pub fn two_phase_commit(mut self, enabled: bool) -> Self {
-        self.two_phase_commit = enabled;
+    pub fn with_two_phase_commit(mut self, two_phase_commit: bool) -> Self {
+        self.two_phase_commit = two_phase_commit;
         self
     }
 
     /// Sets [`RedbConfig::max_group`].
-    pub fn max_group(mut self, requests: usize) -> Self {
-        self.max_group = requests;
+    pub fn with_max_group(mut self, max_group: usize) -> Self {
+        self.max_group = max_group;
         self
     }
 
-    /// Sets [`RedbConfig::cache_size`].
-    pub fn cache_size(mut self, bytes: usize) -> Self {
+    /// Sets [`RedbConfig::cache_size`] to `bytes`.
+    pub fn with_cache_size(mut self, bytes: usize) -> Self {
         self.cache_size = Some(bytes);
         self
     }
 
+    /// Sets [`RedbConfig::check_integrity_on_open`].
+    pub fn with_check_integrity_on_open(mut self, check_integrity_on_open: bool) -> Self {
+        self.check_integrity_on_open = check_integrity_on_open;
+        self
+    }
+
     /// Sets [`RedbConfig::pipeline`].
-    pub fn pipeline(mut self, appends: usize) -> Self {
-        self.pipeline = appends;
+    pub fn with_pipeline(mut self, pipeline: usize) -> Self {
+        self.pipeline = pipeline;
         self
     }
 
     /// Sets [`RedbConfig::read_only`].
-    pub fn read_only(mut self, enabled: bool) -> Self {
-        self.read_only = enabled;
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
         self
     }
 
-    /// Sets [`RedbConfig::check_integrity_on_open`].
-    pub fn check_integrity_on_open(mut self, enabled: bool) -> Self {
-        self.check_integrity_on_open = enabled;
-        self
+    /// Refuses settings the store cannot work with, naming the field.
+    /// [`crate::RedbStore::open`] calls it first.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let at_least_one = |field, value: usize| {
+            if value == 0 {
+                Err(ConfigError {
+                    field,
+                    reason: "must be at least 1".into(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        at_least_one("max_group", self.max_group)?;
+        at_least_one("pipeline", self.pipeline)
     }
 }

@@ -33,7 +33,7 @@ pub struct RedbStore {
     /// `None` in a read-only store.
     writer: Option<Writer>,
     counters: Arc<Counters>,
-    /// [`RedbConfig::pipeline`], at least 1.
+    /// [`RedbConfig::pipeline`] (validated: at least 1).
     pipeline: usize,
 }
 
@@ -105,10 +105,12 @@ impl RedbStore {
     /// Errors: [`StoreError::NotFound`] if the file does not exist and the open is
     /// read-only; [`StoreError::Unavailable`] if the file is locked by another process
     /// (or another open store in this process) or cannot be opened;
+    /// [`StoreError::Config`] if a config value cannot be used;
     /// [`StoreError::Invalid`] if it is not a redb database, is a redb database of
     /// something else (read-only: or of nothing yet), or has a newer store format
     /// version; each names the path.
     pub async fn open(path: impl AsRef<Path>, config: RedbConfig) -> Result<Self, StoreError> {
+        config.validate()?;
         let path = path.as_ref().to_path_buf();
         if config.read_only
             && let Err(e) = std::fs::metadata(&path)
@@ -124,7 +126,7 @@ impl RedbStore {
         };
         let counters = Arc::new(Counters::default());
         let writer = match &db {
-            Handle::Writable(db) => Some(Writer::spawn(
+            Handle::Writable(db) => Some(Writer::start(
                 db.clone(),
                 WriterSettings {
                     max_group: config.max_group,
@@ -140,13 +142,13 @@ impl RedbStore {
             db: RwLock::new(Some(db)),
             writer,
             counters,
-            pipeline: config.pipeline.max(1),
+            pipeline: config.pipeline,
         })
     }
 
     /// Opens the existing store at `path` for reading only ([`RedbConfig::read_only`]).
     pub async fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Self::open(path, RedbConfig::default().read_only(true)).await
+        Self::open(path, RedbConfig::default().with_read_only(true)).await
     }
 
     /// True if opened with [`RedbConfig::read_only`].

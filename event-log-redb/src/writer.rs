@@ -5,6 +5,12 @@
 //! write transaction: one commit, one `fsync`. Each request is checked on its own
 //! against the tables as the earlier requests of the group left them, so a conflict
 //! fails only its own request. Requests are answered only after the commit returned.
+//!
+//! Its parts have the names of the SQLite writer's: `Writer` (the handle),
+//! `Request` (one append waiting), `run` (the group loop), `commit_group` (commit a
+//! group and answer each request), `write_group` (the one transaction),
+//! `check_after` (the ordered-append guard) and the conflict rule applied through
+//! [`event_log_core::store::rules::plan_append`].
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -89,7 +95,7 @@ fn stopped() -> StoreError {
 
 impl Writer {
     /// Starts the writer thread on `db`.
-    pub(crate) fn spawn(
+    pub(crate) fn start(
         db: Arc<Database>,
         settings: WriterSettings,
         counters: Arc<Counters>,
@@ -137,7 +143,7 @@ fn run(db: &Database, rx: &Receiver<Request>, settings: &WriterSettings, counter
     debug!("redb writer started");
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
-        while group.len() < settings.max_group.max(1) {
+        while group.len() < settings.max_group {
             match rx.try_recv() {
                 Ok(r) => group.push(r),
                 Err(_) => break,
@@ -216,14 +222,8 @@ fn write_group(
         let last = tables.ops.last().map_err(|e| fail(e.into()))?;
         let mut next = last.map_or(0, |(k, _)| k.value());
         for req in group {
-            if let Some(after) = req.after
-                && tables
-                    .by_id
-                    .get(after)
-                    .map_err(|e| fail(e.into()))?
-                    .is_none()
-            {
-                outcomes.push(Err(StoreError::MissingPredecessor { after: OpId(after) }));
+            if let Err(missing) = tables.check_after(req.after).map_err(|e| fail(e.into()))? {
+                outcomes.push(Err(missing));
                 continue;
             }
             match tables.check(&req.ops).map_err(|e| fail(e.into()))? {
@@ -253,6 +253,20 @@ struct Tables<'txn> {
 }
 
 impl Tables<'_> {
+    /// An ordered append's guard: `after`, if given, must be stored (by an earlier
+    /// transaction or an earlier request of this one).
+    fn check_after(
+        &self,
+        after: Option<[u8; 32]>,
+    ) -> Result<Result<(), StoreError>, redb::StorageError> {
+        match after {
+            Some(after) if self.by_id.get(after)?.is_none() => {
+                Ok(Err(StoreError::MissingPredecessor { after: OpId(after) }))
+            }
+            _ => Ok(Ok(())),
+        }
+    }
+
     /// The conflict rule ([`rules::plan_append`]) for one request, over the whole
     /// request before any write: its new ops, or the conflict that refuses it.
     fn check<'r>(

@@ -20,7 +20,7 @@ async fn read_only_open_of_a_missing_file_is_not_found_and_creates_nothing() {
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     let deeper = dir.path().join("no-such-dir").join("x.redb");
-    let err = RedbStore::open(&deeper, RedbConfig::default().read_only(true))
+    let err = RedbStore::open(&deeper, RedbConfig::default().with_read_only(true))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");

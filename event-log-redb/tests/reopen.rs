@@ -90,10 +90,10 @@ async fn a_newer_format_version_is_refused() {
 async fn options_open_and_work() {
     let (_dir, path) = fresh();
     let config = RedbConfig::default()
-        .two_phase_commit(true)
-        .max_group(1)
-        .cache_size(1 << 20)
-        .check_integrity_on_open(true);
+        .with_two_phase_commit(true)
+        .with_max_group(1)
+        .with_cache_size(1 << 20)
+        .with_check_integrity_on_open(true);
     let store = RedbStore::open(&path, config.clone()).await.unwrap();
     store.append(&[rec(1, 1, "a", false)]).await.unwrap();
     store.close().await.unwrap();

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use event_log_core::StoreError;
+use event_log_core::ConfigError;
 
 /// What an acknowledged append survives.
 ///
@@ -37,7 +37,7 @@ impl Durability {
 }
 
 /// Options for [`crate::SqliteStore::open`]. Build it from [`SqliteConfig::default`]
-/// and the `with_*` methods.
+/// and the `with_*` methods; [`SqliteConfig::validate`] names a value it cannot use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SqliteConfig {
@@ -128,23 +128,21 @@ impl SqliteConfig {
         self
     }
 
-    /// Refuses settings the store cannot work with.
-    pub(crate) fn validate(&self) -> Result<(), StoreError> {
-        if self.readers == 0 {
-            return Err(StoreError::Invalid {
-                message: "SqliteConfig::readers must be at least 1".into(),
-            });
-        }
-        if self.max_group == 0 {
-            return Err(StoreError::Invalid {
-                message: "SqliteConfig::max_group must be at least 1".into(),
-            });
-        }
-        if self.pipeline == 0 {
-            return Err(StoreError::Invalid {
-                message: "SqliteConfig::pipeline must be at least 1".into(),
-            });
-        }
-        Ok(())
+    /// Refuses settings the store cannot work with, naming the field.
+    /// [`crate::SqliteStore::open`] calls it first.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let at_least_one = |field, value: usize| {
+            if value == 0 {
+                Err(ConfigError {
+                    field,
+                    reason: "must be at least 1".into(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        at_least_one("readers", self.readers)?;
+        at_least_one("max_group", self.max_group)?;
+        at_least_one("pipeline", self.pipeline)
     }
 }

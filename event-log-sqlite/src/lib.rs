@@ -48,10 +48,11 @@ mod query;
 mod read;
 mod row;
 mod schema;
+mod stats;
 mod store;
 mod writer;
 
 pub use config::{Durability, SqliteConfig};
 pub use schema::SCHEMA_VERSION;
+pub use stats::WriterStats;
 pub use store::SqliteStore;
-pub use writer::WriterStats;

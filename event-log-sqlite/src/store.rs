@@ -18,7 +18,8 @@ use crate::config::SqliteConfig;
 use crate::query;
 use crate::read::ReadPool;
 use crate::schema;
-use crate::writer::{Writer, WriterStats};
+use crate::stats::WriterStats;
+use crate::writer::Writer;
 
 /// An [`OpStore`] in one SQLite file.
 ///

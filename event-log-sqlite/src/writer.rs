@@ -15,8 +15,13 @@
 //! - requests are committed in the order they were received, so positions follow
 //!   the order of the calls;
 //! - on shutdown every request already received is committed and answered first.
+//!
+//! Its parts have the names of the redb writer's: `Writer` (the handle), `Request`
+//! (one append waiting), `run` (the group loop), `commit_group` (commit a group and
+//! answer each request), `write_group` (the one transaction), `check_after` (the
+//! ordered-append guard) and the conflict rule applied through
+//! [`event_log_core::store::rules::plan_append`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -30,30 +35,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::error;
 use crate::row;
-
-/// Counters of the writer, for graphs. Read them with [`crate::SqliteStore::stats`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct WriterStats {
-    /// Transactions committed (each holds one or more append calls).
-    pub groups: u64,
-    /// Append calls answered `Ok`.
-    pub appends: u64,
-    /// Ops written (ops skipped as already stored are not counted).
-    pub ops_written: u64,
-    /// Append calls refused with `StoreError::Conflict`.
-    pub conflicts: u64,
-    /// Append calls failed for any other reason.
-    pub failures: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    groups: AtomicU64,
-    appends: AtomicU64,
-    ops_written: AtomicU64,
-    conflicts: AtomicU64,
-    failures: AtomicU64,
-}
+use crate::stats::{Counters, WriterStats};
 
 enum Msg {
     Append(Request),
@@ -152,14 +134,7 @@ impl Writer {
 
     /// The counters so far.
     pub(crate) fn stats(&self) -> WriterStats {
-        let c = &self.counters;
-        WriterStats {
-            groups: c.groups.load(Ordering::Relaxed),
-            appends: c.appends.load(Ordering::Relaxed),
-            ops_written: c.ops_written.load(Ordering::Relaxed),
-            conflicts: c.conflicts.load(Ordering::Relaxed),
-            failures: c.failures.load(Ordering::Relaxed),
-        }
+        self.counters.snapshot()
     }
 
     /// Commits what was received, stops the thread and waits for it. Idempotent.
@@ -258,21 +233,21 @@ fn commit_group(conn: &mut Connection, group: Vec<Request>, counters: &Counters)
     let requests = group.len();
     match write_group(conn, &group) {
         Ok(results) => {
-            counters.groups.fetch_add(1, Ordering::Relaxed);
+            Counters::add(&counters.groups, 1);
             let written: usize = results.iter().filter_map(|r| r.as_ref().ok()).sum();
             debug!(requests, ops = written, "committed a group");
             for (request, result) in group.into_iter().zip(results) {
                 let answer = match result {
                     Ok(n) => {
-                        counters.appends.fetch_add(1, Ordering::Relaxed);
-                        counters.ops_written.fetch_add(n as u64, Ordering::Relaxed);
+                        Counters::add(&counters.appends, 1);
+                        Counters::add(&counters.ops_written, n as u64);
                         Ok(())
                     }
                     Err(e) => {
                         if matches!(e, StoreError::Conflict { .. }) {
-                            counters.conflicts.fetch_add(1, Ordering::Relaxed);
+                            Counters::add(&counters.conflicts, 1);
                         } else {
-                            counters.failures.fetch_add(1, Ordering::Relaxed);
+                            Counters::add(&counters.failures, 1);
                         }
                         Err(e)
                     }
@@ -283,9 +258,7 @@ fn commit_group(conn: &mut Connection, group: Vec<Request>, counters: &Counters)
         }
         Err(e) => {
             error!(requests, error = %e, "a group transaction failed; nothing of it was written");
-            counters
-                .failures
-                .fetch_add(requests as u64, Ordering::Relaxed);
+            Counters::add(&counters.failures, requests as u64);
             let template = e.clone();
             let mut first = Some(e);
             for request in group {

@@ -1,4 +1,6 @@
-//! Why a store operation failed: [`StoreError`] and its [`StoreErrorKind`].
+//! Why a store operation failed: [`StoreError`] and its [`StoreErrorKind`]; and
+//! [`ConfigError`], a configuration value that cannot be used (of a store's config or
+//! the log's).
 
 use bft_json_crdt::{AuthorId, OpId};
 
@@ -26,6 +28,7 @@ pub enum StoreErrorKind {
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// A different op already holds `(author, seq)` as the primary op. The whole
     /// append was refused and nothing was written. Two processes signing with one
@@ -66,6 +69,10 @@ pub enum StoreError {
         /// What is wrong.
         message: String,
     },
+    /// A configuration value the store cannot work with (found when it opens, before
+    /// anything is touched); names the field. Its kind is [`StoreErrorKind::Invalid`].
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// [`OpStore::append_after`](super::OpStore::append_after) found the op it continues not stored when it took
     /// effect (the earlier append failed). Nothing was written.
     #[error("ordered append refused: the op it continues, {after}, is not stored")]
@@ -131,6 +138,7 @@ impl Clone for StoreError {
             StoreError::Invalid { message } => StoreError::Invalid {
                 message: message.clone(),
             },
+            StoreError::Config(e) => StoreError::Config(e.clone()),
             StoreError::MissingPredecessor { after } => {
                 StoreError::MissingPredecessor { after: *after }
             }
@@ -150,7 +158,7 @@ impl StoreError {
             StoreError::Conflict { .. } => StoreErrorKind::Conflict,
             StoreError::Corrupt { .. } => StoreErrorKind::Corrupt,
             StoreError::Unavailable { .. } => StoreErrorKind::Unavailable,
-            StoreError::Invalid { .. } => StoreErrorKind::Invalid,
+            StoreError::Invalid { .. } | StoreError::Config(_) => StoreErrorKind::Invalid,
             StoreError::MissingPredecessor { .. } => StoreErrorKind::MissingPredecessor,
             StoreError::NotFound { .. } => StoreErrorKind::NotFound,
             StoreError::Backend { .. } => StoreErrorKind::Backend,
@@ -180,4 +188,14 @@ impl StoreError {
             detail: detail.into(),
         }
     }
+}
+
+/// A configuration value that cannot be used; names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: `{field}` {reason}")]
+pub struct ConfigError {
+    /// The field.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
 }

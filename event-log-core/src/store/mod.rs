@@ -15,7 +15,7 @@ pub mod rules;
 use async_trait::async_trait;
 use bft_json_crdt::{AuthorId, OpId, VersionVector};
 
-pub use error::{BoxError, StoreError, StoreErrorKind};
+pub use error::{BoxError, ConfigError, StoreError, StoreErrorKind};
 pub use record::{OpKey, OpRecord, Position};
 
 /// A durable home for ops: the plugin trait every backend implements.

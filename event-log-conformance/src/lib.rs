@@ -21,6 +21,7 @@ pub mod failure;
 pub mod fault;
 pub mod fixture;
 pub mod harness;
+pub mod producers;
 pub mod scenarios;
 
 pub use event_log_core::OpStore;

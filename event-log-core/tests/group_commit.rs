@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_log_conformance::fault::FaultStore;
+use event_log_conformance::producers::{Outcomes, check_stored, produce};
 use event_log_conformance::scenarios::cases;
-use event_log_core::{EventLog, MemStore, OpStore, Position, SigningKey, Transition};
+use event_log_core::{Error, EventLog, MemStore, SigningKey, Transition};
 
 /// A MemStore whose appends take a while, like a real sync.
 fn slow_store() -> FaultStore<MemStore> {
@@ -43,6 +44,17 @@ async fn concurrent_appends_share_store_calls() {
     );
 }
 
+/// Every failed append of `out` has an unknown outcome (in doubt, or the store's
+/// error): none was refused.
+fn only_unknown_outcomes(out: &Outcomes) {
+    for (story, e) in &out.failed {
+        assert!(
+            matches!(e, Error::InDoubt { .. } | Error::Store(_)),
+            "unexpected error for {story}: {e}"
+        );
+    }
+}
+
 /// Store failures in the middle of pipelined group commits lose nothing and reuse no
 /// seq: every entry is either acknowledged or reported in doubt, and after a flush
 /// the log holds each exactly once with contiguous ids, also after a reopen.
@@ -57,47 +69,12 @@ async fn failures_during_pipelined_appends_lose_nothing() {
         store.fail_append(n);
     }
     let log = Arc::new(EventLog::open(store, key.clone()).await.unwrap());
-    let mut tasks = Vec::new();
-    for p in 0..16 {
-        let log = log.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut outcomes = Vec::new();
-            for i in 0..8 {
-                let r = log
-                    .append_transition(Transition::now(format!("p{p}-{i}"), "a", "b", "E"))
-                    .await;
-                outcomes.push((format!("p{p}-{i}"), r));
-            }
-            outcomes
-        }));
-    }
-    let mut acked = 0;
-    let mut maybe = Vec::new();
-    for t in tasks {
-        for (story, r) in t.await.unwrap() {
-            match r {
-                Ok(_) => acked += 1,
-                Err(event_log_core::Error::InDoubt { .. })
-                | Err(event_log_core::Error::Store(_)) => maybe.push(story),
-                Err(e) => panic!("unexpected error: {e}"),
-            }
-        }
-    }
+    let out = produce(&log, 16, 8).await.unwrap();
+    only_unknown_outcomes(&out);
     log.flush().await.unwrap();
+    let stored = check_stored(&log, &mem, &out.acked).await.unwrap();
+    assert!(stored.len() <= out.acked.len() + out.failed.len());
     let events = log.events();
-    let ids: Vec<u64> = events.iter().map(|e| e.event_id).collect();
-    assert_eq!(
-        ids,
-        (0..events.len() as u64).collect::<Vec<_>>(),
-        "contiguous ids"
-    );
-    let stories: std::collections::HashSet<String> = events
-        .iter()
-        .filter_map(|e| e.story_id().map(str::to_owned))
-        .collect();
-    assert_eq!(stories.len(), events.len(), "no entry stored twice");
-    assert!(events.len() >= acked, "every acknowledged entry is stored");
-    assert!(events.len() <= acked + maybe.len());
     drop(log);
     let reopened = EventLog::open(mem, key).await.unwrap();
     assert_eq!(reopened.events(), events);
@@ -241,35 +218,8 @@ async fn pipelined_case(depth: usize, fates: Vec<Fate>) {
             .await
             .unwrap(),
     );
-    let mut tasks = Vec::new();
-    for p in 0..12 {
-        let log = log.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut outcomes = Vec::new();
-            for i in 0..6 {
-                let story = format!("p{p}-{i}");
-                let r = log
-                    .append_transition(Transition::now(story.clone(), "a", "b", "E"))
-                    .await;
-                outcomes.push((story, r));
-            }
-            outcomes
-        }));
-    }
-    let mut acked = std::collections::HashSet::new();
-    let mut maybe = 0;
-    for t in tasks {
-        for (story, r) in t.await.unwrap() {
-            match r {
-                Ok(_) => {
-                    acked.insert(story);
-                }
-                Err(event_log_core::Error::InDoubt { .. })
-                | Err(event_log_core::Error::Store(_)) => maybe += 1,
-                Err(e) => panic!("unexpected error: {e}"),
-            }
-        }
-    }
+    let out = produce(&log, 12, 6).await.unwrap();
+    only_unknown_outcomes(&out);
     // A flush is a store call too, and may be lost: retry until one lands.
     let mut flushed = false;
     for _ in 0..64 {
@@ -283,27 +233,9 @@ async fn pipelined_case(depth: usize, fates: Vec<Fate>) {
         "a flush lands once the injected failures are spent"
     );
     assert_eq!(log.in_doubt().await, 0);
-    let stored = mem.load(Position::START, usize::MAX).await.unwrap();
-    let seqs: Vec<u64> = stored.iter().map(|(_, r)| r.seq).collect();
-    assert_eq!(
-        seqs,
-        (1..=stored.len() as u64).collect::<Vec<_>>(),
-        "stored seqs are contiguous, in order"
-    );
+    let stored = check_stored(&log, &mem, &out.acked).await.unwrap();
+    assert!(stored.len() <= out.acked.len() + out.failed.len());
     let events = log.events();
-    assert_eq!(events.len(), stored.len(), "every stored op is visible");
-    let ids: Vec<u64> = events.iter().map(|e| e.event_id).collect();
-    assert_eq!(ids, (0..events.len() as u64).collect::<Vec<_>>());
-    let stories: std::collections::HashSet<String> = events
-        .iter()
-        .filter_map(|e| e.story_id().map(str::to_owned))
-        .collect();
-    assert_eq!(stories.len(), events.len(), "no entry stored twice");
-    assert!(
-        acked.is_subset(&stories),
-        "every acknowledged entry is stored"
-    );
-    assert!(events.len() <= acked.len() + maybe);
     drop(log);
     let reopened = EventLog::open(mem, key).await.unwrap();
     assert_eq!(reopened.events(), events);

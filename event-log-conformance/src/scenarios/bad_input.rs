@@ -8,7 +8,7 @@ use tokio::runtime::Runtime;
 use super::prop;
 use crate::failure::{Context, Failure};
 use crate::fixture::{entry, key};
-use crate::harness::StoreHarness;
+use crate::harness::{StoreHarness, fresh_log};
 use crate::{ensure, ensure_eq};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,10 +60,7 @@ pub fn bad_input_rejected<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Fa
     let strat = (how, 1u64..6, any::<prop::sample::Index>(), any::<usize>());
     prop("bad_input_rejected", 32, strat, |(how, n, which, cut)| {
         rt.block_on(async {
-            let (_guard, loc) = h.create().await.ctx("create")?;
-            let log = EventLog::open(h.open(&loc).await.ctx("open")?, key(0))
-                .await
-                .ctx("open log")?;
+            let (_guard, _loc, log) = fresh_log(h, key(0)).await?;
             log.append(entry(1, false)).await.ctx("append")?;
             let peer = EventLog::open(MemStore::new(), key(1)).await.ctx("peer")?;
             for i in 0..n {

@@ -8,7 +8,7 @@ use tokio::runtime::Runtime;
 use super::prop;
 use crate::failure::{Context, Failure};
 use crate::fixture::{entry, key};
-use crate::harness::StoreHarness;
+use crate::harness::{StoreHarness, close_log, open_log};
 use crate::{ensure, ensure_eq};
 
 /// K tasks × M appends on one `EventLog` give K·M entries with seqs 0..K·M−1, no
@@ -51,11 +51,8 @@ pub fn concurrent_appenders<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), 
             let want: Vec<u64> = (0..(k * m) as u64).collect();
             ensure_eq!(ids, want, "event ids of all appends");
             let log = Arc::try_unwrap(log).map_err(|_| "log still shared".to_string())?;
-            log.close().await.ctx("close")?;
-            drop(log);
-            let reopened = EventLog::open(h.open(&loc).await.ctx("reopen")?, key(0))
-                .await
-                .ctx("reopen log")?;
+            close_log(log).await?;
+            let reopened = open_log(h, &loc, key(0)).await?;
             let ids: Vec<u64> = reopened.events().iter().map(|e| e.event_id).collect();
             ensure_eq!(ids, want, "event ids after reopen");
             Ok(())

@@ -7,7 +7,7 @@ use tokio::runtime::Runtime;
 use super::prop;
 use crate::failure::{Check, Context, Failure};
 use crate::fixture::{chain, key, load_all, records};
-use crate::harness::StoreHarness;
+use crate::harness::{StoreHarness, fresh_store};
 use crate::{ensure, ensure_eq};
 
 /// An ordered append writes only after a stored predecessor (else it fails with
@@ -27,8 +27,7 @@ async fn ordered_case<H: StoreHarness>(
     per_call: usize,
     sabotage: Option<usize>,
 ) -> Check {
-    let (_guard, loc) = h.create().await.ctx("create")?;
-    let store = h.open(&loc).await.ctx("open")?;
+    let (_guard, _loc, store) = fresh_store(h).await?;
     let ops = chain(&key(1), n, &[]);
 
     // The guard, one call at a time.

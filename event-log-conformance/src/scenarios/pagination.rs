@@ -9,7 +9,7 @@ use tokio::runtime::Runtime;
 use super::prop;
 use crate::failure::{Context, Failure};
 use crate::fixture::{chain, key, op_at, records};
-use crate::harness::StoreHarness;
+use crate::harness::{StoreHarness, fresh_store};
 use crate::{ensure, ensure_eq};
 
 /// `load(position, limit)` and `since(vv, limit)` page through everything exactly
@@ -23,8 +23,7 @@ pub fn pagination<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Failure> {
     );
     prop("pagination", 24, strat, |(lens, limit, partial)| {
         rt.block_on(async {
-            let (_guard, loc) = h.create().await.ctx("create")?;
-            let store = h.open(&loc).await.ctx("open")?;
+            let (_guard, _loc, store) = fresh_store(h).await?;
             let mut all: Vec<OpRecord> = Vec::new();
             for (i, n) in lens.iter().enumerate() {
                 let ops = chain(&key(i as u8), *n, &[]);

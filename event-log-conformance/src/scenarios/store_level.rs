@@ -7,7 +7,7 @@ use tokio::runtime::Runtime;
 use super::{once, prop};
 use crate::failure::{Check, Context, Failure};
 use crate::fixture::{chain, key, load_all, op_at, records};
-use crate::harness::StoreHarness;
+use crate::harness::{StoreHarness, fresh_store};
 use crate::{ensure, ensure_eq};
 
 /// Appended ops load back byte-identical, in append order, with correct heads and
@@ -16,8 +16,7 @@ pub fn round_trip<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Failure> {
     let strat = (prop::collection::vec(1u64..12, 1..4), 1usize..6);
     prop("round_trip", 32, strat, |(lens, batch)| {
         rt.block_on(async {
-            let (_guard, loc) = h.create().await.ctx("create")?;
-            let store = h.open(&loc).await.ctx("open")?;
+            let (_guard, _loc, store) = fresh_store(h).await?;
             let mut all = Vec::new();
             let mut vv = VersionVector::new();
             for (i, n) in lens.iter().enumerate() {
@@ -75,8 +74,7 @@ pub fn idempotent_append<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Fai
     let strat = (2u64..16, any::<prop::sample::Index>(), any::<bool>());
     prop("idempotent_append", 32, strat, |(n, cut, mixed)| {
         rt.block_on(async {
-            let (_guard, loc) = h.create().await.ctx("create")?;
-            let store = h.open(&loc).await.ctx("open")?;
+            let (_guard, _loc, store) = fresh_store(h).await?;
             let ops = chain(&key(1), n, &[]);
             let k = cut.index(ops.len() - 1) + 1;
             store
@@ -122,8 +120,7 @@ pub fn conflict_rejected_atomically<H: StoreHarness>(h: &H, rt: &Runtime) -> Res
 }
 
 async fn conflict_case<H: StoreHarness>(h: &H) -> Check {
-    let (_guard, loc) = h.create().await.ctx("create")?;
-    let store = h.open(&loc).await.ctx("open")?;
+    let (_guard, _loc, store) = fresh_store(h).await?;
     let a = key(1);
     let first = op_at(&a, 1, None, 1);
     let rival = op_at(&a, 1, None, 2);
@@ -206,8 +203,7 @@ pub fn meta_round_trip<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Failu
 }
 
 async fn meta_case<H: StoreHarness>(h: &H) -> Check {
-    let (_guard, loc) = h.create().await.ctx("create")?;
-    let store = h.open(&loc).await.ctx("open")?;
+    let (_guard, loc, store) = fresh_store(h).await?;
     ensure_eq!(
         store.get_meta("k").await.ctx("get_meta")?,
         None,

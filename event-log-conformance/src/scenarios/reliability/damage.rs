@@ -11,7 +11,7 @@ use tokio::runtime::Runtime;
 use super::super::once;
 use crate::failure::{Check, Context, Failure};
 use crate::fixture::{chain, entry, key, load_all, transition};
-use crate::harness::StoreHarness;
+use crate::harness::{StoreHarness, fresh_store};
 use crate::{ensure, ensure_eq};
 
 /// A row whose readable payload column was edited in place (what a SQL shell shows is
@@ -60,8 +60,7 @@ pub fn damaged_rows_quarantined<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<
 }
 
 async fn quarantined<H: StoreHarness>(h: &H) -> Check {
-    let (_guard, loc) = h.create().await.ctx("create")?;
-    let store = h.open(&loc).await.ctx("open")?;
+    let (_guard, loc, store) = fresh_store(h).await?;
     let mine = own_ops(3).await?;
     let b = chain(&key(1), 5, &[]);
     let c = chain(&key(2), 3, &[]);
@@ -191,8 +190,7 @@ pub fn own_chain_damage_refuses_open<H: StoreHarness>(h: &H, rt: &Runtime) -> Re
 }
 
 async fn own_chain<H: StoreHarness>(h: &H) -> Check {
-    let (_guard, loc) = h.create().await.ctx("create")?;
-    let store = h.open(&loc).await.ctx("open")?;
+    let (_guard, loc, store) = fresh_store(h).await?;
     let mine = own_ops(3).await?;
     store
         .append(&[

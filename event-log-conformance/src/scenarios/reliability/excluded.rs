@@ -6,7 +6,7 @@ use tokio::runtime::Runtime;
 use super::super::once;
 use crate::failure::{Check, Context, Failure};
 use crate::fixture::{key, transition};
-use crate::harness::StoreHarness;
+use crate::harness::{StoreHarness, fresh_log};
 use crate::{ensure, ensure_eq};
 
 /// Once this sled is excluded (two of its ops at one seq), every append fails with
@@ -16,10 +16,7 @@ pub fn excluded_sled_refuses_appends<H: StoreHarness>(h: &H, rt: &Runtime) -> Re
 }
 
 async fn excluded<H: StoreHarness>(h: &H) -> Check {
-    let (_guard, loc) = h.create().await.ctx("create")?;
-    let log = EventLog::open(h.open(&loc).await.ctx("open")?, key(0))
-        .await
-        .ctx("open log")?;
+    let (_guard, _loc, log) = fresh_log(h, key(0)).await?;
     for i in 0..3 {
         log.append_transition(transition(i)).await.ctx("append")?;
     }

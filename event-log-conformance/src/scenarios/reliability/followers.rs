@@ -10,7 +10,7 @@ use super::super::once;
 use crate::failure::{Check, Context, Failure};
 use crate::fault::FaultStore;
 use crate::fixture::{chain, key, summary, transition};
-use crate::harness::StoreHarness;
+use crate::harness::{StoreHarness, fresh_store};
 use crate::{ensure, ensure_eq};
 
 const PAGE: usize = 16;
@@ -45,8 +45,8 @@ pub fn follower_catches_up_any_lag<H: StoreHarness>(h: &H, rt: &Runtime) -> Resu
 
 async fn any_lag<H: StoreHarness>(h: &H) -> Check {
     for per_author in [10_000, PAGE + 4] {
-        let (_guard, loc) = h.create().await.ctx("create")?;
-        let store = Arc::new(h.open(&loc).await.ctx("open")?);
+        let (_guard, _loc, store) = fresh_store(h).await?;
+        let store = Arc::new(store);
         let (first, second) = sorted_keys(1, 2);
         let n = (10 * PAGE) as u64;
         // The author `since` pages second writes first; the author paged first then
@@ -104,8 +104,8 @@ pub fn followers_see_equivocation<H: StoreHarness>(h: &H, rt: &Runtime) -> Resul
 }
 
 async fn equivocation<H: StoreHarness>(h: &H) -> Check {
-    let (_guard, loc) = h.create().await.ctx("create")?;
-    let store = Arc::new(h.open(&loc).await.ctx("open")?);
+    let (_guard, _loc, store) = fresh_store(h).await?;
+    let store = Arc::new(store);
     let a = EventLog::open(store.clone(), key(0)).await.ctx("a")?;
     let b = EventLog::open(store.clone(), key(1)).await.ctx("b")?;
     let c = EventLog::open(store.clone(), key(2)).await.ctx("c")?;
@@ -156,8 +156,8 @@ pub fn late_rows_replayed<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Fa
 }
 
 async fn late_rows<H: StoreHarness>(h: &H) -> Check {
-    let (_guard, loc) = h.create().await.ctx("create")?;
-    let store = FaultStore::new(h.open(&loc).await.ctx("open")?);
+    let (_guard, _loc, store) = fresh_store(h).await?;
+    let store = FaultStore::new(store);
     let a = chain(&key(1), 3, &[]);
     let b = chain(&key(2), 2, &[&a[1]]);
     let rows: Vec<OpRecord> = a

@@ -11,7 +11,7 @@ use super::super::once;
 use crate::failure::{Check, Context, Failure};
 use crate::fault::FaultStore;
 use crate::fixture::{chain, key, transition};
-use crate::harness::StoreHarness;
+use crate::harness::{StoreHarness, close_log, fresh_log, fresh_store, open_log};
 use crate::{ensure, ensure_eq};
 
 fn keyed(story: &str, k: &str) -> Transition {
@@ -26,10 +26,7 @@ pub fn idempotent_retries<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Fa
 }
 
 async fn retries<H: StoreHarness>(h: &H) -> Check {
-    let (_guard, loc) = h.create().await.ctx("create")?;
-    let log = EventLog::open(h.open(&loc).await.ctx("open")?, key(0))
-        .await
-        .ctx("open log")?;
+    let (_guard, loc, log) = fresh_log(h, key(0)).await?;
     let first = log
         .append_transition(keyed("s-1", "k-1"))
         .await
@@ -76,11 +73,8 @@ async fn retries<H: StoreHarness>(h: &H) -> Check {
     );
     ensure_eq!(log.store().count().await.ctx("count")?, 2, "ops stored");
     let log = Arc::into_inner(log).ok_or("log still shared")?;
-    log.close().await.ctx("close")?;
-    drop(log);
-    let log = EventLog::open(h.open(&loc).await.ctx("reopen")?, key(0))
-        .await
-        .ctx("reopen log")?;
+    close_log(log).await?;
+    let log = open_log(h, &loc, key(0)).await?;
     let after = log
         .append_transition(keyed("s-1", "k-1"))
         .await
@@ -99,8 +93,8 @@ pub fn dropped_append_withdrawn<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<
 }
 
 async fn withdrawn<H: StoreHarness>(h: &H) -> Check {
-    let (_guard, loc) = h.create().await.ctx("create")?;
-    let store = FaultStore::new(h.open(&loc).await.ctx("open")?);
+    let (_guard, _loc, store) = fresh_store(h).await?;
+    let store = FaultStore::new(store);
     let log = Arc::new(
         EventLog::open(store.clone(), key(0))
             .await

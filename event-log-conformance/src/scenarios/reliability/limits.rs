@@ -7,7 +7,7 @@ use tokio::runtime::Runtime;
 use super::super::once;
 use crate::failure::{Check, Context, Failure};
 use crate::fixture::{key, transition};
-use crate::harness::StoreHarness;
+use crate::harness::{StoreHarness, close_log, fresh_log, open_log};
 use crate::{ensure, ensure_eq};
 
 /// An entry whose op would exceed `Limits::max_payload` (a huge story id; control
@@ -18,10 +18,7 @@ pub fn over_limits_refused<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), F
 }
 
 async fn over_limits<H: StoreHarness>(h: &H) -> Check {
-    let (_guard, loc) = h.create().await.ctx("create")?;
-    let log = EventLog::open(h.open(&loc).await.ctx("open")?, key(0))
-        .await
-        .ctx("open log")?;
+    let (_guard, loc, log) = fresh_log(h, key(0)).await?;
     log.append_transition(transition(1)).await.ctx("append")?;
     let limit = log.config().limits.max_payload;
     let huge = Transition::now("s".repeat(70_000), "a", "b", "E");
@@ -63,11 +60,10 @@ async fn over_limits<H: StoreHarness>(h: &H) -> Check {
         .await
         .ctx("append after")?;
     ensure_eq!(next.event_id, 1, "the refused entries took no seq");
-    log.close().await.ctx("close")?;
-    drop(log);
-    let log = EventLog::open(h.open(&loc).await.ctx("reopen")?, key(0))
+    close_log(log).await?;
+    let log = open_log(h, &loc, key(0))
         .await
-        .ctx("reopen log: an over-limit append must not brick the store")?;
+        .map_err(|e| format!("reopen: an over-limit append must not brick the store: {e}"))?;
     ensure_eq!(log.len(), 2, "events after reopen");
     Ok(())
 }

@@ -9,7 +9,7 @@ use tokio::runtime::Runtime;
 use super::super::once;
 use crate::failure::{Check, Context, Failure};
 use crate::fixture::{chain, key, op_at};
-use crate::harness::StoreHarness;
+use crate::harness::{StoreHarness, fresh_store};
 use crate::{ensure, ensure_eq};
 
 fn member_config(limits: Limits) -> EventLogConfig {
@@ -32,8 +32,7 @@ pub fn non_members_refused<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), F
 }
 
 async fn non_members<H: StoreHarness>(h: &H) -> Check {
-    let (_guard, loc) = h.create().await.ctx("create")?;
-    let store = h.open(&loc).await.ctx("open")?;
+    let (_guard, _loc, store) = fresh_store(h).await?;
     let stranger = chain(&key(7), 3, &[]);
     // Stored before the membership was configured.
     let old = chain(&key(8), 1, &[]);

@@ -8,7 +8,7 @@ use super::super::once;
 use crate::failure::{Check, Context, Failure};
 use crate::fault::FaultStore;
 use crate::fixture::{key, load_all, transition};
-use crate::harness::StoreHarness;
+use crate::harness::{StoreHarness, fresh_store};
 use crate::{ensure, ensure_eq};
 
 /// The previous process's last append commits after the new process opened (a
@@ -20,8 +20,7 @@ pub fn own_late_write_resolved<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(
 }
 
 async fn late_write<H: StoreHarness>(h: &H) -> Check {
-    let (_guard, loc) = h.create().await.ctx("create")?;
-    let store = h.open(&loc).await.ctx("open")?;
+    let (_guard, loc, store) = fresh_store(h).await?;
     {
         let log = EventLog::open(store, key(0)).await.ctx("first process")?;
         for i in 0..2 {
@@ -75,8 +74,8 @@ pub fn in_doubt_never_dropped<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<()
 }
 
 async fn in_doubt<H: StoreHarness>(h: &H) -> Check {
-    let (_guard, loc) = h.create().await.ctx("create")?;
-    let store = FaultStore::new(h.open(&loc).await.ctx("open")?);
+    let (_guard, loc, store) = fresh_store(h).await?;
+    let store = FaultStore::new(store);
     let log = EventLog::open(store.clone(), key(0))
         .await
         .ctx("open the log")?;

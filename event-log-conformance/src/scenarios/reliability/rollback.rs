@@ -9,7 +9,7 @@ use tokio::runtime::Runtime;
 use super::super::once;
 use crate::failure::{Check, Context, Failure};
 use crate::fixture::{key, load_all, transition};
-use crate::harness::StoreHarness;
+use crate::harness::{StoreHarness, fresh_log};
 use crate::{ensure, ensure_eq};
 
 fn with_mark(w: &MemWatermark) -> EventLogConfig {
@@ -117,10 +117,7 @@ pub fn truncated_tail_detected<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(
 }
 
 async fn truncated<H: StoreHarness>(h: &H) -> Check {
-    let (_g1, live) = h.create().await.ctx("create")?;
-    let log = EventLog::open(h.open(&live).await.ctx("open")?, key(0))
-        .await
-        .ctx("open log")?;
+    let (_g1, live, log) = fresh_log(h, key(0)).await?;
     for i in 0..5 {
         log.append_transition(transition(i)).await.ctx("append")?;
     }

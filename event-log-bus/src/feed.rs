@@ -1,6 +1,6 @@
 //! [`LiveFeed`]: persisted events, pushed to whoever watches.
 //!
-//! The feed registers itself as an [`EventListener`] of an [`EventLog`], so it sees
+//! The feed registers itself as an [`EventObserver`] of an [`EventLog`], so it sees
 //! every event that becomes visible — this sled's appends and ops merged from other
 //! sleds — right after the store made it durable, in commit order. It forwards each
 //! commit to a tokio broadcast; [`Subscription`]s read from there.
@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use event_log_core::{EventListener, EventLog, LoggedEvent, OpStore, VersionVector};
+use event_log_core::{EventObserver, EventLog, LoggedEvent, OpStore, VersionVector};
 use parking_lot::RwLock;
 use tokio::sync::broadcast;
 
@@ -42,7 +42,7 @@ struct Forwarder {
     tx: RwLock<Option<broadcast::Sender<Commit>>>,
 }
 
-impl EventListener for Forwarder {
+impl EventObserver for Forwarder {
     fn on_events(&self, events: &[LoggedEvent]) {
         if let Some(tx) = self.tx.read().as_ref()
             && tx.receiver_count() > 0
@@ -78,7 +78,7 @@ impl<S: OpStore> LiveFeed<S> {
         let forwarder = Arc::new(Forwarder {
             tx: RwLock::new(Some(tx)),
         });
-        log.add_listener(forwarder.clone());
+        log.add_observer(forwarder.clone());
         Ok(LiveFeed { log, forwarder })
     }
 
@@ -92,7 +92,7 @@ impl<S: OpStore> LiveFeed<S> {
         // Subscribe first, then take the cursor: a commit in between is in both and
         // the cursor drops it from the live side.
         let rx = self.live();
-        let cursor = self.log.cursor();
+        let cursor = self.log.version_vector();
         Subscription::new(self.log.clone(), rx, cursor, filter, false)
     }
 

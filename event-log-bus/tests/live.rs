@@ -109,7 +109,7 @@ proptest! {
                 let got_keys = keys(&got);
                 assert_eq!(got_keys.len(), want.len(), "cursor {c:?}: duplicates or holes");
                 assert_eq!(got_keys.iter().copied().collect::<BTreeSet<_>>(), want);
-                assert_eq!(sub.cursor(), &a.cursor());
+                assert_eq!(sub.cursor(), &a.version_vector());
             }
         });
     }
@@ -165,7 +165,7 @@ async fn catch_up_during_concurrent_appends_has_no_hole_and_no_duplicate() {
         let log = log.clone();
         readers.push(tokio::spawn(async move {
             tokio::time::sleep(Duration::from_micros(r * 300)).await;
-            let start = log.cursor();
+            let start = log.version_vector();
             let from = start.get(&log.sled_id());
             let mut sub = feed.subscribe_from(start, EventFilter::all());
             let mut ids = Vec::new();

@@ -80,7 +80,7 @@ pub async fn run(a: Args) -> CmdResult {
         eprintln!(
             "{} events; cursor {}",
             events.len(),
-            cursor::format(&log.cursor())
+            cursor::format(&log.version_vector())
         );
     }
     report_damage(&log);

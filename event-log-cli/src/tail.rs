@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_log::{EventListener, LoggedEvent, VersionVector};
+use event_log::{EventObserver, LoggedEvent, VersionVector};
 use tokio::sync::Notify;
 
 use crate::cursor;
@@ -64,7 +64,7 @@ impl Args {
 /// Wakes the printing loop when the view gains events.
 struct Wake(Arc<Notify>);
 
-impl EventListener for Wake {
+impl EventObserver for Wake {
     fn on_events(&self, _: &[LoggedEvent]) {
         self.0.notify_one();
     }
@@ -79,7 +79,7 @@ fn is_postgres(url: &str) -> bool {
 pub async fn run(a: Args) -> CmdResult {
     let log = Arc::new(crate::open::open_reader(&a.store).await?);
     let woken = Arc::new(Notify::new());
-    log.add_listener(Arc::new(Wake(woken.clone())));
+    log.add_observer(Arc::new(Wake(woken.clone())));
     let interval = Duration::from_millis(a.interval.max(10));
     let follower = if is_postgres(&a.store) {
         use event_log::postgres::{
@@ -107,7 +107,7 @@ pub async fn run(a: Args) -> CmdResult {
     let mut cursor: VersionVector = match (&a.since, a.from_start) {
         (Some(c), _) => cursor::parse(c, &known)?,
         (None, true) => VersionVector::default(),
-        (None, false) => log.cursor(),
+        (None, false) => log.version_vector(),
     };
     eprintln!(
         "evlog tail: following {} ({}); Ctrl-C stops",

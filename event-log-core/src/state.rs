@@ -38,7 +38,7 @@ impl State {
         self.apply_with(ops, true)
     }
 
-    /// [`State::apply`] without collecting the new events (replay has no listeners).
+    /// [`State::apply`] without collecting the new events (replay has no observers).
     pub(crate) fn apply_quiet(&mut self, ops: Vec<(SignedOp, Entry)>) {
         self.apply_with(ops, false);
     }

@@ -17,7 +17,7 @@
 //! at once and answered by one catch-up (which reads everything new, page by page).
 //! Notices that arrive *during* a catch-up cause one more.
 //!
-//! Applied ops reach the log's listeners ([`EventLog::add_listener`]) exactly as
+//! Applied ops reach the log's listeners ([`EventLog::add_observer`]) exactly as
 //! merged ops do, once each.
 //!
 //! # Failures

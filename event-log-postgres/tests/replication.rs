@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{SchemaGuard, admin, key, pg_url, unique_schema};
-use event_log_core::{EventListener, EventLog, LoggedEvent, SledId, Transition};
+use event_log_core::{EventObserver, EventLog, LoggedEvent, SledId, Transition};
 use event_log_postgres::{
     FollowerConfig, FollowerHandle, FollowerStats, PostgresConfig, PostgresStore, spawn_follower,
 };
@@ -142,7 +142,7 @@ struct Received {
     seen: Mutex<HashMap<(SledId, u64), usize>>,
 }
 
-impl EventListener for Received {
+impl EventObserver for Received {
     fn on_events(&self, events: &[LoggedEvent]) {
         let mut seen = self.seen.lock().expect("listener lock");
         for e in events {
@@ -212,7 +212,7 @@ async fn listener_gets_each_remote_event_once() {
     let (_guard, sleds) = cluster("push", &[1, 2], FollowerConfig::default()).await;
     let (a, b) = (&sleds[0], &sleds[1]);
     let received = Arc::new(Received::default());
-    a.log.add_listener(received.clone());
+    a.log.add_observer(received.clone());
 
     // Extra catch-ups racing the follower's must not deliver anything twice.
     let racer = {
@@ -322,7 +322,7 @@ async fn replication_latency() {
     let (a, b) = (&sleds[0], &sleds[1]);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
     struct Arrivals(tokio::sync::mpsc::UnboundedSender<(u64, Instant)>);
-    impl EventListener for Arrivals {
+    impl EventObserver for Arrivals {
         fn on_events(&self, events: &[LoggedEvent]) {
             let now = Instant::now();
             for e in events {
@@ -330,7 +330,7 @@ async fn replication_latency() {
             }
         }
     }
-    a.log.add_listener(Arc::new(Arrivals(tx)));
+    a.log.add_observer(Arc::new(Arrivals(tx)));
 
     const N: usize = 200;
     let mut travel = Vec::with_capacity(N);

@@ -209,7 +209,7 @@ impl<S: OpStore> Sink for Live<'_, S> {
 impl<S: OpStore> EventLog<S> {
     /// Reads the ops the store holds that this log lacks — written by other sleds
     /// sharing the store, or by another process — validates them like a merge,
-    /// applies them and pushes their events to listeners. Nothing it read is written
+    /// applies them and pushes their events to observers. Nothing it read is written
     /// again: those ops are already durable in the store.
     ///
     /// It converges exactly as sync does: by version vectors (however far behind

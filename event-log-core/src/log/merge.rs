@@ -80,7 +80,7 @@ impl MergeReport {
 impl<S: OpStore> EventLog<S> {
     /// Merges ops from a peer: decodes and verifies each (batch signatures), buffers
     /// those whose deps are missing, persists the ready ones durably in causal order,
-    /// then applies them and pushes their events to listeners.
+    /// then applies them and pushes their events to observers.
     ///
     /// A refused op is reported with its reason and changes nothing else. An `Err`
     /// means the store failed: nothing of this merge was applied, and the peer should

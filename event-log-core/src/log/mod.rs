@@ -31,7 +31,7 @@ pub use verify::{VerifyReport, verify};
 /// Receives every event that becomes visible in a log, local or merged, in commit
 /// order. Called synchronously after the store made the ops durable: keep it quick
 /// (send into a channel).
-pub trait EventListener: Send + Sync + 'static {
+pub trait EventObserver: Send + Sync + 'static {
     /// New visible events.
     fn on_events(&self, events: &[LoggedEvent]);
 }
@@ -81,7 +81,7 @@ pub struct EventLog<S: OpStore> {
     /// Tasks other than appenders waiting for `leader` (merges, catch-ups, flushes,
     /// close): a leader hands the lock on as soon as one waits.
     others_waiting: std::sync::atomic::AtomicUsize,
-    listeners: RwLock<Vec<Arc<dyn EventListener>>>,
+    observers: RwLock<Vec<Arc<dyn EventObserver>>>,
     counters: Counters,
     opened: OpenStats,
     /// Damaged rows found (at open, by catch-ups).
@@ -125,9 +125,9 @@ impl<S: OpStore> EventLog<S> {
         &self.config
     }
 
-    /// Registers a listener for new visible events.
-    pub fn add_listener(&self, listener: Arc<dyn EventListener>) {
-        self.listeners.write().push(listener);
+    /// Registers an observer of new visible events.
+    pub fn add_observer(&self, observer: Arc<dyn EventObserver>) {
+        self.observers.write().push(observer);
     }
 
     /// Takes the leader lock for work other than appending; a leader writing
@@ -148,7 +148,7 @@ impl<S: OpStore> EventLog<S> {
         if events.is_empty() {
             return;
         }
-        for l in self.listeners.read().iter() {
+        for l in self.observers.read().iter() {
             l.on_events(events);
         }
     }

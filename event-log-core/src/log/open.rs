@@ -116,7 +116,7 @@ impl<S: OpStore> EventLog<S> {
             queued: event_listener::Event::new(),
             leader: async_lock::Mutex::new(append::LeaderState::default()),
             others_waiting: Default::default(),
-            listeners: RwLock::new(Vec::new()),
+            observers: RwLock::new(Vec::new()),
             counters: Counters::default(),
             opened: OpenStats {
                 replayed: chain.ops,

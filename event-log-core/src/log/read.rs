@@ -47,12 +47,9 @@ impl<S: OpStore> EventLog<S> {
         out
     }
 
-    /// The cursor just past every event held: sled → highest seq (= next event id).
-    pub fn cursor(&self) -> VersionVector {
-        self.version_vector()
-    }
-
-    /// Highest seq held per sled (ops, including excluded ones).
+    /// Highest seq held per sled (ops, including excluded ones): the cursor just
+    /// past every event held (a sled's highest seq is its next event id), for
+    /// [`EventLog::events_since`], subscriptions and sync.
     pub fn version_vector(&self) -> VersionVector {
         self.state.read().replica.version_vector()
     }

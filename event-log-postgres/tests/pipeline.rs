@@ -3,12 +3,12 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{SchemaGuard, admin, blocked_backend, config, key, pg_url, unique_schema};
-use event_log_core::{Error, EventLog, OpStore, Position, Transition};
+use event_log_conformance::producers::{check_stored, produce};
+use event_log_core::{Error, EventLog, OpStore, Transition};
 use event_log_postgres::{PostgresConfig, PostgresStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,21 +38,10 @@ async fn killing_the_pipeline_connection_loses_nothing() {
     tx.batch_execute(&format!("LOCK TABLE \"{schema}\".ops IN EXCLUSIVE MODE"))
         .await
         .unwrap();
-    let mut producers = Vec::new();
-    for p in 0..16 {
+    let producing = {
         let log = log.clone();
-        producers.push(tokio::spawn(async move {
-            let mut outcomes = Vec::new();
-            for i in 0..6 {
-                let story = format!("p{p}-{i}");
-                let r = log
-                    .append_transition(Transition::now(story.clone(), "a", "b", "E"))
-                    .await;
-                outcomes.push((story, r));
-            }
-            outcomes
-        }));
-    }
+        tokio::spawn(async move { produce(&log, 16, 6).await })
+    };
     let pid = blocked_backend(&tx, &schema).await;
     // Give the pipeline time to fill behind the blocked group, then kill it.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -61,40 +50,20 @@ async fn killing_the_pipeline_connection_loses_nothing() {
         .unwrap();
     tx.rollback().await.unwrap();
 
-    let mut acked = HashSet::new();
-    let mut in_doubt = 0;
-    for p in producers {
-        for (story, r) in p.await.unwrap() {
-            match r {
-                Ok(_) => {
-                    acked.insert(story);
-                }
-                Err(Error::InDoubt { .. }) => in_doubt += 1,
-                Err(e) => panic!("unexpected error for {story}: {e}"),
-            }
-        }
+    let out = producing.await.unwrap().unwrap();
+    for (story, e) in &out.failed {
+        assert!(
+            matches!(e, Error::InDoubt { .. }),
+            "unexpected error for {story}: {e}"
+        );
     }
-    assert!(in_doubt > 0, "the killed connection had appends in flight");
-    log.flush().await.expect("the appends in doubt complete");
-
-    let stored = store.load(Position::START, usize::MAX).await.unwrap();
-    let seqs: Vec<u64> = stored.iter().map(|(_, r)| r.seq).collect();
-    assert_eq!(
-        seqs,
-        (1..=stored.len() as u64).collect::<Vec<_>>(),
-        "stored seqs are contiguous, in order: no group was stored after a hole"
-    );
-    let events = log.events();
-    assert_eq!(events.len(), stored.len(), "every stored op is visible");
-    let stories: HashSet<String> = events
-        .iter()
-        .filter_map(|e| e.story_id().map(str::to_owned))
-        .collect();
-    assert_eq!(stories.len(), events.len(), "no entry stored twice");
     assert!(
-        acked.is_subset(&stories),
-        "every acknowledged entry is stored"
+        !out.failed.is_empty(),
+        "the killed connection had appends in flight"
     );
+    log.flush().await.expect("the appends in doubt complete");
+    check_stored(&log, &store, &out.acked).await.unwrap();
+    let events = log.events();
     assert_eq!(
         events.len(),
         1 + 16 * 6,

@@ -14,7 +14,7 @@ use bft_json_crdt::{AuthorId, OpId, Rejected};
 use crate::store::{OpRecord, Position};
 
 /// Most damaged rows a log keeps details of (all are counted).
-pub const MAX_REPORTED: usize = 1000;
+pub const MAX_REPORTED_DAMAGE: usize = 1000;
 
 /// Most damaged op ids remembered to report each row once (beyond, rows read again
 /// are counted again).
@@ -93,7 +93,7 @@ impl DamagedRow {
     }
 }
 
-/// Damaged rows found: every one counted, the first [`MAX_REPORTED`] kept.
+/// Damaged rows found: every one counted, the first [`MAX_REPORTED_DAMAGE`] kept.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DamageLog {
     rows: Vec<DamagedRow>,
@@ -113,7 +113,7 @@ impl DamageLog {
         tracing::warn!(position = %row.position, op = %row.id, sled = %row.author, seq = row.seq,
             reason = row.kind.reason(), "damaged row kept out of the view: {}", row.kind);
         self.count += 1;
-        if self.rows.len() < MAX_REPORTED {
+        if self.rows.len() < MAX_REPORTED_DAMAGE {
             self.rows.push(row);
         }
     }

@@ -18,17 +18,17 @@
 #![warn(missing_docs)]
 
 mod checkpoint;
-pub mod damage;
-pub mod entry;
-pub mod error;
-pub mod event;
+mod damage;
+mod entry;
+mod error;
+mod event;
 mod log;
-pub mod memstore;
+mod memstore;
 pub mod metrics;
 mod state;
 pub mod store;
-pub mod sync;
-pub mod watermark;
+mod sync;
+mod watermark;
 
 /// The CRDT layer, for tools that work on ops directly.
 pub use bft_json_crdt as bft;
@@ -36,12 +36,12 @@ pub use bft_json_crdt::{
     AuthorId, Equivocation, Limits, Membership, OpId, Outcome, RawOp, Rejected, SignedOp,
     SigningKey, VersionVector,
 };
-pub use damage::{DamageKind, DamagedRow, MissingOps};
-pub use entry::{Entry, Gap, Origin, RunId, Transition, Unclean};
+pub use damage::{DamageKind, DamagedRow, MAX_REPORTED_DAMAGE, MissingOps};
+pub use entry::{Entry, Gap, Origin, RunId, Transition, Unclean, to_micros};
 pub use error::{Error, Result};
 pub use event::{EventId, LoggedEvent, SledId, render_lines};
 pub use log::{
-    CatchUp, EventObserver, EventLog, EventLogConfig, LogStats, MergeDelivery, MergeRejected,
+    CatchUp, EventLog, EventLogConfig, EventObserver, LogStats, MergeDelivery, MergeRejected,
     MergeReport, OpenStats, VerifyReport, verify,
 };
 pub use memstore::MemStore;

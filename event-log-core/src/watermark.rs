@@ -1,21 +1,4 @@
-//! A sled's signed high-water mark, kept outside its store.
-//!
-//! A store can lose its acknowledged tail without losing everything: restored from
-//! a backup, a PostgreSQL failover to an asynchronous standby, SQLite with
-//! `durability=normal` after a power loss. Its own checkpoint is lost with it. A sled
-//! that then continued its sequence after what the store still holds would sign
-//! those seqs again with new content: an equivocation that every replica punishes
-//! by excluding the sled. So the log advances a mark kept elsewhere (beside the
-//! sled's key, typically) after each durable append — "I signed up to seq N, whose
-//! op is X", signed with the sled's key — and at open compares it with the store:
-//! while the store holds less, appends are refused
-//! ([`crate::Error::RolledBack`]) until the missing ops come back (from a peer, a
-//! shared store, a sync).
-//!
-//! The mark is written behind the appends (never on their path): after a crash it
-//! may lag the store by the last groups written. Those ops left the sled only after
-//! they were durable in its store, so a store that lost them and a mark that lags
-//! them can only both happen when the machine itself lost its recent writes.
+//! A sled's signed high-water mark, kept outside its store: see [`Watermark`].
 
 use std::sync::Arc;
 
@@ -27,8 +10,27 @@ use sha2::{Digest, Sha256};
 use crate::event::SledId;
 use crate::store::BoxError;
 
-/// Where a sled keeps its mark. Implementations: [`MemWatermark`] here, a file
-/// beside the key in the `event-log` crate.
+/// A sled's signed high-water mark, kept outside its store.
+///
+/// A store can lose its acknowledged tail without losing everything: restored from
+/// a backup, a PostgreSQL failover to an asynchronous standby, SQLite with
+/// `durability=normal` after a power loss. Its own checkpoint is lost with it. A sled
+/// that then continued its sequence after what the store still holds would sign
+/// those seqs again with new content: an equivocation that every replica punishes
+/// by excluding the sled. So the log advances a mark kept elsewhere (beside the
+/// sled's key, typically) after each durable append — "I signed up to seq N, whose
+/// op is X", signed with the sled's key — and at open compares it with the store:
+/// while the store holds less, appends are refused
+/// ([`crate::Error::RolledBack`]) until the missing ops come back (from a peer, a
+/// shared store, a sync).
+///
+/// The mark is written behind the appends (never on their path): after a crash it
+/// may lag the store by the last groups written. Those ops left the sled only after
+/// they were durable in its store, so a store that lost them and a mark that lags
+/// them can only both happen when the machine itself lost its recent writes.
+///
+/// This trait is where a sled keeps its mark. Implementations: [`MemWatermark`]
+/// here, a file beside the key in the `event-log` crate.
 #[async_trait]
 pub trait Watermark: Send + Sync + 'static {
     /// The last mark saved (opaque bytes), if any.

@@ -27,7 +27,7 @@ pub struct EventLogConfig {
     /// with a throwaway key, so they write nothing to it.
     pub save_checkpoints: bool,
     /// Where this sled keeps its signed high-water mark outside the store (see
-    /// [`crate::watermark`]), so that a store that lost acknowledged ops cannot
+    /// [`crate::Watermark`]), so that a store that lost acknowledged ops cannot
     /// make it sign a seq twice. `None`: only the store's own checkpoint is
     /// compared.
     pub watermark: Option<SharedWatermark>,

@@ -154,7 +154,7 @@ impl<S: OpStore> EventLog<S> {
     }
 
     /// Damaged rows found in the store (at open and by later reads), kept out of
-    /// the view: the first [`crate::damage::MAX_REPORTED`], each with its position,
+    /// the view: the first [`crate::MAX_REPORTED_DAMAGE`], each with its position,
     /// op id and reason.
     pub fn damage(&self) -> Vec<crate::damage::DamagedRow> {
         self.damage.lock().rows().to_vec()

@@ -30,7 +30,7 @@ impl<S: OpStore> EventLog<S> {
     /// Events after a cursor, sorted by `(sled_id, event_id)`.
     ///
     /// The cursor maps a sled to the next event id the reader wants (a sled not in
-    /// it starts at 0); [`EventLog::cursor`] gives the cursor after every current
+    /// it starts at 0); [`EventLog::version_vector`] gives the cursor after every current
     /// event. Costs O(s log n + k) for s sleds and k results.
     pub fn events_since(&self, cursor: &VersionVector) -> Vec<LoggedEvent> {
         let st = self.state.read();

@@ -268,7 +268,7 @@ impl<S: OpStore> EventLog<S> {
     }
 
     /// `(held, signed)` while the store holds fewer of this sled's ops than it
-    /// signed (see [`crate::watermark`]); `None` once they are back.
+    /// signed (see [`crate::Watermark`]); `None` once they are back.
     fn rolled_back(&self) -> Option<(u64, u64)> {
         let mut owed = self.signed_up_to.lock();
         let signed = (*owed)?;

@@ -120,31 +120,13 @@ fn split(url: &str) -> Result<(&str, &str), OpenError> {
     }
 }
 
-/// Splits `path?k=v&k2=v2` into the path and its parameters.
+/// A file store URL whose part after the scheme the backend refused.
 #[cfg(any(feature = "sqlite", feature = "redb"))]
-fn params(rest: &str) -> (&str, Vec<(&str, &str)>) {
-    match rest.split_once('?') {
-        None => (rest, Vec::new()),
-        Some((p, q)) => (
-            p,
-            q.split('&')
-                .filter(|s| !s.is_empty())
-                .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
-                .collect(),
-        ),
+fn bad_query(url: &str, e: event_log_core::store::url_query::UrlQueryError) -> OpenError {
+    OpenError::BadUrl {
+        url: redact_url(url),
+        reason: e.to_string(),
     }
-}
-
-#[cfg(any(feature = "sqlite", feature = "redb"))]
-fn file_path<'a>(url: &str, rest: &'a str) -> Result<&'a str, OpenError> {
-    let path = rest.strip_prefix("//").unwrap_or(rest);
-    if path.is_empty() {
-        return Err(OpenError::BadUrl {
-            url: redact_url(url),
-            reason: "no file path after the scheme".into(),
-        });
-    }
-    Ok(path)
 }
 
 /// The first bytes of a SQLite database file.
@@ -197,14 +179,6 @@ fn check_file_kind(url: &str, scheme: &str, path: &str) -> Result<(), OpenError>
     )))
 }
 
-#[cfg(any(feature = "sqlite", feature = "redb"))]
-fn unknown_param(url: &str, key: &str, known: &str) -> OpenError {
-    OpenError::BadUrl {
-        url: redact_url(url),
-        reason: format!("unknown parameter `{key}` (known: {known})"),
-    }
-}
-
 /// Whether a store is opened for writing or for reading only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -212,19 +186,6 @@ enum Mode {
     AsGiven,
     /// Read-only, whatever the URL says.
     ReadOnly,
-}
-
-/// The `mode=` parameter of a file store URL: `Some(true)` for `ro`.
-#[cfg(any(feature = "sqlite", feature = "redb"))]
-fn mode_param(url: &str, value: &str) -> Result<bool, OpenError> {
-    match value {
-        "ro" => Ok(true),
-        "rw" => Ok(false),
-        other => Err(OpenError::BadUrl {
-            url: redact_url(url),
-            reason: format!("mode must be `ro` or `rw`, not `{other}`"),
-        }),
-    }
 }
 
 /// The query of a PostgreSQL URL, found as event-log-postgres finds it: the user info
@@ -295,45 +256,20 @@ async fn open_store_as(url: &str, mode: Mode) -> Result<(AnyStore, bool), OpenEr
         "memory" => Ok((Box::new(MemStore::new()), forced)),
         #[cfg(feature = "sqlite")]
         "sqlite" => {
-            use event_log_sqlite::{Durability, SqliteConfig, SqliteStore};
-            let (path, ps) = params(rest);
-            let path = file_path(url, path)?;
+            use event_log_sqlite::{SqliteConfig, SqliteStore};
+            let (path, config) = SqliteConfig::from_url(rest).map_err(|e| bad_query(url, e))?;
             check_file_kind(url, "sqlite", path)?;
-            let mut config = SqliteConfig::default();
-            let mut read_only = false;
-            for (k, v) in ps {
-                match (k, v) {
-                    ("durability", "full") => config = config.with_durability(Durability::Full),
-                    ("durability", "normal") => config = config.with_durability(Durability::Normal),
-                    ("durability", other) => {
-                        return Err(OpenError::BadUrl {
-                            url: redact_url(url),
-                            reason: format!("durability must be `full` or `normal`, not `{other}`"),
-                        });
-                    }
-                    ("mode", v) => read_only = mode_param(url, v)?,
-                    (k, _) => return Err(unknown_param(url, k, "durability, mode")),
-                }
-            }
-            let read_only = read_only || forced;
+            let read_only = config.read_only || forced;
             let config = config.with_read_only(read_only);
             Ok((Box::new(SqliteStore::open(path, config).await?), read_only))
         }
         #[cfg(feature = "redb")]
         "redb" => {
             use event_log_redb::{RedbConfig, RedbStore};
-            let (path, ps) = params(rest);
-            let path = file_path(url, path)?;
+            let (path, config) = RedbConfig::from_url(rest).map_err(|e| bad_query(url, e))?;
             check_file_kind(url, "redb", path)?;
-            let mut read_only = false;
-            for (k, v) in ps {
-                match k {
-                    "mode" => read_only = mode_param(url, v)?,
-                    k => return Err(unknown_param(url, k, "mode")),
-                }
-            }
-            let read_only = read_only || forced;
-            let config = RedbConfig::default().with_read_only(read_only);
+            let read_only = config.read_only || forced;
+            let config = config.with_read_only(read_only);
             Ok((Box::new(RedbStore::open(path, config).await?), read_only))
         }
         #[cfg(feature = "postgres")]
@@ -402,135 +338,4 @@ pub async fn open_read_only(url: &str) -> Result<EventLog<AnyStore>, OpenError> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::open_store;
-
-    /// The error for a URL that cannot be opened names the URL without its secret,
-    /// whatever the shape (before, a `?password=` was shown verbatim, and a
-    /// password holding `@` was cut at its first `@`).
-    #[tokio::test]
-    async fn open_errors_show_no_password() {
-        let mut cases = vec![
-            ("nosuch://alice:p@ss@db/x", "ss@"),
-            ("host=db password=Secret1", "Secret1"),
-        ];
-        if cfg!(feature = "sqlite") {
-            cases.push(("sqlite://?password=Secret2", "Secret2"));
-            cases.push(("sqlite://x.db?password=Secret3", "Secret3"));
-            cases.push(("sqlite://x.db?durability=p@ss@x&token=Secret4", "Secret4"));
-        }
-        if cfg!(feature = "redb") {
-            cases.push(("redb://x.redb?token=Secret5", "Secret5"));
-        }
-        for (url, secret) in cases {
-            let e = match open_store(url).await {
-                Ok(_) => panic!("{url} opened"),
-                Err(e) => e.to_string(),
-            };
-            assert!(!e.contains(secret), "{url}: {e}");
-        }
-    }
-}
-
-#[cfg(all(test, feature = "sqlite"))]
-mod read_only_tests {
-    use event_log_core::{Error, StoreErrorKind, Transition};
-
-    use super::{OpenError, open_read_only, open_store, open_store_read_only};
-
-    fn not_found(r: Result<impl Sized, OpenError>) -> String {
-        match r {
-            Err(OpenError::Store(e)) if e.kind() == StoreErrorKind::NotFound => e.to_string(),
-            Err(e) => panic!("expected NotFound, found {e}"),
-            Ok(_) => panic!("a missing store opened"),
-        }
-    }
-
-    /// A missing store opened read-only (by `mode=ro` or by the read-only
-    /// functions) is `NotFound` naming the path, and nothing is created (before, a
-    /// reading tool created an empty store at a mistyped path).
-    #[tokio::test]
-    async fn read_only_opens_of_a_missing_store_are_not_found_and_create_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("missing.db");
-        let url = format!("sqlite://{}", db.display());
-        let shown = db.display().to_string();
-        assert!(not_found(open_store(&format!("{url}?mode=ro")).await).contains(&shown));
-        assert!(not_found(open_store_read_only(&url).await).contains(&shown));
-        assert!(not_found(open_read_only(&url).await).contains(&shown));
-        if cfg!(feature = "redb") {
-            let url = format!("redb://{}", dir.path().join("missing.redb").display());
-            assert!(not_found(open_store_read_only(&url).await).contains("missing.redb"));
-            not_found(open_store(&format!("{url}?mode=ro")).await);
-        }
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-    }
-
-    /// A log opened read-only shows what is stored, refuses appends, and leaves the
-    /// file as it was (no checkpoint, no migration); `mode=rw` in the URL does not
-    /// make a forced read-only open writable.
-    #[tokio::test]
-    async fn read_only_log_reads_and_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("log.db");
-        let url = format!("sqlite://{}", db.display());
-        let log = super::open(&url, crate::keys::generate()).await.unwrap();
-        for i in 0..3 {
-            log.append_transition(Transition::now(format!("s{i}"), "a", "b", "t"))
-                .await
-                .unwrap();
-        }
-        log.close().await.unwrap();
-        let bytes = std::fs::read(&db).unwrap();
-        for url in [url.clone(), format!("{url}?mode=rw")] {
-            let ro = open_read_only(&url).await.unwrap();
-            assert_eq!(ro.len(), 3);
-            match ro
-                .append_transition(Transition::now("s9", "a", "b", "t"))
-                .await
-            {
-                Err(Error::ReadOnly { .. }) => {}
-                other => panic!("expected ReadOnly, found {other:?}"),
-            }
-            ro.close().await.unwrap();
-        }
-        // `mode=ro` makes `open` read-only too.
-        let ro = super::open(&format!("{url}?mode=ro"), crate::keys::generate())
-            .await
-            .unwrap();
-        assert!(
-            ro.append_transition(Transition::now("s9", "a", "b", "t"))
-                .await
-                .is_err()
-        );
-        ro.close().await.unwrap();
-        assert_eq!(std::fs::read(&db).unwrap(), bytes, "the store was written");
-    }
-
-    /// A `mode` other than `ro` or `rw` is a bad URL.
-    #[tokio::test]
-    async fn bad_mode_is_a_bad_url() {
-        match open_store("sqlite:///tmp/x.db?mode=readonly").await {
-            Err(OpenError::BadUrl { reason, .. }) => assert!(reason.contains("mode"), "{reason}"),
-            Err(e) => panic!("expected BadUrl, found {e}"),
-            Ok(_) => panic!("opened"),
-        }
-    }
-}
-
-#[cfg(all(test, feature = "postgres"))]
-mod postgres_tests {
-    use super::{pg_query, pg_read_only};
-
-    /// The query and `mode` are found after the user info, as event-log-postgres
-    /// finds them, also when the password holds `@` or `?`.
-    #[test]
-    fn postgres_mode_is_read_after_the_user_info() {
-        assert_eq!(pg_query("postgres://u:p@ss@h/db?mode=ro"), Some("mode=ro"));
-        assert_eq!(pg_query("postgres://u:p?ss@h/db"), None);
-        assert_eq!(pg_query("postgres://h/db"), None);
-        assert!(pg_read_only("postgres://u:p?mode=rw@h/db?mode=ro"));
-        assert!(!pg_read_only("postgres://h/db?mode=ro&mode=rw"));
-        assert!(!pg_read_only("postgres://u:mode=ro@h/db"));
-    }
-}
+mod tests;

@@ -1,6 +1,7 @@
 //! [`RedbConfig`]: how a [`crate::RedbStore`] opens its file and commits.
 
 use event_log_core::ConfigError;
+use event_log_core::store::url_query::{self, UrlQueryError};
 
 /// Options for [`crate::RedbStore::open`]. Build it from [`RedbConfig::default`]
 /// and the `with_*` methods; [`RedbConfig::validate`] names a value it cannot use.
@@ -103,5 +104,25 @@ impl RedbConfig {
         };
         at_least_one("max_group", self.max_group)?;
         at_least_one("pipeline", self.pipeline)
+    }
+
+    /// The file path and config a `redb:` URL names, given what follows the scheme
+    /// (`//events.redb?mode=ro`). Parameter: `mode` (`ro` for
+    /// [`RedbConfig::read_only`], or `rw`); other settings keep their defaults.
+    pub fn from_url(rest: &str) -> Result<(&str, RedbConfig), UrlQueryError> {
+        let (path, params) = url_query::split_file_url(rest)?;
+        let mut config = RedbConfig::default();
+        for (key, value) in params {
+            config = match key {
+                "mode" => config.with_read_only(url_query::read_only_mode(value)?),
+                k => {
+                    return Err(UrlQueryError::Unknown {
+                        key: k.to_owned(),
+                        known: "mode",
+                    });
+                }
+            };
+        }
+        Ok((path, config))
     }
 }

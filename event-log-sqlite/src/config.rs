@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use event_log_core::ConfigError;
+use event_log_core::store::url_query::{self, UrlQueryError};
 
 /// What an acknowledged append survives.
 ///
@@ -144,5 +145,35 @@ impl SqliteConfig {
         at_least_one("readers", self.readers)?;
         at_least_one("max_group", self.max_group)?;
         at_least_one("pipeline", self.pipeline)
+    }
+
+    /// The file path and config a `sqlite:` URL names, given what follows the scheme
+    /// (`//events.db?durability=normal&mode=ro`). Parameters: `durability`
+    /// (`full` or `normal`, see [`Durability`]) and `mode` (`ro` for
+    /// [`SqliteConfig::read_only`], or `rw`); other settings keep their defaults.
+    pub fn from_url(rest: &str) -> Result<(&str, SqliteConfig), UrlQueryError> {
+        let (path, params) = url_query::split_file_url(rest)?;
+        let mut config = SqliteConfig::default();
+        for (key, value) in params {
+            config = match (key, value) {
+                ("durability", "full") => config.with_durability(Durability::Full),
+                ("durability", "normal") => config.with_durability(Durability::Normal),
+                ("durability", other) => {
+                    return Err(UrlQueryError::BadValue {
+                        key: "durability",
+                        value: other.to_owned(),
+                        expected: "`full` or `normal`",
+                    });
+                }
+                ("mode", v) => config.with_read_only(url_query::read_only_mode(v)?),
+                (k, _) => {
+                    return Err(UrlQueryError::Unknown {
+                        key: k.to_owned(),
+                        known: "durability, mode",
+                    });
+                }
+            };
+        }
+        Ok((path, config))
     }
 }

@@ -11,6 +11,7 @@ mod error;
 mod forward;
 mod record;
 pub mod rules;
+pub mod url_query;
 
 use async_trait::async_trait;
 use bft_json_crdt::{AuthorId, OpId, VersionVector};

@@ -132,19 +132,9 @@ impl SqliteConfig {
     /// Refuses settings the store cannot work with, naming the field.
     /// [`crate::SqliteStore::open`] calls it first.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let at_least_one = |field, value: usize| {
-            if value == 0 {
-                Err(ConfigError {
-                    field,
-                    reason: "must be at least 1".into(),
-                })
-            } else {
-                Ok(())
-            }
-        };
-        at_least_one("readers", self.readers)?;
-        at_least_one("max_group", self.max_group)?;
-        at_least_one("pipeline", self.pipeline)
+        ConfigError::at_least_one("readers", self.readers)?;
+        ConfigError::at_least_one("max_group", self.max_group)?;
+        ConfigError::at_least_one("pipeline", self.pipeline)
     }
 
     /// The file path and config a `sqlite:` URL names, given what follows the scheme

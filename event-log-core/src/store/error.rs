@@ -9,6 +9,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The kind of a [`StoreError`], for callers that branch on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StoreErrorKind {
     /// A different op holds the `(author, seq)`.
     Conflict,
@@ -198,4 +199,18 @@ pub struct ConfigError {
     pub field: &'static str,
     /// What is wrong with it.
     pub reason: String,
+}
+
+impl ConfigError {
+    /// Refuses a count that must be at least 1 (`0` is never read as 1): the check
+    /// every config's `validate` makes of its counts.
+    pub fn at_least_one(field: &'static str, value: usize) -> Result<(), ConfigError> {
+        if value == 0 {
+            return Err(ConfigError {
+                field,
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
 }

@@ -22,6 +22,7 @@ const MAX_REMEMBERED: usize = 100_000;
 
 /// What is wrong with a stored row.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DamageKind {
     /// The op fails validation: it does not decode, its id is not the hash of its
     /// bytes, its signature or causal links are wrong, its author is not a member.

@@ -7,6 +7,7 @@ use crate::store::StoreError;
 
 /// Why an event-log operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The store failed.
     #[error(transparent)]

@@ -15,6 +15,22 @@
 //! # Ok::<_, event_log_core::Error>(())
 //! # }).unwrap();
 //! ```
+//!
+//! # Id spaces
+//!
+//! Five numbers identify things; they are never interchangeable (the repository's
+//! `docs/design.md` gives the whole design, these words included).
+//!
+//! | number | counts | starts at | contiguous | scope |
+//! |---|---|---|---|---|
+//! | store position ([`Position`]) | rows in one store's append order | 1 (`Position(0)` is before the first) | per store, may have holes | one store; differs between replicas |
+//! | seq | ops of one author | 1 | yes, per sled | global: `(author, seq)` names one op |
+//! | event id ([`EventId`]) | entries of one sled (`event_id = seq - 1`) | 0 | yes, per sled | global: `(sled, event_id)` names one entry |
+//! | lamport | causal depth: 1 + the highest lamport of the deps | 1 | no | global; orders the timeline |
+//! | logical id | transitions published on one bus run, before persistence | 0 per run | yes, per run | one publisher run ([`RunId`]); what a [`Gap`] names |
+//!
+//! A [`VersionVector`] maps each sled to its highest contiguous seq held: it is
+//! the cursor of reads ([`EventLog::events_since`]), subscriptions and sync.
 #![warn(missing_docs)]
 
 mod checkpoint;

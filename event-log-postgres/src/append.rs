@@ -11,9 +11,10 @@
 //!   `ON CONFLICT (id) DO NOTHING`; the stored row is untouched.
 //! - **Conflict**: a new primary op on a taken `(author, seq)` violates the partial
 //!   unique index, the statement fails and nothing is written. The error is then
-//!   explained by reading the stored ops of the batch's ids and keys and replaying
-//!   `MemStore`'s rule over the batch, so the reported `(existing, incoming)` pair is
-//!   the one `MemStore` would report. If the replay finds no conflict, the violation
+//!   explained by reading the stored ops of the batch's ids and keys and applying the
+//!   core's rule ([`event_log_core::store::rules`], every store's) over the batch, so
+//!   the reported `(existing, incoming)` pair is the one every store reports. If the
+//!   rule finds no conflict, the violation
 //!   came from a concurrent append of the same ops that committed in between; the
 //!   statement is simply run again.
 //! - **Connection loss**: the call fails (`Unavailable`). The batch either committed or
@@ -35,6 +36,7 @@ use std::collections::{HashMap, HashSet};
 
 use bft_json_crdt::{AuthorId, OpId};
 use deadpool_postgres::ClientWrapper;
+use event_log_core::store::rules::plan_append;
 use event_log_core::{OpRecord, StoreError};
 use tokio_postgres::types::ToSql;
 use tracing::{debug, warn};
@@ -199,8 +201,11 @@ async fn after_unique_violation(
     Ok(())
 }
 
-/// After a unique violation: the conflict `MemStore` would report for `ops` against
-/// what is stored now, or `None` if there is none (a concurrent append won a race).
+/// After a unique violation: the conflict the core's rule
+/// ([`event_log_core::store::rules::plan_append`]) finds for `ops` against what is
+/// stored now, or `None` if there is none (a concurrent append won a race). One
+/// query reads what the rule looks up: the stored ops among the batch's ids, and the
+/// primary ops at its primary ops' `(author, seq)` keys.
 async fn explain_conflict(
     inner: &Inner,
     client: &ClientWrapper,
@@ -232,7 +237,12 @@ async fn explain_conflict(
             primary.insert((author, seq), id);
         }
     }
-    Ok(first_conflict(ops, &stored, &primary))
+    let plan = plan_append(
+        ops,
+        |id| Ok::<_, StoreError>(stored.contains(id)),
+        |author, seq| Ok(primary.get(&(*author, seq)).copied()),
+    )?;
+    Ok(plan.err())
 }
 
 /// Inserts rows with no checks, no conflict handling and no notification (see
@@ -256,32 +266,4 @@ fn race_persisted(target: &str) -> StoreError {
         ),
         source: None,
     }
-}
-
-/// `MemStore`'s conflict rule: walking the batch in order, skipping ops whose id is
-/// stored or earlier in the batch, and evidence ops, the first op whose `(author,
-/// seq)` is held by a stored primary op or an earlier primary op of the batch.
-fn first_conflict(
-    ops: &[OpRecord],
-    stored: &HashSet<OpId>,
-    primary: &HashMap<(AuthorId, u64), OpId>,
-) -> Option<StoreError> {
-    let mut seen: HashSet<OpId> = HashSet::new();
-    let mut batch_primary: HashMap<(AuthorId, u64), OpId> = HashMap::new();
-    for r in ops {
-        if stored.contains(&r.id) || !seen.insert(r.id) || r.evidence {
-            continue;
-        }
-        let key = (r.author, r.seq);
-        if let Some(&existing) = primary.get(&key).or_else(|| batch_primary.get(&key)) {
-            return Some(StoreError::Conflict {
-                author: r.author,
-                seq: r.seq,
-                existing,
-                incoming: r.id,
-            });
-        }
-        batch_primary.insert(key, r.id);
-    }
-    None
 }

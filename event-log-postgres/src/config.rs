@@ -3,86 +3,18 @@
 
 use std::time::Duration;
 
-use event_log_core::StoreError;
+use event_log_core::{ConfigError, StoreError};
+
+use crate::options::{Keepalive, Recycling, SynchronousCommit};
 
 /// The default schema: `event_log`.
 pub const DEFAULT_SCHEMA: &str = "event_log";
 
-/// How long a commit waits for the WAL, per session (PostgreSQL's `synchronous_commit`).
-///
-/// Applied to every pooled connection at connect time. The server default is `on`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SynchronousCommit {
-    /// `on`: a commit returns once its WAL is flushed locally (and on synchronous
-    /// standbys, if configured). An acknowledged append survives a crash or power loss.
-    On,
-    /// `remote_apply`: like `on`, and synchronous standbys have also applied it.
-    RemoteApply,
-    /// `remote_write`: standbys have received it (not yet flushed it).
-    RemoteWrite,
-    /// `local`: flushed locally; standbys are not waited for.
-    Local,
-    /// `off`: a commit returns before its WAL is flushed. A server crash can lose the
-    /// last few hundred milliseconds of *acknowledged* appends (never tearing or
-    /// reordering them). That breaks the [`event_log_core::OpStore::append`] durability
-    /// promise: use it only where losing the tail is acceptable (benchmarks, caches).
-    Off,
-}
-
-impl SynchronousCommit {
-    /// The value PostgreSQL spells.
-    pub fn as_sql(self) -> &'static str {
-        match self {
-            SynchronousCommit::On => "on",
-            SynchronousCommit::RemoteApply => "remote_apply",
-            SynchronousCommit::RemoteWrite => "remote_write",
-            SynchronousCommit::Local => "local",
-            SynchronousCommit::Off => "off",
-        }
-    }
-}
-
-/// How a pooled connection is checked before it is handed out again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recycling {
-    /// Only checks that the driver has not seen the connection close. Free, but a
-    /// silently dead (half-open) connection is only found by the operation using it,
-    /// which then fails after [`PostgresConfig::operation_timeout`].
-    Fast,
-    /// Also sends an empty query and waits for the answer (at most
-    /// [`PostgresConfig::connect_timeout`]): one round trip per checkout, and a dead
-    /// connection is replaced before an operation uses it.
-    Verified,
-}
-
-/// TCP keepalive probing, applied on both ends of every connection: the client socket
-/// and, through the session's `tcp_keepalives_*` settings, the server's (so a server
-/// notices a vanished client, ends its session and frees its locks). A dead peer is
-/// noticed after about `idle + interval × retries`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Keepalive {
-    /// Idle time before the first probe. Default 15 s.
-    pub idle: Duration,
-    /// Time between probes. Default 5 s.
-    pub interval: Duration,
-    /// Probes without an answer before the connection is dropped. Default 3.
-    pub retries: u32,
-}
-
-impl Default for Keepalive {
-    fn default() -> Self {
-        Keepalive {
-            idle: Duration::from_secs(15),
-            interval: Duration::from_secs(5),
-            retries: 3,
-        }
-    }
-}
-
 /// Configuration of a [`crate::PostgresStore`].
 ///
-/// Build one with `PostgresConfig::default()` (or [`PostgresConfig::with_schema`]) and
-/// change the fields you need. Parameters in the URL override these fields; see the
+/// Build one from `PostgresConfig::default()` (or [`PostgresConfig::with_schema`]) and
+/// the `with_*` setters; [`PostgresConfig::validate`] says which field cannot work
+/// (opening validates too). Parameters in the URL override these fields; see the
 /// crate docs ("URL parameters") for their names.
 #[derive(Debug, Clone)]
 pub struct PostgresConfig {
@@ -194,7 +126,8 @@ impl Default for PostgresConfig {
 }
 
 impl PostgresConfig {
-    /// The default configuration with another schema.
+    /// The default configuration with another schema (the builder's start when the
+    /// schema is not the default one).
     pub fn with_schema(schema: impl Into<String>) -> Self {
         PostgresConfig {
             schema: schema.into(),
@@ -202,62 +135,197 @@ impl PostgresConfig {
         }
     }
 
-    /// Checks every field; the error names the field.
-    pub fn validate(&self) -> Result<(), StoreError> {
-        validate_schema_name(&self.schema)?;
-        if self.pool_size == 0 {
-            return Err(invalid("pool_size must be at least 1"));
+    /// Sets [`PostgresConfig::read_only`].
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Sets [`PostgresConfig::pool_size`].
+    pub fn with_pool_size(mut self, pool_size: usize) -> Self {
+        self.pool_size = pool_size;
+        self
+    }
+
+    /// Sets [`PostgresConfig::connect_timeout`].
+    pub fn with_connect_timeout(mut self, connect_timeout: Duration) -> Self {
+        self.connect_timeout = connect_timeout;
+        self
+    }
+
+    /// Sets [`PostgresConfig::operation_timeout`].
+    pub fn with_operation_timeout(mut self, operation_timeout: Duration) -> Self {
+        self.operation_timeout = operation_timeout;
+        self
+    }
+
+    /// Sets [`PostgresConfig::statement_timeout`].
+    pub fn with_statement_timeout(mut self, statement_timeout: Option<Duration>) -> Self {
+        self.statement_timeout = statement_timeout;
+        self
+    }
+
+    /// Sets [`PostgresConfig::sled_lock_timeout`].
+    pub fn with_sled_lock_timeout(mut self, sled_lock_timeout: Duration) -> Self {
+        self.sled_lock_timeout = sled_lock_timeout;
+        self
+    }
+
+    /// Sets [`PostgresConfig::keepalive`].
+    pub fn with_keepalive(mut self, keepalive: Option<Keepalive>) -> Self {
+        self.keepalive = keepalive;
+        self
+    }
+
+    /// Sets [`PostgresConfig::tcp_user_timeout`].
+    pub fn with_tcp_user_timeout(mut self, tcp_user_timeout: Option<Duration>) -> Self {
+        self.tcp_user_timeout = tcp_user_timeout;
+        self
+    }
+
+    /// Sets [`PostgresConfig::recycling`].
+    pub fn with_recycling(mut self, recycling: Recycling) -> Self {
+        self.recycling = recycling;
+        self
+    }
+
+    /// Sets [`PostgresConfig::pool_wait_timeout`].
+    pub fn with_pool_wait_timeout(mut self, pool_wait_timeout: Option<Duration>) -> Self {
+        self.pool_wait_timeout = pool_wait_timeout;
+        self
+    }
+
+    /// Sets [`PostgresConfig::synchronous_commit`].
+    pub fn with_synchronous_commit(
+        mut self,
+        synchronous_commit: Option<SynchronousCommit>,
+    ) -> Self {
+        self.synchronous_commit = synchronous_commit;
+        self
+    }
+
+    /// Sets [`PostgresConfig::notify`].
+    pub fn with_notify(mut self, notify: bool) -> Self {
+        self.notify = notify;
+        self
+    }
+
+    /// Sets [`PostgresConfig::application_name`].
+    pub fn with_application_name(mut self, application_name: impl Into<String>) -> Self {
+        self.application_name = application_name.into();
+        self
+    }
+
+    /// Sets [`PostgresConfig::listen_ping_interval`].
+    pub fn with_listen_ping_interval(mut self, listen_ping_interval: Duration) -> Self {
+        self.listen_ping_interval = listen_ping_interval;
+        self
+    }
+
+    /// Sets [`PostgresConfig::listen_max_backoff`].
+    pub fn with_listen_max_backoff(mut self, listen_max_backoff: Duration) -> Self {
+        self.listen_max_backoff = listen_max_backoff;
+        self
+    }
+
+    /// Sets [`PostgresConfig::listen_queue`].
+    pub fn with_listen_queue(mut self, listen_queue: usize) -> Self {
+        self.listen_queue = listen_queue;
+        self
+    }
+
+    /// Sets [`PostgresConfig::pipeline`].
+    pub fn with_pipeline(mut self, pipeline: usize) -> Self {
+        self.pipeline = pipeline;
+        self
+    }
+
+    /// Checks every field, naming the first that cannot work. No value is adjusted:
+    /// a zero where at least one is needed is an error, never read as one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, reason: &str| {
+            Err(ConfigError {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        if let Some(reason) = schema_name_problem(&self.schema) {
+            return Err(ConfigError {
+                field: "schema",
+                reason,
+            });
         }
-        if self.pipeline == 0 {
-            return Err(invalid("pipeline must be at least 1"));
+        for (field, n) in [
+            ("pool_size", self.pool_size),
+            ("pipeline", self.pipeline),
+            ("listen_queue", self.listen_queue),
+        ] {
+            if n == 0 {
+                return bad(field, "must be at least 1");
+            }
         }
-        if self.listen_queue == 0 {
-            return Err(invalid("listen_queue must be at least 1"));
+        for (field, d) in [
+            ("listen_ping_interval", self.listen_ping_interval),
+            ("listen_max_backoff", self.listen_max_backoff),
+        ] {
+            if d.is_zero() {
+                return bad(field, "must be positive");
+            }
         }
-        if self.listen_ping_interval.is_zero() || self.listen_max_backoff.is_zero() {
-            return Err(invalid(
-                "listen_ping_interval and listen_max_backoff must be positive",
-            ));
-        }
-        for (name, d) in [
+        for (field, d) in [
             ("connect_timeout", Some(self.connect_timeout)),
             ("operation_timeout", Some(self.operation_timeout)),
             ("statement_timeout", self.statement_timeout),
             ("tcp_user_timeout", self.tcp_user_timeout),
+        ] {
+            if d.is_some_and(|d| d < Duration::from_millis(1)) {
+                return bad(field, "must be at least 1 ms");
+            }
+        }
+        // TCP counts keepalive times in whole seconds, on both ends.
+        for (field, d) in [
             ("keepalive.idle", self.keepalive.map(|k| k.idle)),
             ("keepalive.interval", self.keepalive.map(|k| k.interval)),
         ] {
-            if d.is_some_and(|d| d < Duration::from_millis(1)) {
-                return Err(invalid(format!("{name} must be at least 1 ms")));
+            if d.is_some_and(|d| d < Duration::from_secs(1)) {
+                return bad(field, "must be at least 1 s");
             }
         }
         if self.keepalive.is_some_and(|k| k.retries == 0) {
-            return Err(invalid("keepalive.retries must be at least 1"));
+            return bad("keepalive.retries", "must be at least 1");
         }
         Ok(())
     }
 }
 
 /// Checks that `name` is a schema name this crate accepts (see
-/// [`PostgresConfig::schema`]).
+/// [`PostgresConfig::schema`]); `Invalid` otherwise.
 pub fn validate_schema_name(name: &str) -> Result<(), StoreError> {
+    match schema_name_problem(name) {
+        Some(reason) => Err(invalid(reason)),
+        None => Ok(()),
+    }
+}
+
+/// What is wrong with the schema name `name`, if anything.
+fn schema_name_problem(name: &str) -> Option<String> {
     let mut chars = name.chars();
     let first_ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !first_ok || !rest_ok || name.len() > 63 {
-        return Err(invalid(format!(
+        return Some(format!(
             "schema name {name:?} is not a plain SQL identifier \
              (a letter or '_', then letters, digits or '_', at most 63 bytes)"
-        )));
+        ));
     }
     if name.to_ascii_lowercase().starts_with("pg_") {
-        return Err(invalid(format!(
+        return Some(format!(
             "schema name {name:?} starts with 'pg_', which PostgreSQL reserves"
-        )));
+        ));
     }
-    Ok(())
+    None
 }
 
 /// `name` as a quoted identifier. Only called on validated names, which hold no `"`.
@@ -265,10 +333,16 @@ pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{name}\"")
 }
 
+/// An `Invalid` store error.
 pub(crate) fn invalid(message: impl Into<String>) -> StoreError {
     StoreError::Invalid {
         message: message.into(),
     }
+}
+
+/// A configuration error as a store error (what opening returns).
+pub(crate) fn config_error(e: ConfigError) -> StoreError {
+    invalid(e.to_string())
 }
 
 #[cfg(test)]

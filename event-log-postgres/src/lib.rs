@@ -138,6 +138,7 @@ mod error;
 pub mod follower;
 mod inner;
 pub mod notify;
+mod options;
 mod params;
 mod read;
 pub mod schema;
@@ -148,13 +149,12 @@ mod teardown;
 mod tls;
 mod url;
 
-pub use config::{
-    DEFAULT_SCHEMA, Keepalive, PostgresConfig, Recycling, SynchronousCommit, validate_schema_name,
-};
+pub use config::{DEFAULT_SCHEMA, PostgresConfig, validate_schema_name};
 pub use follower::{
     FollowerConfig, FollowerHandle, FollowerStats, spawn_follower, spawn_follower_on,
 };
 pub use notify::{Notice, Subscription};
+pub use options::{Keepalive, Recycling, SynchronousCommit};
 pub use params::OWN_PARAMS;
 pub use schema::SCHEMA_VERSION;
 pub use store::PostgresStore;

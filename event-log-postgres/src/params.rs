@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use event_log_core::StoreError;
 
-use crate::config::{PostgresConfig, Recycling, invalid};
+use crate::config::{PostgresConfig, invalid};
+use crate::options::Recycling;
 
 /// This crate's URL parameters, applied over [`PostgresConfig`]; see the crate docs.
 pub const OWN_PARAMS: &[&str] = &[

@@ -9,11 +9,9 @@
 //! this crate idles longer unless its client is gone), `synchronous_commit` if set,
 //! and `default_transaction_read_only = on` for read-only stores.
 
-use std::time::Duration;
-
 use event_log_core::StoreError;
 
-use crate::config::{PostgresConfig, invalid};
+use crate::config::{PostgresConfig, config_error, invalid};
 use crate::tls::TlsParams;
 use crate::{params, url};
 
@@ -34,7 +32,7 @@ pub(crate) fn resolve(url_text: &str, mut config: PostgresConfig) -> Result<Sett
     let parsed = url::parse(url_text)?;
     params::apply_own(&parsed.own, &mut config)?;
     let tls = TlsParams::from_params(&parsed.own)?;
-    config.validate()?;
+    config.validate().map_err(config_error)?;
     let mut pg: tokio_postgres::Config = parsed.driver.parse().map_err(|e| {
         // The driver's remaining parse errors name a parameter, never its value (the
         // names were checked above); scrubbed all the same.
@@ -75,26 +73,26 @@ pub(crate) fn resolve(url_text: &str, mut config: PostgresConfig) -> Result<Sett
     }
     let mut options: Vec<String> = Vec::new();
     if let Some(t) = config.statement_timeout {
-        options.push(format!("statement_timeout={}", millis(t)));
+        options.push(format!("statement_timeout={}", t.as_millis()));
     }
     options.push(format!(
         "idle_in_transaction_session_timeout={}",
-        millis(config.operation_timeout)
+        config.operation_timeout.as_millis()
     ));
     if pg.get_keepalives() {
         options.push(format!(
             "tcp_keepalives_idle={}",
-            pg.get_keepalives_idle().as_secs().max(1)
+            pg.get_keepalives_idle().as_secs()
         ));
         if let Some(i) = pg.get_keepalives_interval() {
-            options.push(format!("tcp_keepalives_interval={}", i.as_secs().max(1)));
+            options.push(format!("tcp_keepalives_interval={}", i.as_secs()));
         }
         if let Some(r) = pg.get_keepalives_retries() {
             options.push(format!("tcp_keepalives_count={r}"));
         }
     }
     if let Some(t) = pg.get_tcp_user_timeout() {
-        options.push(format!("tcp_user_timeout={}", millis(*t)));
+        options.push(format!("tcp_user_timeout={}", t.as_millis()));
     }
     if let Some(sc) = config.synchronous_commit {
         options.push(format!("synchronous_commit={}", sc.as_sql()));
@@ -118,21 +116,16 @@ pub(crate) fn resolve(url_text: &str, mut config: PostgresConfig) -> Result<Sett
     })
 }
 
-fn millis(d: Duration) -> u128 {
-    d.as_millis().max(1)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
-    use crate::config::SynchronousCommit;
+    use crate::options::SynchronousCommit;
 
     #[test]
     fn session_options_follow_the_config_and_the_url() {
-        let cfg = PostgresConfig {
-            synchronous_commit: Some(SynchronousCommit::Off),
-            ..PostgresConfig::default()
-        };
+        let cfg = PostgresConfig::default().with_synchronous_commit(Some(SynchronousCommit::Off));
         let s = resolve(
             "postgres://u@h/db?options=-c%20work_mem%3D4MB&keepalives_idle=60&mode=ro",
             cfg,

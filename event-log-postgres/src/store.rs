@@ -12,11 +12,12 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{NoTls, Socket};
 use tracing::info;
 
-use crate::config::{PostgresConfig, Recycling};
+use crate::config::PostgresConfig;
 use crate::conn::{Conn, bounded};
 use crate::connect::connector;
 use crate::inner::{Inner, Lane};
 use crate::notify::{ListenTarget, Subscription};
+use crate::options::Recycling;
 use crate::schema::{Tables, check_read_only, migrate};
 use crate::settings;
 use crate::sql::Sql;

@@ -157,12 +157,10 @@ async fn fresh(
         .duration_since(std::time::UNIX_EPOCH)?
         .as_nanos();
     let schema = format!("bench_{tag}_{}_{:x}", std::process::id(), nanos);
-    let config = PostgresConfig {
-        pool_size: PRODUCERS + 8,
-        notify,
-        pipeline,
-        ..PostgresConfig::with_schema(schema)
-    };
+    let config = PostgresConfig::with_schema(schema)
+        .with_pool_size(PRODUCERS + 8)
+        .with_notify(notify)
+        .with_pipeline(pipeline);
     Ok(PostgresStore::open(url, config).await?)
 }
 

@@ -1,0 +1,281 @@
+//! `evlog bench`: the budgets of DESIGN §8, each measured beside its baseline in the
+//! same run (the machines are shared and noisy, so only ratios mean something).
+//!
+//! | figure | baseline | budget |
+//! |---|---|---|
+//! | durable append, 32 producers (events/s) | single-core signing rate | ≥ 0.7 × |
+//! | single-producer append latency | one fdatasync + one signature | ≤ 2 × |
+//! | reopen of N events | raw full scan of the same rows | ≤ 3 × |
+//! | resident memory per event after reopen | — | ≤ 300 bytes |
+//!
+//! Raw backend inserts (pre-signed ops, one per call and in batches) are printed too,
+//! to show what the store itself costs.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use event_log::bft::KeyPair;
+use event_log::{EventLog, OpRecord, OpStore, Position, SigningKey, Transition};
+
+use crate::exit::CmdResult;
+use crate::progress::bar;
+
+mod probe;
+mod report;
+
+use probe::{fdatasync_latency, rss_bytes, sign_chain, spawn_producer};
+use report::Row;
+
+/// Arguments of `evlog bench`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// An EMPTY store to benchmark (default: a SQLite file in a temp dir).
+    #[arg(long, env = "EVLOG_STORE", hide_env_values = true)]
+    store: Option<String>,
+    /// Events in the reopen/memory measurement (the budget is stated at 1,000,000).
+    #[arg(long, default_value_t = 100_000)]
+    events: u64,
+    /// Appends in each latency/throughput measurement.
+    #[arg(long, default_value_t = 2_000)]
+    appends: u64,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    /// The store URLs given.
+    pub fn store_urls(&self) -> Vec<&str> {
+        self.store.iter().map(String::as_str).collect()
+    }
+}
+
+/// Runs `evlog bench`.
+pub async fn run(a: Args) -> CmdResult {
+    let tmp = tempfile::tempdir()?;
+    let url = a
+        .store
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", tmp.path().join("bench.db").display()));
+    let fsync_dir = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("redb://"))
+        .and_then(|p| {
+            std::path::Path::new(p.split('?').next().unwrap_or(p))
+                .parent()
+                .map(|d| d.to_path_buf())
+        })
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let store = event_log::open_store(&url).await?;
+    if store.count().await? != 0 {
+        return Err(format!(
+            "bench needs an empty store; {} holds ops",
+            event_log::redact_url(&url)
+        )
+        .into());
+    }
+    let store: Arc<dyn OpStore> = Arc::from(store);
+    let n = a.appends.max(100);
+    let mut rows = Vec::new();
+    eprintln!(
+        "benchmarking {} ({n} appends, {} events for reopen)",
+        event_log::redact_url(&url),
+        a.events
+    );
+
+    // Baselines: signing, fdatasync.
+    let key = KeyPair::new(SigningKey::from_bytes(&[42; 32]));
+    let t = Instant::now();
+    let signed = sign_chain(&key, 1, n, None)?;
+    let sign_each = t.elapsed() / n as u32;
+    let sign_rate = 1.0 / sign_each.as_secs_f64();
+    let fsync = fdatasync_latency(&fsync_dir, 200)?;
+
+    // Raw backend inserts of pre-signed ops: one per call, then batched.
+    let half = (n / 2) as usize;
+    let t = Instant::now();
+    for op in &signed[..half] {
+        store.append(&[OpRecord::new(op, false)]).await?;
+    }
+    let raw_single = t.elapsed() / half as u32;
+    let t = Instant::now();
+    for chunk in signed[half..].chunks(256) {
+        let recs: Vec<OpRecord> = chunk.iter().map(|o| OpRecord::new(o, false)).collect();
+        store.append(&recs).await?;
+    }
+    let raw_batched_rate = (signed.len() - half) as f64 / t.elapsed().as_secs_f64();
+
+    // The log over the same store (a fresh sled).
+    let log = Arc::new(EventLog::open(store.clone(), SigningKey::from_bytes(&[43; 32])).await?);
+    let t = Instant::now();
+    for i in 0..n {
+        log.append_transition(Transition::now(format!("s{i}"), "a", "b", "E"))
+            .await?;
+    }
+    let single = t.elapsed() / n as u32;
+    let producers = 32u64;
+    let per = (n / producers).max(1);
+    let before = log.stats();
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for p in 0..producers {
+        let log = log.clone();
+        tasks.push(spawn_producer(log, p, per));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let rate32 = (per * producers) as f64 / t.elapsed().as_secs_f64();
+    let after = log.stats();
+    let group = (after.appended - before.appended) as f64
+        / (after.append_calls - before.append_calls).max(1) as f64;
+    drop(log);
+
+    rows.push(
+        Row::new(
+            "raw insert, 1 op per call",
+            raw_single.as_secs_f64() * 1e6,
+            "µs/op",
+        )
+        .against(
+            "fdatasync",
+            fsync.as_secs_f64() * 1e6,
+            raw_single.as_secs_f64() / fsync.as_secs_f64(),
+        ),
+    );
+    rows.push(
+        Row::new("raw insert, 256 ops per call", raw_batched_rate, "ops/s").against(
+            "signing rate (1 core)",
+            sign_rate,
+            raw_batched_rate / sign_rate,
+        ),
+    );
+    let lat_base = fsync + sign_each;
+    rows.push(
+        Row::new(
+            "append latency, 1 producer",
+            single.as_secs_f64() * 1e6,
+            "µs",
+        )
+        .against(
+            "fdatasync + 1 signature",
+            lat_base.as_secs_f64() * 1e6,
+            single.as_secs_f64() / lat_base.as_secs_f64(),
+        )
+        .budget(
+            "≤ 2.0",
+            single.as_secs_f64() <= 2.0 * lat_base.as_secs_f64(),
+        ),
+    );
+    rows.push(
+        Row::new(
+            format!("append, 32 producers ({:.1} entries/store call)", group),
+            rate32,
+            "events/s",
+        )
+        .against("signing rate (1 core)", sign_rate, rate32 / sign_rate)
+        .budget("≥ 0.7", rate32 >= 0.7 * sign_rate),
+    );
+
+    // Reopen and memory: fill a second, empty location of the same kind.
+    let fill_url = match a.store {
+        None => Some(format!(
+            "sqlite://{}",
+            tmp.path().join("reopen.db").display()
+        )),
+        Some(ref u) if u.starts_with("memory:") => None,
+        Some(ref u) if u.starts_with("sqlite://") || u.starts_with("redb://") => {
+            let (scheme, _) = u.split_once("://").unwrap_or(("sqlite", ""));
+            Some(format!(
+                "{scheme}://{}",
+                tmp.path().join("reopen.db").display()
+            ))
+        }
+        Some(_) => None,
+    };
+    let reopen_store: Arc<dyn OpStore> = match &fill_url {
+        Some(u) => Arc::from(event_log::open_store(u).await?),
+        None => store.clone(),
+    };
+    let fill_key = KeyPair::new(SigningKey::from_bytes(&[44; 32]));
+    let pb = bar(Some(a.events), "filling");
+    let mut prev = None;
+    let mut seq = 1;
+    while seq <= a.events {
+        let k = (a.events - seq + 1).min(4096);
+        let ops = sign_chain(&fill_key, seq, k, prev)?;
+        prev = ops.last().map(|o| (o.id(), o.lamport()));
+        let recs: Vec<OpRecord> = ops.iter().map(|o| OpRecord::new(o, false)).collect();
+        reopen_store.append(&recs).await?;
+        seq += k;
+        pb.inc(k);
+    }
+    pb.finish_and_clear();
+    let t = Instant::now();
+    let mut after = Position::START;
+    let mut scanned = 0u64;
+    loop {
+        let page = reopen_store.load(after, 4096).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        scanned += page.len() as u64;
+    }
+    let scan = t.elapsed();
+    // First open: every signature verified (batched, on every core); it leaves a
+    // signed checkpoint, as a running sled does at close.
+    let rss0 = rss_bytes();
+    let t = Instant::now();
+    let first = EventLog::open(reopen_store.clone(), SigningKey::from_bytes(&[45; 32])).await?;
+    let first_open = t.elapsed();
+    // Memory: the growth of the process while the first open built its state (later
+    // opens reuse freed memory, so their growth says nothing).
+    let rss1 = rss_bytes();
+    first.checkpoint().await?;
+    drop(first);
+    let t = Instant::now();
+    let reopened = EventLog::open(reopen_store.clone(), SigningKey::from_bytes(&[45; 32])).await?;
+    let reopen = t.elapsed();
+    rows.push(
+        Row::new(
+            format!("first open of {scanned} ops (all verified)"),
+            first_open.as_secs_f64() * 1e3,
+            "ms",
+        )
+        .against(
+            "raw full scan",
+            scan.as_secs_f64() * 1e3,
+            first_open.as_secs_f64() / scan.as_secs_f64(),
+        ),
+    );
+    let events = reopened.len() as u64;
+    rows.push(
+        Row::new(
+            format!("reopen of {scanned} ops (checkpointed)"),
+            reopen.as_secs_f64() * 1e3,
+            "ms",
+        )
+        .against(
+            "raw full scan",
+            scan.as_secs_f64() * 1e3,
+            reopen.as_secs_f64() / scan.as_secs_f64(),
+        )
+        .budget("≤ 3.0", reopen.as_secs_f64() <= 3.0 * scan.as_secs_f64()),
+    );
+    if let (Some(r0), Some(r1)) = (rss0, rss1) {
+        let per = r1.saturating_sub(r0) as f64 / events.max(1) as f64;
+        rows.push(
+            Row::new(
+                format!("resident memory per event ({events} events)"),
+                per,
+                "bytes",
+            )
+            .against("budget", 300.0, per / 300.0)
+            .budget("≤ 1.0", per <= 300.0),
+        );
+    }
+    drop(reopened);
+
+    report::print(&rows, a.json)?;
+    Ok(report::verdict(&rows))
+}

@@ -64,7 +64,7 @@ fn reading_commands_on_a_missing_schema_fail_naming_it_and_create_nothing() {
         .unwrap();
     rt.block_on(async {
         use event_log::postgres::{PostgresConfig, PostgresStore};
-        let store = PostgresStore::open(&pg_url(), PostgresConfig::with_schema(&schema))
+        let store = PostgresStore::open(&pg_url(), PostgresConfig::default().with_schema(&schema))
             .await
             .unwrap();
         store.drop_schema().await.unwrap();

@@ -126,13 +126,10 @@ impl Default for PostgresConfig {
 }
 
 impl PostgresConfig {
-    /// The default configuration with another schema (the builder's start when the
-    /// schema is not the default one).
-    pub fn with_schema(schema: impl Into<String>) -> Self {
-        PostgresConfig {
-            schema: schema.into(),
-            ..Self::default()
-        }
+    /// Sets [`PostgresConfig::schema`].
+    pub fn with_schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
     }
 
     /// Sets [`PostgresConfig::read_only`].
@@ -342,7 +339,7 @@ pub(crate) fn invalid(message: impl Into<String>) -> StoreError {
 
 /// A configuration error as a store error (what opening returns).
 pub(crate) fn config_error(e: ConfigError) -> StoreError {
-    invalid(e.to_string())
+    StoreError::Config(e)
 }
 
 #[cfg(test)]

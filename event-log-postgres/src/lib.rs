@@ -5,7 +5,7 @@
 //! use event_log_postgres::{PostgresConfig, PostgresStore};
 //! let store = PostgresStore::open(
 //!     "postgres://app:secret@127.0.0.1:5432/app",
-//!     PostgresConfig::with_schema("event_log"),
+//!     PostgresConfig::default().with_schema("event_log"),
 //! )
 //! .await?;
 //! let mut wakeups = store.subscribe().await?;

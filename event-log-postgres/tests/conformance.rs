@@ -42,7 +42,7 @@ impl StoreHarness for PostgresHarness {
             &self.url,
             PostgresConfig {
                 pool_size: 4,
-                ..PostgresConfig::with_schema(location.clone())
+                ..PostgresConfig::default().with_schema(location.clone())
             },
         )
         .await

@@ -190,7 +190,7 @@ async fn down_server_is_unavailable_without_password() {
 async fn bad_config_is_invalid() {
     let url = pg_url();
     for schema in ["", "1abc", "a;drop", "x\"y", "pg_catalog"] {
-        let err = PostgresStore::open(&url, PostgresConfig::with_schema(schema))
+        let err = PostgresStore::open(&url, PostgresConfig::default().with_schema(schema))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), StoreErrorKind::Invalid, "{schema:?}: {err}");

@@ -119,7 +119,7 @@ impl Logs {
 fn quick() -> PostgresConfig {
     PostgresConfig {
         connect_timeout: std::time::Duration::from_secs(2),
-        ..PostgresConfig::with_schema(unique_schema("redact"))
+        ..PostgresConfig::default().with_schema(unique_schema("redact"))
     }
 }
 

@@ -31,7 +31,7 @@ fn sled_config(schema: &str, n: u8) -> PostgresConfig {
         pool_size: 4,
         application_name: app_name(schema, n),
         listen_ping_interval: Duration::from_secs(2),
-        ..PostgresConfig::with_schema(schema)
+        ..PostgresConfig::default().with_schema(schema)
     }
 }
 

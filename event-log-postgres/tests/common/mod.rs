@@ -102,7 +102,7 @@ pub fn config(schema: &str) -> PostgresConfig {
         pool_size: 4,
         application_name: schema.to_owned(),
         listen_ping_interval: Duration::from_secs(2),
-        ..PostgresConfig::with_schema(schema)
+        ..PostgresConfig::default().with_schema(schema)
     }
 }
 

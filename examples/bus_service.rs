@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     // The service publishes; the persister appends (one group commit per drained batch).
     let bus = TransitionBus::new(1024)?;
-    let persister = spawn_persister(bus.subscribe(), log.clone(), PersisterConfig::default());
+    let persister = spawn_persister(bus.receiver(), log.clone(), PersisterConfig::default());
     for i in 0..10 {
         bus.publish(Transition::now(
             format!("story-{}", i % 3),

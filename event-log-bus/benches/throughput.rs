@@ -103,7 +103,7 @@ async fn run_case(backend: Backend, mode: Mode, producers: u64, events: u64) -> 
             // Capacity for the whole run: this measures throughput, not lag.
             let bus = TransitionBus::new(total as usize).expect("bus");
             let persister =
-                spawn_persister(bus.subscribe(), log.clone(), PersisterConfig::default());
+                spawn_persister(bus.receiver(), log.clone(), PersisterConfig::default());
             let start = Instant::now();
             let tasks: Vec<_> = (0..producers)
                 .map(|p| {

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use event_log_core::{EventObserver, EventLog, LoggedEvent, OpStore, VersionVector};
+use event_log_core::{EventLog, EventObserver, LoggedEvent, OpStore, VersionVector};
 use parking_lot::RwLock;
 use tokio::sync::broadcast;
 

@@ -57,7 +57,7 @@ async fn a_failing_store_slows_the_publisher_and_loses_nothing() {
     let store = TestStore::new(MemStore::new());
     let log = open(store.clone()).await;
     let bus = TransitionBus::with_backpressure(4).unwrap();
-    let p = spawn_persister(bus.subscribe(), log.clone(), short_budget());
+    let p = spawn_persister(bus.receiver(), log.clone(), short_budget());
     store.fail_next(u64::MAX);
     // Id 0 is signed by the log and in doubt (it holds one slot); the next batch is
     // refused before signing and retried by the persister.
@@ -116,7 +116,7 @@ async fn a_publisher_whose_persister_failed_gets_a_typed_error() {
             .unwrap(),
     );
     let bus = TransitionBus::with_backpressure(2).unwrap();
-    let p = spawn_persister(bus.subscribe(), log, PersisterConfig::default());
+    let p = spawn_persister(bus.receiver(), log, PersisterConfig::default());
     let accepted = Arc::new(AtomicU64::new(0));
     let result = tokio::time::timeout(HANG, publisher(&bus, 0..1_000, &accepted))
         .await
@@ -148,7 +148,7 @@ async fn a_shutdown_wakes_a_waiting_publisher_with_a_typed_error() {
     let store = TestStore::new(MemStore::new());
     let log = open(store.clone()).await;
     let bus = TransitionBus::with_backpressure(4).unwrap();
-    let p = spawn_persister(bus.subscribe(), log.clone(), short_budget());
+    let p = spawn_persister(bus.receiver(), log.clone(), short_budget());
     store.fail_next(u64::MAX);
     let accepted = Arc::new(AtomicU64::new(0));
     let publishing = publisher(&bus, 0..100, &accepted);
@@ -175,7 +175,7 @@ async fn a_shutdown_wakes_a_waiting_publisher_with_a_typed_error() {
 
     // The store works again; a new persister of the bus: publish_wait works again.
     store.fail_next(0);
-    let p2 = spawn_persister(bus.subscribe(), log.clone(), short_budget());
+    let p2 = spawn_persister(bus.receiver(), log.clone(), short_budget());
     for i in 0..10 {
         let id = tokio::time::timeout(HANG, bus.publish_wait(fired(i)))
             .await
@@ -192,7 +192,7 @@ async fn a_shutdown_wakes_a_waiting_publisher_with_a_typed_error() {
 #[tokio::test]
 async fn publish_wait_needs_a_backpressured_bus_with_a_persister() {
     let bus = TransitionBus::with_backpressure(8).unwrap();
-    let _rx = bus.subscribe();
+    let _rx = bus.receiver();
     match bus.publish_wait(fired(7)).await {
         Err(e @ PublishError::NoPersister(_)) => assert_eq!(e.into_transition().story_id, "test_7"),
         other => panic!("expected NoPersister, got {other:?}"),
@@ -228,7 +228,7 @@ async fn a_failed_persister_accounts_for_every_accepted_transition() {
         max_batch: 1,
         ..Default::default()
     };
-    let p = spawn_persister(bus.subscribe(), log, persister_config);
+    let p = spawn_persister(bus.receiver(), log, persister_config);
     let accepted = Arc::new(AtomicU64::new(0));
     let result = tokio::time::timeout(HANG, publisher(&bus, 0..10, &accepted))
         .await

@@ -62,7 +62,7 @@ async fn run(plan: Plan) {
         },
         ..Default::default()
     };
-    let p = spawn_persister(bus.subscribe(), log.clone(), config);
+    let p = spawn_persister(bus.receiver(), log.clone(), config);
     store.fail_next(plan.failures);
     let mut published = 0u64;
     for &(wait, n) in &plan.bursts {

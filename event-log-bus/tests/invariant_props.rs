@@ -47,7 +47,7 @@ async fn one_run(store: &TestStore, plan: &RunPlan) -> (RunId, u64, PersisterSta
         max_batch: plan.max_batch,
         ..Default::default()
     };
-    let p = spawn_persister(bus.subscribe(), log.clone(), config);
+    let p = spawn_persister(bus.receiver(), log.clone(), config);
     let mut published = 0;
     for &(size, pause_us) in &plan.bursts {
         for _ in 0..size {

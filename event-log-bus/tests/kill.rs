@@ -46,7 +46,7 @@ fn child(db: &Path) {
     runtime().block_on(async {
         let log = open_log(db).await;
         let bus = TransitionBus::new(32_768).unwrap();
-        let p = spawn_persister(bus.subscribe(), log.clone(), PersisterConfig::default());
+        let p = spawn_persister(bus.receiver(), log.clone(), PersisterConfig::default());
         println!("child: run {}", p.run_id());
         for i in 0..PUBLISHED {
             bus.publish(fired(i));
@@ -125,7 +125,7 @@ fn killed_run_is_recorded_as_one_unclean_sentinel() {
     runtime().block_on(async {
         let log = open_log(&db).await;
         let bus = TransitionBus::new(64).unwrap();
-        let p = spawn_persister(bus.subscribe(), log.clone(), PersisterConfig::default());
+        let p = spawn_persister(bus.receiver(), log.clone(), PersisterConfig::default());
         bus.publish(fired(0));
         let stats = p.shutdown().await.unwrap();
         assert_eq!(stats.unclean_recorded, 1, "{stats:?}");
@@ -176,7 +176,7 @@ fn killed_run_is_recorded_as_one_unclean_sentinel() {
     runtime().block_on(async {
         let log = open_log(&db).await;
         let bus = TransitionBus::new(64).unwrap();
-        let p = spawn_persister(bus.subscribe(), log.clone(), PersisterConfig::default());
+        let p = spawn_persister(bus.receiver(), log.clone(), PersisterConfig::default());
         p.shutdown().await.unwrap();
         let n = log
             .sled_events(&log.sled_id())

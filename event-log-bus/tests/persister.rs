@@ -17,7 +17,7 @@ async fn lag_becomes_one_gap_sentinel_with_the_real_logical_ids() {
     let store = TestStore::new(MemStore::new());
     let log = open(store.clone()).await;
     let bus = TransitionBus::new(1).unwrap();
-    let p = spawn_persister(bus.subscribe(), log.clone(), PersisterConfig::default());
+    let p = spawn_persister(bus.receiver(), log.clone(), PersisterConfig::default());
     for i in 0..2 {
         bus.publish(fired(i));
         wait_until("persisted", || p.stats().persisted == i + 1).await;
@@ -65,7 +65,7 @@ async fn overflow_before_first_poll_is_a_leading_gap() {
     let mem = MemStore::new();
     let log = open(mem.clone()).await;
     let bus = TransitionBus::new(3).unwrap(); // rounded up to 4
-    let rx = bus.subscribe();
+    let rx = bus.receiver();
     for i in 0..10 {
         assert_eq!(bus.publish(fired(i)), 1);
     }
@@ -85,7 +85,7 @@ async fn shutdown_flushes_everything_received_and_returns_final_counters() {
     let mem = MemStore::new();
     let log = open(mem.clone()).await;
     let bus = TransitionBus::new(4096).unwrap();
-    let rx = bus.subscribe();
+    let rx = bus.receiver();
     for i in 0..3000 {
         bus.publish(fired(i));
     }
@@ -113,7 +113,7 @@ async fn shutdown_flushes_everything_received_and_returns_final_counters() {
 async fn closing_the_bus_ends_the_run() {
     let log = open(MemStore::new()).await;
     let bus = TransitionBus::new(64).unwrap();
-    let p = spawn_persister(bus.subscribe(), log.clone(), PersisterConfig::default());
+    let p = spawn_persister(bus.receiver(), log.clone(), PersisterConfig::default());
     let publisher = bus.clone();
     drop(bus);
     for i in 0..20 {

@@ -15,7 +15,7 @@ use event_log_core::{Entry, MemStore, Transition};
 async fn an_oversized_transition_becomes_a_gap_of_its_own_id() {
     let log = open(MemStore::new()).await;
     let bus = TransitionBus::new(1024).unwrap();
-    let rx = bus.subscribe();
+    let rx = bus.receiver();
     for i in 0..10 {
         if i == 4 {
             bus.publish(Transition::now("x".repeat(70_000), "a", "b", "E"));

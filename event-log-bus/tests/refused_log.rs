@@ -19,7 +19,7 @@ use event_log_core::{
 /// hang guard) for it to stop by itself.
 async fn run_until_stopped<S: OpStore>(log: Arc<EventLog<S>>) -> PersisterError {
     let bus = TransitionBus::new(16).unwrap();
-    let p = spawn_persister(bus.subscribe(), log, PersisterConfig::default());
+    let p = spawn_persister(bus.receiver(), log, PersisterConfig::default());
     for i in 0..3 {
         bus.publish(fired(i));
     }

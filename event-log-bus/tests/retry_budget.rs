@@ -36,7 +36,7 @@ async fn failing_store_with_a_batch_in_retry(
     let store = TestStore::new(MemStore::new());
     let log = open(store.clone()).await;
     let bus = TransitionBus::new(64).unwrap();
-    let p = spawn_persister(bus.subscribe(), log.clone(), config);
+    let p = spawn_persister(bus.receiver(), log.clone(), config);
     store.fail_next(u64::MAX);
     bus.publish(fired(0));
     wait_until("id 0 in doubt", || p.stats().in_doubt == 1).await;

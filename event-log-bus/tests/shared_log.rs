@@ -42,7 +42,7 @@ async fn another_tasks_failing_append_does_not_count_as_the_persisters() {
         },
         ..Default::default()
     };
-    let p = spawn_persister(bus.subscribe(), log.clone(), retry);
+    let p = spawn_persister(bus.receiver(), log.clone(), retry);
 
     // The other task leaves an append in doubt in the log.
     store.fail_next(1);

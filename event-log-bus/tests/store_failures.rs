@@ -28,7 +28,7 @@ async fn store_failing_then_recovering_loses_nothing() {
     let store = TestStore::new(MemStore::new());
     let log = open(store.clone()).await;
     let bus = TransitionBus::new(1024).unwrap();
-    let rx = bus.subscribe();
+    let rx = bus.receiver();
     for i in 0..10 {
         bus.publish(fired(i));
     }
@@ -62,7 +62,7 @@ async fn store_failing_beyond_budget_records_the_dropped_ids_as_a_gap() {
     let store = TestStore::new(MemStore::new());
     let log = open(store.clone()).await;
     let bus = TransitionBus::new(1024).unwrap();
-    let rx = bus.subscribe();
+    let rx = bus.receiver();
     for i in 0..5 {
         bus.publish(fired(i));
     }
@@ -107,7 +107,7 @@ async fn batch_in_doubt_is_completed_at_shutdown() {
     let store = TestStore::new(MemStore::new());
     let log = open(store.clone()).await;
     let bus = TransitionBus::new(64).unwrap();
-    let rx = bus.subscribe();
+    let rx = bus.receiver();
     for i in 0..4 {
         bus.publish(fired(i));
     }
@@ -136,7 +136,7 @@ async fn conflict_on_a_batch_in_doubt_resends_it_once() {
     let store = TestStore::new(MemStore::new());
     let log = open(store.clone()).await;
     let bus = TransitionBus::new(64).unwrap();
-    let p = spawn_persister(bus.subscribe(), log.clone(), fast_retry(4));
+    let p = spawn_persister(bus.receiver(), log.clone(), fast_retry(4));
     store.fail_next(1);
     bus.publish(fired(0));
     wait_until("id 0 in doubt", || p.stats().in_doubt == 1).await;

@@ -38,7 +38,7 @@ fn crashed_run(mem: &MemStore) -> RunId {
         let store = TestStore::new(mem.clone());
         let log = open(store.clone()).await;
         let bus = TransitionBus::new(64).unwrap();
-        let p = spawn_persister(bus.subscribe(), log.clone(), PersisterConfig::default());
+        let p = spawn_persister(bus.receiver(), log.clone(), PersisterConfig::default());
         store.set_gate(false);
         let entered = store.entered();
         bus.publish(fired(0));
@@ -65,7 +65,7 @@ fn clean_run(mem: &MemStore, n: u64) -> (PersisterStats, Vec<LoggedEvent>) {
     runtime().block_on(async {
         let log = open(mem.clone()).await;
         let bus = TransitionBus::new(64).unwrap();
-        let p = spawn_persister(bus.subscribe(), log.clone(), PersisterConfig::default());
+        let p = spawn_persister(bus.receiver(), log.clone(), PersisterConfig::default());
         for i in 0..n {
             bus.publish(fired(i));
         }
@@ -138,7 +138,7 @@ fn sentinel_waits_for_a_failing_store_and_still_comes_first() {
             ..Default::default()
         };
         let bus = TransitionBus::new(64).unwrap();
-        let p = spawn_persister(bus.subscribe(), log.clone(), config);
+        let p = spawn_persister(bus.receiver(), log.clone(), config);
         wait_until("the sentinel given up", || p.stats().store_errors >= 2).await;
         bus.publish(fired(0));
         wait_until("id 0 given up", || p.stats().pending_gap == 1).await;
@@ -219,7 +219,7 @@ fn read_only_log_does_not_break_the_start() {
                 .unwrap(),
         );
         let bus = TransitionBus::new(8).unwrap();
-        let p = spawn_persister(bus.subscribe(), log.clone(), PersisterConfig::default());
+        let p = spawn_persister(bus.receiver(), log.clone(), PersisterConfig::default());
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!p.is_finished(), "the persister runs");
         let stats = p.shutdown().await.unwrap();

@@ -115,7 +115,7 @@ async fn demo(a: Args) -> CmdResult {
         )?;
     }
     let bus = TransitionBus::new(a.capacity)?;
-    let persister = spawn_persister(bus.subscribe(), log.clone(), PersisterConfig::default());
+    let persister = spawn_persister(bus.receiver(), log.clone(), PersisterConfig::default());
 
     // 2. A calm start: three transitions, each persisted before the next.
     let mut published = 0u64;

@@ -157,7 +157,8 @@ async fn fresh(
         .duration_since(std::time::UNIX_EPOCH)?
         .as_nanos();
     let schema = format!("bench_{tag}_{}_{:x}", std::process::id(), nanos);
-    let config = PostgresConfig::default().with_schema(schema)
+    let config = PostgresConfig::default()
+        .with_schema(schema)
         .with_pool_size(PRODUCERS + 8)
         .with_notify(notify)
         .with_pipeline(pipeline);

@@ -75,20 +75,20 @@ pub struct PostgresConfig {
     /// `synchronous_commit` for the store's sessions; `None` keeps the server's setting
     /// (normally `on`, which is what the durability promise assumes). Default `None`.
     pub synchronous_commit: Option<SynchronousCommit>,
-    /// Whether each append sends a `NOTIFY` (see [`crate::Subscription`]). Notifying
+    /// Whether each append sends a `NOTIFY` (see [`crate::Notifications`]). Notifying
     /// serialises commits on the server's notification queue; turn it off if nobody
     /// listens and appends are very frequent. Default `true`.
     pub notify: bool,
     /// `application_name` reported to the server (visible in `pg_stat_activity`),
     /// used when the URL sets none. Default `"event-log"`.
     pub application_name: String,
-    /// A [`crate::Subscription`]'s listening connection is checked this often with a
+    /// A [`crate::Notifications`]'s listening connection is checked this often with a
     /// trivial query, so a silently dead connection is noticed. Default 30 s.
     pub listen_ping_interval: Duration,
     /// Upper bound of the listener's reconnect backoff (it starts at 100 ms and
     /// doubles). Default 10 s.
     pub listen_max_backoff: Duration,
-    /// Capacity of a [`crate::Subscription`]'s queue; a subscriber that falls further
+    /// Capacity of a [`crate::Notifications`]'s queue; a subscriber that falls further
     /// behind gets [`crate::Notice::Lagged`] instead of the missed notices. Default 1024.
     pub listen_queue: usize,
     /// How many appends of one log may be in flight at once

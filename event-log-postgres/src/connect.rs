@@ -1,7 +1,7 @@
 //! Making connections with any TLS connector, behind one non-generic type.
 //!
 //! The pool (deadpool) already erases the connector type. Listening connections
-//! ([`crate::Subscription`]) need the connection's message stream too, so this module
+//! ([`crate::Notifications`]) need the connection's message stream too, so this module
 //! wraps "connect with connector `T`" into a boxed function returning the client and
 //! its messages as a boxed stream. `PostgresStore` stays non-generic whatever TLS stack
 //! a caller plugs in.

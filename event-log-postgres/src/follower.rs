@@ -47,7 +47,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::notify::{Notice, Subscription};
+use crate::notify::{Notice, Notifications};
 use crate::store::PostgresStore;
 
 /// Tunables of a follower. The defaults suit most deployments.
@@ -218,7 +218,7 @@ struct Follower<S: OpStore> {
     config: FollowerConfig,
     counters: Arc<Counters>,
     stop: oneshot::Receiver<()>,
-    subscription: Option<Subscription>,
+    subscription: Option<Notifications>,
 }
 
 /// The task stops.
@@ -239,7 +239,7 @@ impl<S: OpStore> Follower<S> {
         let mut next_poll = Instant::now() + self.config.poll_interval;
         loop {
             if self.subscription.is_none() {
-                match self.store.subscribe().await {
+                match self.store.listen().await {
                     Ok(s) => {
                         self.subscription = Some(s);
                         due = Due::Notice;

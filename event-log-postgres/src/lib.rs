@@ -8,7 +8,7 @@
 //!     PostgresConfig::default().with_schema("event_log"),
 //! )
 //! .await?;
-//! let mut wakeups = store.subscribe().await?;
+//! let mut wakeups = store.listen().await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -57,7 +57,7 @@
 //! # Notifications
 //! Each append with new ops `NOTIFY`s the channel named after the schema with
 //! `{"author": hex, "seq": highest new seq}` per author, delivered after commit.
-//! [`PostgresStore::subscribe`] listens on a dedicated connection that reconnects with
+//! [`PostgresStore::listen`] listens on a dedicated connection that reconnects with
 //! backoff; after a reconnect (or if the subscriber lags) it says so, and the caller
 //! catches up with `since`. Notifications are wake-ups, never the data. See [`notify`].
 //! [`spawn_follower`] runs that loop for an `EventLog` sharing the schema with other
@@ -153,7 +153,7 @@ pub use config::{DEFAULT_SCHEMA, PostgresConfig, validate_schema_name};
 pub use follower::{
     FollowerConfig, FollowerHandle, FollowerStats, spawn_follower, spawn_follower_on,
 };
-pub use notify::{Notice, Subscription};
+pub use notify::{Notice, Notifications};
 pub use options::{Keepalive, Recycling, SynchronousCommit};
 pub use params::OWN_PARAMS;
 pub use schema::SCHEMA_VERSION;

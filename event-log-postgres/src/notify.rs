@@ -5,7 +5,7 @@
 //! bytes; never the op). PostgreSQL delivers it only after the commit, so a woken
 //! reader finds the ops with [`event_log_core::OpStore::since`].
 //!
-//! A [`Subscription`] owns one dedicated connection that `LISTEN`s. Notifications are
+//! A [`Notifications`] owns one dedicated connection that `LISTEN`s. Notifications are
 //! a hint, never the data: they are lost while the connection is down, and a slow
 //! subscriber may miss some. Both cases are reported ([`Notice::Reconnected`],
 //! [`Notice::Lagged`]) and both mean the same thing: *catch up by `since`*. A correct
@@ -15,7 +15,7 @@
 //! The listening connection is checked with a trivial query every
 //! `listen_ping_interval`; when it drops, it is re-established with exponential backoff
 //! (100 ms doubling to `listen_max_backoff`), and `Reconnected` is sent once it
-//! listens again. The background task ends when the `Subscription` is dropped.
+//! listens again. The background task ends when the `Notifications` is dropped.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ use crate::config::{PostgresConfig, quote_ident};
 use crate::connect::Connector;
 use crate::error::from_pg;
 
-/// What a [`Subscription`] reports.
+/// What a [`Notifications`] reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
     /// New ops of `author` were committed, the highest of them at `seq`.
@@ -56,22 +56,22 @@ pub enum Notice {
 
 /// A stream of [`Notice`]s for one store schema; see the module docs.
 ///
-/// Implements [`futures::Stream`]; [`Subscription::recv`] is the same without the
+/// Implements [`futures::Stream`]; [`Notifications::recv`] is the same without the
 /// trait. It ends (`None`) only if the background task stops, which it does not do
 /// while the subscription lives. Dropping it closes the listening connection.
 #[derive(Debug)]
-pub struct Subscription {
+pub struct Notifications {
     rx: mpsc::Receiver<Notice>,
 }
 
-impl Subscription {
+impl Notifications {
     /// The next notice.
     pub async fn recv(&mut self) -> Option<Notice> {
         self.rx.recv().await
     }
 }
 
-impl Stream for Subscription {
+impl Stream for Notifications {
     type Item = Notice;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Notice>> {
@@ -90,11 +90,11 @@ pub(crate) struct ListenTarget {
 
 /// Connects, starts listening, and returns once `LISTEN` has been acknowledged: every
 /// append committed after this returns is notified (or reported as lost).
-pub(crate) async fn subscribe(target: Arc<ListenTarget>) -> Result<Subscription, StoreError> {
+pub(crate) async fn start(target: Arc<ListenTarget>) -> Result<Notifications, StoreError> {
     let listening = listen(&target).await?;
     let (tx, rx) = mpsc::channel(target.config.listen_queue);
     tokio::spawn(run(target, listening, tx));
-    Ok(Subscription { rx })
+    Ok(Notifications { rx })
 }
 
 /// A listening connection: its client and the notifications its driver task forwards.

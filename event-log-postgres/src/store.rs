@@ -16,7 +16,7 @@ use crate::config::PostgresConfig;
 use crate::conn::{Conn, bounded};
 use crate::connect::connector;
 use crate::inner::{Inner, Lane};
-use crate::notify::{ListenTarget, Subscription};
+use crate::notify::{ListenTarget, Notifications};
 use crate::options::Recycling;
 use crate::schema::{Tables, check_read_only, migrate};
 use crate::settings;
@@ -207,11 +207,11 @@ impl PostgresStore {
     ///
     /// Fails with `Unavailable` if listening does not start within
     /// [`PostgresConfig::operation_timeout`].
-    pub async fn subscribe(&self) -> Result<Subscription, StoreError> {
+    pub async fn listen(&self) -> Result<Notifications, StoreError> {
         self.inner
             .bounded(
                 "starting to listen",
-                crate::notify::subscribe(self.inner.listen.clone()),
+                crate::notify::start(self.inner.listen.clone()),
             )
             .await
     }
@@ -298,7 +298,7 @@ impl OpStore for PostgresStore {
     }
 
     /// Closes the pool and the writer session (releasing the sleds' locks): later
-    /// calls on this store (and its clones) fail with `Unavailable`. Subscriptions
+    /// calls on this store (and its clones) fail with `Unavailable`. Listeners ([`PostgresStore::listen`])
     /// keep their own connections.
     async fn close(&self) -> Result<(), StoreError> {
         self.inner.lane.lock().await.clear();

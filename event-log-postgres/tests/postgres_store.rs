@@ -68,7 +68,7 @@ async fn notify_reaches_another_handle() {
     let writer = PostgresStore::open(&pg_url(), config(listener.schema()))
         .await
         .unwrap();
-    let mut sub = listener.subscribe().await.unwrap();
+    let mut sub = listener.listen().await.unwrap();
 
     let ops = chain(5, 1, 3, "n");
     writer.append(&ops).await.unwrap();

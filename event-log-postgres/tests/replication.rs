@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{SchemaGuard, admin, key, pg_url, unique_schema};
-use event_log_core::{EventObserver, EventLog, LoggedEvent, SledId, Transition};
+use event_log_core::{EventLog, EventObserver, LoggedEvent, SledId, Transition};
 use event_log_postgres::{
     FollowerConfig, FollowerHandle, FollowerStats, PostgresConfig, PostgresStore, spawn_follower,
 };

@@ -83,7 +83,7 @@ async fn black_holed_server_is_unavailable_within_the_bound() {
     assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
     let err = within("count", store.count()).await.unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
-    let err = within("subscribe", store.subscribe()).await.unwrap_err();
+    let err = within("listen", store.listen()).await.unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
 
     proxy.set(Mode::Forward);

@@ -63,7 +63,7 @@ impl TransitionBus {
     /// use event_log_core::Transition;
     ///
     /// let bus = TransitionBus::with_backpressure(1024)?;
-    /// let persister = spawn_persister(bus.subscribe(), log, PersisterConfig::default());
+    /// let persister = spawn_persister(bus.receiver(), log, PersisterConfig::default());
     /// // Waits while 1024 transitions are not yet stored; fails if the persister stopped.
     /// let id = bus
     ///     .publish_wait(Transition::now("story-1", "backlog", "coding", "DepsMet"))
@@ -158,7 +158,7 @@ impl TransitionBus {
 
     /// A new receiver. It sees every transition published from now on (logical id 0
     /// is the first of them), unless it lags.
-    pub fn subscribe(&self) -> BusReceiver {
+    pub fn receiver(&self) -> BusReceiver {
         let _serial = self.gate.as_ref().map(|g| g.lease.lock());
         let rx = self.tx.subscribe();
         // Read after subscribing. A publish counts, then sends under the channel's

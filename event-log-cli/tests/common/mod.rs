@@ -70,9 +70,10 @@ impl Drop for SchemaGuard {
                 .map_err(|e| e.to_string())?;
             rt.block_on(async {
                 use event_log::postgres::{PostgresConfig, PostgresStore};
-                let store = PostgresStore::open(&url, PostgresConfig::default().with_schema(&schema))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let store =
+                    PostgresStore::open(&url, PostgresConfig::default().with_schema(&schema))
+                        .await
+                        .map_err(|e| e.to_string())?;
                 store.drop_schema().await.map_err(|e| e.to_string())
             })
         })

@@ -65,7 +65,7 @@ async fn one_run<S: OpStore>(
     plan: &Run,
 ) -> Result<(PersisterStats, u64), String> {
     let bus = TransitionBus::new(plan.capacity).map_err(|e| e.to_string())?;
-    let persister = spawn_persister(bus.subscribe(), log.clone(), PersisterConfig::default());
+    let persister = spawn_persister(bus.receiver(), log.clone(), PersisterConfig::default());
     let mut published = 0u64;
     for &(n, pause) in &plan.bursts {
         for _ in 0..n {

@@ -40,6 +40,7 @@ use event_log_core::{SigningKey, SledId};
 
 /// Why a key could not be loaded or created. Never holds key material.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyError {
     /// The file could not be read or written.
     #[error("key file {path}: {source}")]

@@ -4,6 +4,7 @@ use crate::ids::{AuthorId, OpId};
 
 /// The bytes of an op are not a canonical encoding (see [`crate::encoding`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The input ended inside a field.
     #[error("truncated: input of {len} bytes ends inside field `{field}` at offset {at}")]
@@ -45,6 +46,7 @@ pub enum DecodeError {
 /// Why a replica refused an op. Every variant names the op (when it could be
 /// identified) so a caller can report exactly what was dropped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Rejected {
     /// The bytes do not decode.
     #[error("malformed op {claimed}: {error}")]

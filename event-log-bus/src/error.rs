@@ -6,6 +6,7 @@ use crate::stats::PersisterStats;
 
 /// A bus or feed could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BusError {
     /// A broadcast channel needs room for at least one message.
     #[error("channel capacity must be at least 1 (got 0)")]
@@ -17,6 +18,7 @@ pub enum BusError {
 
 /// Why a persister run ended abnormally.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PersisterError {
     /// Another writer holds this sled's seqs (two processes signing with one key),
     /// and the store still refused the batch after the log re-sequenced it and the
@@ -56,6 +58,7 @@ pub enum PersisterError {
 /// Why [`crate::TransitionBus::publish_wait`] did not publish. The transition comes
 /// back inside ([`PublishError::into_transition`]).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PublishError {
     /// The bus is lossy ([`crate::TransitionBus::new`]): use `publish`, or build it
     /// with [`crate::TransitionBus::with_backpressure`].

@@ -1,7 +1,7 @@
 //! [`FileWatermark`]: a sled's watermark in a file beside its key.
 //!
 //! The log keeps a signed high-water mark of the sled's own ops outside its store
-//! (see [`event_log_core::watermark`]), so that a store that lost acknowledged ops
+//! (see [`event_log_core::Watermark`]), so that a store that lost acknowledged ops
 //! (restored from a backup, failed over to an asynchronous standby…) is detected
 //! at open ([`crate::Error::RolledBack`]) instead of making the sled sign the lost
 //! seqs again. Keep it where the key is: they belong to the sled, not to the store,
@@ -51,6 +51,7 @@ use format::{decode, write_mark};
 
 /// Why a [`FileWatermark`] cannot be read or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WatermarkError {
     /// The mark file exists but cannot be read.
     #[error("cannot read the sled's watermark file {path}: {source}")]

@@ -122,7 +122,7 @@ fn split(url: &str) -> Result<(&str, &str), OpenError> {
 
 /// A file store URL whose part after the scheme the backend refused.
 #[cfg(any(feature = "sqlite", feature = "redb"))]
-fn bad_query(url: &str, e: event_log_core::store::url_query::UrlQueryError) -> OpenError {
+fn bad_query(url: &str, e: event_log_core::backend::url_query::UrlQueryError) -> OpenError {
     OpenError::BadUrl {
         url: redact_url(url),
         reason: e.to_string(),

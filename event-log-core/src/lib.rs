@@ -41,8 +41,14 @@ mod event;
 mod log;
 mod memstore;
 pub mod metrics;
+/// Helpers for store authors: the conflict rule every store applies
+/// ([`backend::rules::plan_append`]) and the parsing of a file store's URL
+/// parameters ([`backend::url_query`]).
+pub mod backend {
+    pub use crate::store::{rules, url_query};
+}
 mod state;
-pub mod store;
+mod store;
 mod sync;
 mod watermark;
 

@@ -12,7 +12,7 @@
 //! - **Conflict**: a new primary op on a taken `(author, seq)` violates the partial
 //!   unique index, the statement fails and nothing is written. The error is then
 //!   explained by reading the stored ops of the batch's ids and keys and applying the
-//!   core's rule ([`event_log_core::store::rules`], every store's) over the batch, so
+//!   core's rule ([`event_log_core::backend::rules`], every store's) over the batch, so
 //!   the reported `(existing, incoming)` pair is the one every store reports. If the
 //!   rule finds no conflict, the violation
 //!   came from a concurrent append of the same ops that committed in between; the
@@ -36,7 +36,7 @@ use std::collections::{HashMap, HashSet};
 
 use bft_json_crdt::{AuthorId, OpId};
 use deadpool_postgres::ClientWrapper;
-use event_log_core::store::rules::plan_append;
+use event_log_core::backend::rules::plan_append;
 use event_log_core::{OpRecord, StoreError};
 use tokio_postgres::types::ToSql;
 use tracing::{debug, warn};
@@ -202,7 +202,7 @@ async fn after_unique_violation(
 }
 
 /// After a unique violation: the conflict the core's rule
-/// ([`event_log_core::store::rules::plan_append`]) finds for `ops` against what is
+/// ([`event_log_core::backend::rules::plan_append`]) finds for `ops` against what is
 /// stored now, or `None` if there is none (a concurrent append won a race). One
 /// query reads what the rule looks up: the stored ops among the batch's ids, and the
 /// primary ops at its primary ops' `(author, seq)` keys.

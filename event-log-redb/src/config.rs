@@ -1,7 +1,7 @@
 //! [`RedbConfig`]: how a [`crate::RedbStore`] opens its file and commits.
 
 use event_log_core::ConfigError;
-use event_log_core::store::url_query::{self, UrlQueryError};
+use event_log_core::backend::url_query::{self, UrlQueryError};
 
 /// Options for [`crate::RedbStore::open`]. Build it from [`RedbConfig::default`]
 /// and the `with_*` methods; [`RedbConfig::validate`] names a value it cannot use.

@@ -10,14 +10,14 @@
 //! `Request` (one append waiting), `run` (the group loop), `commit_group` (commit a
 //! group and answer each request), `write_group` (the one transaction),
 //! `check_after` (the ordered-append guard) and the conflict rule applied through
-//! [`event_log_core::store::rules::plan_append`].
+//! [`event_log_core::backend::rules::plan_append`].
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
 use bft_json_crdt::{AuthorId, OpId};
-use event_log_core::store::rules::{self, RuleOp};
+use event_log_core::backend::rules::{self, RuleOp};
 use event_log_core::{OpRecord, StoreError};
 use parking_lot::Mutex;
 use redb::{Database, ReadableTable, Table};

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use event_log_core::ConfigError;
-use event_log_core::store::url_query::{self, UrlQueryError};
+use event_log_core::backend::url_query::{self, UrlQueryError};
 
 /// What an acknowledged append survives.
 ///

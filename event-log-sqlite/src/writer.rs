@@ -20,14 +20,14 @@
 //! (one append waiting), `run` (the group loop), `commit_group` (commit a group and
 //! answer each request), `write_group` (the one transaction), `check_after` (the
 //! ordered-append guard) and the conflict rule applied through
-//! [`event_log_core::store::rules::plan_append`].
+//! [`event_log_core::backend::rules::plan_append`].
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bft_json_crdt::OpId;
-use event_log_core::store::rules;
+use event_log_core::backend::rules;
 use event_log_core::{OpRecord, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};

@@ -8,8 +8,8 @@ use tokio::sync::{Semaphore, broadcast};
 use super::message::{BusCounters, Message};
 use super::window::{Gate, GateLease, Lease};
 
-/// One subscription to a [`TransitionBus`]: hand it to [`crate::spawn_persister`].
-/// Messages published after [`TransitionBus::subscribe`] queue up in it (up to the
+/// One receiver of a [`crate::TransitionBus`]: hand it to [`crate::spawn_persister`].
+/// Messages published after [`crate::TransitionBus::receiver`] queue up in it (up to the
 /// capacity) even before the persister starts.
 pub struct BusReceiver {
     pub(crate) rx: broadcast::Receiver<Message>,

@@ -190,7 +190,7 @@ impl PersisterHandle {
 
 /// Spawns the persisting subscriber on the current tokio runtime.
 ///
-/// `receiver` should come from [`crate::TransitionBus::subscribe`]; what was
+/// `receiver` should come from [`crate::TransitionBus::receiver`]; what was
 /// published after that call, even before this one, is logical id 0 onwards.
 /// On a backpressured bus ([`crate::TransitionBus::with_backpressure`]) the
 /// persister attaches to its window (unless another persister holds it): from now

@@ -68,7 +68,7 @@ impl RuleOp for OpRecord {
 /// `is_held`, and evidence ops never call `primary_at`.
 ///
 /// ```
-/// use event_log_core::store::rules::plan_append;
+/// use event_log_core::backend::rules::plan_append;
 /// # use event_log_core::{OpRecord, StoreError};
 /// # fn demo(ops: &[OpRecord]) -> Result<(), StoreError> {
 /// // An empty store holds nothing: every op is new unless the call repeats itself.

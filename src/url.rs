@@ -285,10 +285,7 @@ async fn open_store_as(url: &str, mode: Mode) -> Result<(AnyStore, bool), OpenEr
             } else {
                 url.to_owned()
             };
-            let config = PostgresConfig {
-                read_only,
-                ..PostgresConfig::default()
-            };
+            let config = PostgresConfig::default().with_read_only(read_only);
             Ok((
                 Box::new(PostgresStore::open(&conn, config).await?),
                 read_only,
@@ -329,11 +326,9 @@ pub async fn open_with(
 ///
 /// [`Error::ReadOnly`]: event_log_core::Error::ReadOnly
 pub async fn open_read_only(url: &str) -> Result<EventLog<AnyStore>, OpenError> {
-    let config = EventLogConfig {
-        read_only: true,
-        save_checkpoints: false,
-        ..Default::default()
-    };
+    let config = EventLogConfig::default()
+        .with_read_only(true)
+        .with_save_checkpoints(false);
     open_with(url, crate::keys::generate(), config).await
 }
 

@@ -34,12 +34,9 @@ impl Sled {
 
     /// Opens the log as a new process would: key and mark read from their files.
     async fn open(&self) -> Result<EventLog<event_log::AnyStore>, OpenError> {
-        let config = EventLogConfig {
-            watermark: Some(SharedWatermark::new(
-                FileWatermark::beside_key(&self.key_path).unwrap(),
-            )),
-            ..EventLogConfig::default()
-        };
+        let config = EventLogConfig::default().with_watermark(Some(SharedWatermark::new(
+            FileWatermark::beside_key(&self.key_path).unwrap(),
+        )));
         let url = format!("sqlite://{}", self.db().display());
         event_log::open_with(&url, keys::load(&self.key_path).unwrap(), config).await
     }

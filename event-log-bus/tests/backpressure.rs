@@ -106,10 +106,7 @@ async fn a_failing_store_slows_the_publisher_and_loses_nothing() {
 /// publisher waiting for room gets `PersisterStopped`, with its transition back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_whose_persister_failed_gets_a_typed_error() {
-    let config = EventLogConfig {
-        read_only: true,
-        ..EventLogConfig::default()
-    };
+    let config = EventLogConfig::default().with_read_only(true);
     let log = Arc::new(
         EventLog::open_with(MemStore::new(), key(1), config)
             .await
@@ -214,10 +211,7 @@ async fn publish_wait_needs_a_backpressured_bus_with_a_persister() {
 /// refusal.
 #[tokio::test(flavor = "current_thread")]
 async fn a_failed_persister_accounts_for_every_accepted_transition() {
-    let config = EventLogConfig {
-        read_only: true,
-        ..EventLogConfig::default()
-    };
+    let config = EventLogConfig::default().with_read_only(true);
     let log = Arc::new(
         EventLog::open_with(MemStore::new(), key(1), config)
             .await

@@ -32,10 +32,7 @@ async fn run_until_stopped<S: OpStore>(log: Arc<EventLog<S>>) -> PersisterError 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_log_stops_the_persister_with_the_reason() {
-    let config = EventLogConfig {
-        read_only: true,
-        ..EventLogConfig::default()
-    };
+    let config = EventLogConfig::default().with_read_only(true);
     let log = Arc::new(
         EventLog::open_with(MemStore::new(), key(1), config)
             .await
@@ -58,10 +55,7 @@ async fn a_read_only_log_stops_the_persister_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolled_back_store_stops_the_persister_with_the_reason() {
     let mark = MemWatermark::new();
-    let config = EventLogConfig {
-        watermark: Some(SharedWatermark::new(mark.clone())),
-        ..EventLogConfig::default()
-    };
+    let config = EventLogConfig::default().with_watermark(Some(SharedWatermark::new(mark.clone())));
     let first = EventLog::open_with(MemStore::new(), key(1), config.clone())
         .await
         .unwrap();

@@ -23,10 +23,7 @@ fn other(i: u64) -> Transition {
 async fn another_tasks_failing_append_does_not_count_as_the_persisters() {
     let store = TestStore::new(MemStore::new());
     // One entry per store call, so the other task's append goes alone.
-    let config = EventLogConfig {
-        max_batch: 1,
-        ..Default::default()
-    };
+    let config = EventLogConfig::default().with_max_batch(1);
     let log = std::sync::Arc::new(
         EventLog::open_with(store.clone(), key(1), config)
             .await

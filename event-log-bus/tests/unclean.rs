@@ -209,10 +209,7 @@ fn read_only_log_does_not_break_the_start() {
     crashed_run(&mem);
     let before = runtime().block_on(async { mem_meta(&mem).await });
     runtime().block_on(async {
-        let config = EventLogConfig {
-            read_only: true,
-            ..Default::default()
-        };
+        let config = EventLogConfig::default().with_read_only(true);
         let log = Arc::new(
             EventLog::open_with(mem.clone(), key(1), config)
                 .await
@@ -236,10 +233,7 @@ async fn mem_meta(mem: &MemStore) -> Vec<(String, Vec<u8>)> {
     let log = EventLog::open_with(
         mem.clone(),
         key(1),
-        EventLogConfig {
-            read_only: true,
-            ..Default::default()
-        },
+        EventLogConfig::default().with_read_only(true),
     )
     .await
     .unwrap();

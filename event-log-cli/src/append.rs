@@ -97,10 +97,9 @@ struct BadLine {
 /// Runs `evlog append`.
 pub async fn run(a: Args) -> CmdResult {
     let key = event_log::keys::load(&a.key)?;
-    let config = EventLogConfig {
-        watermark: Some(SharedWatermark::new(FileWatermark::beside_key(&a.key)?)),
-        ..EventLogConfig::default()
-    };
+    let config = EventLogConfig::default().with_watermark(Some(SharedWatermark::new(
+        FileWatermark::beside_key(&a.key)?,
+    )));
     let log = event_log::open_with(&a.store, key, config).await?;
     let result = append_lines(&log, &a).await;
     let closed = log.close().await;

@@ -89,10 +89,8 @@ async fn demo(a: Args) -> CmdResult {
     let (key, config) = match &a.key {
         Some(path) => (
             event_log::keys::load_or_create(path)?,
-            EventLogConfig {
-                watermark: Some(SharedWatermark::new(FileWatermark::beside_key(path)?)),
-                ..EventLogConfig::default()
-            },
+            EventLogConfig::default()
+                .with_watermark(Some(SharedWatermark::new(FileWatermark::beside_key(path)?))),
         ),
         None => (event_log::keys::generate(), EventLogConfig::default()),
     };

@@ -15,9 +15,6 @@ pub async fn open_reader(
 pub async fn open_writer(
     url: &str,
 ) -> Result<event_log::EventLog<event_log::AnyStore>, event_log::OpenError> {
-    let config = event_log::EventLogConfig {
-        save_checkpoints: false,
-        ..Default::default()
-    };
+    let config = event_log::EventLogConfig::default().with_save_checkpoints(false);
     event_log::open_with(url, event_log::keys::generate(), config).await
 }

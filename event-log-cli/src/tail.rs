@@ -85,10 +85,7 @@ pub async fn run(a: Args) -> CmdResult {
         use event_log::postgres::{
             FollowerConfig, PostgresConfig, PostgresStore, spawn_follower_on,
         };
-        let config = PostgresConfig {
-            read_only: true,
-            ..PostgresConfig::default()
-        };
+        let config = PostgresConfig::default().with_read_only(true);
         let listen = PostgresStore::open(&a.store, config).await?;
         let config = FollowerConfig {
             poll_interval: interval,

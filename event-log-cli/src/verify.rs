@@ -76,11 +76,9 @@ pub async fn run(a: Args) -> CmdResult {
     let store = event_log::open_store_read_only(&a.store).await?;
     let total = store.count().await?;
     let pb = bar(Some(total), "verifying");
-    let config = EventLogConfig {
-        read_only: true,
-        save_checkpoints: false,
-        ..Default::default()
-    };
+    let config = EventLogConfig::default()
+        .with_read_only(true)
+        .with_save_checkpoints(false);
     let report = event_log::verify(&store, &config, &[], |rows| pb.set_position(rows)).await;
     pb.finish_and_clear();
     let mut report = report?;

@@ -377,10 +377,7 @@ fn readers_with_checkpoints_off_write_nothing() {
             let log = EventLog::open(store.clone(), key(16)).await.unwrap();
             log.append_transition(fired(0)).await.unwrap();
         }
-        let config = event_log_core::EventLogConfig {
-            save_checkpoints: false,
-            ..Default::default()
-        };
+        let config = event_log_core::EventLogConfig::default().with_save_checkpoints(false);
         let reader = EventLog::open_with(store.clone(), key(17), config)
             .await
             .unwrap();

@@ -17,6 +17,7 @@ pub const DEFAULT_SCHEMA: &str = "event_log";
 /// (opening validates too). Parameters in the URL override these fields; see the
 /// crate docs ("URL parameters") for their names.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PostgresConfig {
     /// The schema holding the store's tables; created if missing (unless
     /// [`PostgresConfig::read_only`]). Must be a plain SQL

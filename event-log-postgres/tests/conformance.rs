@@ -40,10 +40,9 @@ impl StoreHarness for PostgresHarness {
     async fn open(&self, location: &String) -> Result<PostgresStore, StoreError> {
         PostgresStore::open(
             &self.url,
-            PostgresConfig {
-                pool_size: 4,
-                ..PostgresConfig::default().with_schema(location.clone())
-            },
+            PostgresConfig::default()
+                .with_schema(location.clone())
+                .with_pool_size(4),
         )
         .await
     }

@@ -9,23 +9,16 @@ use std::time::Duration;
 use common::{SchemaGuard, admin, blocked_backend, config, key, pg_url, unique_schema};
 use event_log_conformance::producers::{check_stored, produce};
 use event_log_core::{Error, EventLog, OpStore, Transition};
-use event_log_postgres::{PostgresConfig, PostgresStore};
+use event_log_postgres::PostgresStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_pipeline_connection_loses_nothing() {
     let url = pg_url();
     let schema = unique_schema("pipe");
     let _guard = SchemaGuard::new(&url, &schema);
-    let store = PostgresStore::open(
-        &url,
-        PostgresConfig {
-            pipeline: 4,
-            pool_size: 8,
-            ..config(&schema)
-        },
-    )
-    .await
-    .unwrap();
+    let store = PostgresStore::open(&url, config(&schema).with_pipeline(4).with_pool_size(8))
+        .await
+        .unwrap();
     assert_eq!(store.append_pipeline(), 4);
     let log = Arc::new(EventLog::open(store.clone(), key(3)).await.unwrap());
     log.append_transition(Transition::now("warm-up", "a", "b", "E"))

@@ -103,10 +103,7 @@ async fn a_read_only_role_reads_without_write_privileges() {
     assert_eq!(reader.heads().await.unwrap(), writer.heads().await.unwrap());
     assert_eq!(reader.get(&fork.id).await.unwrap(), Some(fork.clone()));
     assert_eq!(reader.evidence().await.unwrap().len(), 1);
-    let ro = EventLogConfig {
-        read_only: true,
-        ..EventLogConfig::default()
-    };
+    let ro = EventLogConfig::default().with_read_only(true);
     let view = EventLog::open_with(reader.clone(), key(1), ro)
         .await
         .expect("a read-only log opens");

@@ -117,10 +117,9 @@ impl Logs {
 }
 
 fn quick() -> PostgresConfig {
-    PostgresConfig {
-        connect_timeout: std::time::Duration::from_secs(2),
-        ..PostgresConfig::default().with_schema(unique_schema("redact"))
-    }
+    PostgresConfig::default()
+        .with_schema(unique_schema("redact"))
+        .with_connect_timeout(std::time::Duration::from_secs(2))
 }
 
 /// A server that is not there.

@@ -27,12 +27,11 @@ struct Sled {
 /// The store config of sled `n` on `schema`; the application name tells its
 /// backends apart in `pg_stat_activity`.
 fn sled_config(schema: &str, n: u8) -> PostgresConfig {
-    PostgresConfig {
-        pool_size: 4,
-        application_name: app_name(schema, n),
-        listen_ping_interval: Duration::from_secs(2),
-        ..PostgresConfig::default().with_schema(schema)
-    }
+    PostgresConfig::default()
+        .with_schema(schema)
+        .with_pool_size(4)
+        .with_application_name(app_name(schema, n))
+        .with_listen_ping_interval(Duration::from_secs(2))
 }
 
 fn app_name(schema: &str, n: u8) -> String {
@@ -289,15 +288,9 @@ async fn poll_alone_converges() {
         ..FollowerConfig::default()
     };
     let a = open_sled(&schema, 1, quick_poll.clone()).await;
-    let silent = PostgresStore::open(
-        &pg_url(),
-        PostgresConfig {
-            notify: false,
-            ..sled_config(&schema, 2)
-        },
-    )
-    .await
-    .expect("open the silent store");
+    let silent = PostgresStore::open(&pg_url(), sled_config(&schema, 2).with_notify(false))
+        .await
+        .expect("open the silent store");
     let log = Arc::new(EventLog::open(silent, key(2)).await.expect("open"));
     let b = Sled {
         n: 2,

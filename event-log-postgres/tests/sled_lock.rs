@@ -16,11 +16,9 @@ const WAIT: Duration = Duration::from_secs(1);
 const SLACK: Duration = Duration::from_secs(4);
 
 fn lock_config(schema: &str, app: &str) -> PostgresConfig {
-    PostgresConfig {
-        application_name: app.to_owned(),
-        sled_lock_timeout: WAIT,
-        ..config(schema)
-    }
+    config(schema)
+        .with_application_name(app.to_owned())
+        .with_sled_lock_timeout(WAIT)
 }
 
 fn sled(n: u8) -> AuthorId {

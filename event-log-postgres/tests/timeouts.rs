@@ -17,12 +17,10 @@ const BOUND: Duration = Duration::from_secs(1);
 const SLACK: Duration = Duration::from_secs(4);
 
 fn bounded_config(schema: &str) -> PostgresConfig {
-    PostgresConfig {
-        operation_timeout: BOUND,
-        connect_timeout: BOUND,
-        sled_lock_timeout: BOUND,
-        ..config(schema)
-    }
+    config(schema)
+        .with_operation_timeout(BOUND)
+        .with_connect_timeout(BOUND)
+        .with_sled_lock_timeout(BOUND)
 }
 
 /// Runs `f`, failing the test if it takes longer than `BOUND + SLACK` (instead of

@@ -11,10 +11,9 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use event_log::watermark::FileWatermark;
 //! let key = event_log::keys::load_or_create("sled.key")?;
-//! let config = event_log::EventLogConfig {
-//!     watermark: Some(event_log::SharedWatermark::new(FileWatermark::beside_key("sled.key")?)),
-//!     ..Default::default()
-//! };
+//! let config = event_log::EventLogConfig::default().with_watermark(Some(
+//!     event_log::SharedWatermark::new(FileWatermark::beside_key("sled.key")?),
+//! ));
 //! let log = event_log::open_with("sqlite://events.db", key, config).await?;
 //! # Ok(()) }
 //! ```

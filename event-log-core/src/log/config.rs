@@ -8,6 +8,7 @@ use crate::watermark::SharedWatermark;
 
 /// Tunables of an [`EventLog`](crate::EventLog). The defaults suit most deployments.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct EventLogConfig {
     /// Op limits; every sled of a deployment must use the same.
     pub limits: Limits,

@@ -98,12 +98,11 @@ pub async fn fresh_store(tag: &str) -> (SchemaGuard, PostgresStore) {
 /// The test configuration for `schema`: a small pool, the schema as
 /// `application_name` so tests can find the store's backends.
 pub fn config(schema: &str) -> PostgresConfig {
-    PostgresConfig {
-        pool_size: 4,
-        application_name: schema.to_owned(),
-        listen_ping_interval: Duration::from_secs(2),
-        ..PostgresConfig::default().with_schema(schema)
-    }
+    PostgresConfig::default()
+        .with_schema(schema)
+        .with_pool_size(4)
+        .with_application_name(schema.to_owned())
+        .with_listen_ping_interval(Duration::from_secs(2))
 }
 
 /// A plain connection for inspecting or disturbing the server.

@@ -16,14 +16,12 @@ use crate::{ensure, ensure_eq};
 const PAGE: usize = 16;
 
 fn config(per_author: usize) -> EventLogConfig {
-    EventLogConfig {
-        replay_page: PAGE,
-        limits: Limits {
+    EventLogConfig::default()
+        .with_replay_page(PAGE)
+        .with_limits(Limits {
             max_buffered_per_author: per_author,
             ..Limits::default()
-        },
-        ..EventLogConfig::default()
-    }
+        })
 }
 
 /// Two keys whose authors sort `(first, second)` by their bytes, as `since` pages.

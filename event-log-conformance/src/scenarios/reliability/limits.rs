@@ -80,25 +80,10 @@ async fn config<H: StoreHarness>(h: &H) -> Check {
     let cases: Vec<(&str, EventLogConfig)> = vec![
         (
             "max_extra_deps",
-            EventLogConfig {
-                max_extra_deps: limits.max_deps,
-                ..EventLogConfig::default()
-            },
+            EventLogConfig::default().with_max_extra_deps(limits.max_deps),
         ),
-        (
-            "max_batch",
-            EventLogConfig {
-                max_batch: 0,
-                ..EventLogConfig::default()
-            },
-        ),
-        (
-            "replay_page",
-            EventLogConfig {
-                replay_page: 0,
-                ..EventLogConfig::default()
-            },
-        ),
+        ("max_batch", EventLogConfig::default().with_max_batch(0)),
+        ("replay_page", EventLogConfig::default().with_replay_page(0)),
     ];
     for (field, config) in cases {
         let store = h.open(&loc).await.ctx("open")?;

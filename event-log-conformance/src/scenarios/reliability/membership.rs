@@ -13,15 +13,13 @@ use crate::harness::{StoreHarness, fresh_store};
 use crate::{ensure, ensure_eq};
 
 fn member_config(limits: Limits) -> EventLogConfig {
-    EventLogConfig {
-        members: Some(Membership::new(
+    EventLogConfig::default()
+        .with_members(Some(Membership::new(
             [0, 1, 2]
                 .map(|k| key(k).verifying_key())
                 .map(|k| (&k).into()),
-        )),
-        limits,
-        ..EventLogConfig::default()
-    }
+        )))
+        .with_limits(limits)
 }
 
 /// With a membership, ops of other keys are refused by merges with

@@ -13,10 +13,7 @@ use crate::harness::{StoreHarness, fresh_log};
 use crate::{ensure, ensure_eq};
 
 fn with_mark(w: &MemWatermark) -> EventLogConfig {
-    EventLogConfig {
-        watermark: Some(SharedWatermark::new(w.clone())),
-        ..EventLogConfig::default()
-    }
+    EventLogConfig::default().with_watermark(Some(SharedWatermark::new(w.clone())))
 }
 
 /// Copies the first `keep` rows of `from` (in load order) into `to`, and, with

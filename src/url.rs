@@ -50,6 +50,7 @@ pub const SCHEMES: &[Scheme] = &[
 
 /// Why a URL could not be opened.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError {
     /// No store has this scheme.
     #[error("unknown store URL scheme `{scheme}` (known: {})", known_schemes())]

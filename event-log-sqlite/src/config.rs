@@ -20,7 +20,7 @@ pub enum Durability {
     /// process crash, an OS crash and a power loss. The default.
     #[default]
     Full,
-    /// `synchronous = NORMAL`: the WAL is synced only at checkpoints. An acknowledged
+    /// `synchronous = NORMAL`: the WAL is synced only at WAL checkpoints. An acknowledged
     /// append survives a process crash, but the last commits before an OS crash or a
     /// power loss may be lost (never half-written). Faster; choose it only if a peer
     /// or the caller can re-send what was lost.

@@ -26,7 +26,7 @@
 //!   the WAL before `COMMIT` returns (with `fullfsync` on platforms whose `fsync`
 //!   does not reach the platter). An append is answered only after its `COMMIT`
 //!   returned, so an acknowledged append survives a power loss.
-//! - With [`Durability::Normal`], the WAL is synced only at checkpoints: an
+//! - With [`Durability::Normal`], the WAL is synced only at WAL checkpoints: an
 //!   acknowledged append survives a process crash (it is in the OS cache) but the
 //!   last commits may be lost on an OS crash or power loss.
 //! - Each append call is atomic (its own SAVEPOINT) and checks conflicts over its

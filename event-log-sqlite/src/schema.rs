@@ -12,7 +12,7 @@
 //! - `ops_primary`: a partial unique index on `(author, seq) WHERE evidence = 0`, so at
 //!   most one primary op holds a seq; evidence ops may share it.
 //! - `ops_author_seq_id`: an index on `(author, seq, id)` serving `since` and `heads`.
-//! - `meta(key, value)` (version 2): small values beside the ops (checkpoints).
+//! - `meta(key, value)` (version 2): small values beside the ops (the log's replay checkpoints).
 //! - `ops_evidence` (version 3): a partial index on `(author, seq, id) WHERE
 //!   evidence <> 0`, serving `evidence` in O(k) for k evidence ops.
 

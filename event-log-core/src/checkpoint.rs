@@ -16,7 +16,6 @@
 //! is signed by the sled whose id is its public key.
 
 use bft_json_crdt::{AuthorId, SignedOp, SigningKey, VersionVector};
-use ed25519_dalek::{Signature, Signer, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 use crate::event::SledId;
@@ -27,7 +26,7 @@ const TAG: &[u8] = b"event-log/replay-checkpoint/v2\0";
 /// Version, position, ops, digest, entry count.
 const HEAD: usize = 1 + 8 + 8 + 32 + 4;
 const ENTRY: usize = 32 + 8;
-const SIG: usize = 64;
+const SIG: usize = crate::seal::SEAL_LEN;
 
 /// The meta key of a sled's checkpoint.
 pub(crate) fn key(sled: &SledId) -> String {
@@ -61,10 +60,8 @@ impl Checkpoint {
 
     /// Encodes and signs.
     pub(crate) fn seal(&self, key: &SigningKey) -> Vec<u8> {
-        let sled = SledId::from(&key.verifying_key());
         let mut out = self.body();
-        let sig = key.sign(&message(&sled, &out));
-        out.extend_from_slice(&sig.to_bytes());
+        crate::seal::seal(TAG, key, &mut out);
         out
     }
 
@@ -87,12 +84,7 @@ impl Checkpoint {
             let author: [u8; 32] = bytes.get(at..at + 32)?.try_into().ok()?;
             frontier.set(AuthorId(author), u64_at(at + 32)?);
         }
-        let (body, sig) = bytes.split_at(bytes.len() - SIG);
-        let sig = Signature::from_bytes(sig.try_into().ok()?);
-        VerifyingKey::from_bytes(sled.as_bytes())
-            .ok()?
-            .verify_strict(&message(sled, body), &sig)
-            .ok()?;
+        crate::seal::open(TAG, sled, bytes)?;
         Some(Checkpoint {
             position,
             ops,
@@ -100,14 +92,6 @@ impl Checkpoint {
             frontier,
         })
     }
-}
-
-fn message(sled: &SledId, body: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(TAG);
-    h.update(sled.as_bytes());
-    h.update(body);
-    h.finalize().into()
 }
 
 /// The running digest of the ops replayed, in load order.

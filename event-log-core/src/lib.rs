@@ -41,6 +41,7 @@ mod event;
 mod log;
 mod memstore;
 pub mod metrics;
+mod seal;
 /// Helpers for store authors: the conflict rule every store applies
 /// ([`backend::rules::plan_append`]) and the parsing of a file store's URL
 /// parameters ([`backend::url_query`]).

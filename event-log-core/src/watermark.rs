@@ -4,8 +4,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bft_json_crdt::{OpId, SigningKey};
-use ed25519_dalek::{Signature, Signer, VerifyingKey};
-use sha2::{Digest, Sha256};
 
 use crate::event::SledId;
 use crate::store::BoxError;
@@ -98,23 +96,13 @@ pub(crate) struct Mark {
     pub(crate) id: OpId,
 }
 
-fn message(sled: &SledId, body: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(TAG);
-    h.update(sled.as_bytes());
-    h.update(body);
-    h.finalize().into()
-}
-
 impl Mark {
     pub(crate) fn seal(&self, key: &SigningKey) -> Vec<u8> {
-        let sled = SledId::from(&key.verifying_key());
         let mut out = Vec::with_capacity(LEN);
         out.push(VERSION);
         out.extend_from_slice(&self.seq.to_be_bytes());
         out.extend_from_slice(self.id.as_bytes());
-        let sig = key.sign(&message(&sled, &out));
-        out.extend_from_slice(&sig.to_bytes());
+        crate::seal::seal(TAG, key, &mut out);
         out
     }
 
@@ -123,12 +111,7 @@ impl Mark {
         if bytes.len() != LEN || bytes[0] != VERSION {
             return None;
         }
-        let (body, sig) = bytes.split_at(LEN - 64);
-        let sig = Signature::from_bytes(sig.try_into().ok()?);
-        VerifyingKey::from_bytes(sled.as_bytes())
-            .ok()?
-            .verify_strict(&message(sled, body), &sig)
-            .ok()?;
+        let body = crate::seal::open(TAG, sled, bytes)?;
         Some(Mark {
             seq: u64::from_be_bytes(body[1..9].try_into().ok()?),
             id: OpId(body[9..41].try_into().ok()?),

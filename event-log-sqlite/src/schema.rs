@@ -137,15 +137,7 @@ pub(crate) fn check_version(conn: &Connection, path: &Path) -> Result<(), StoreE
         0
     };
     let known = i64::from(SCHEMA_VERSION);
-    if found > known || found < 0 {
-        return Err(StoreError::Invalid {
-            message: format!(
-                "{} has schema version {found}, but this event-log-sqlite knows versions \
-                 up to {SCHEMA_VERSION}; open it with a newer event-log-sqlite",
-                path.display()
-            ),
-        });
-    }
+    refuse_unknown(found, path)?;
     if found == 0 {
         return Err(StoreError::Invalid {
             message: format!(
@@ -168,6 +160,21 @@ pub(crate) fn check_version(conn: &Connection, path: &Path) -> Result<(), StoreE
     Ok(())
 }
 
+/// Refuses a schema version this build does not know: newer than
+/// [`SCHEMA_VERSION`] (written by a newer event-log-sqlite) or negative.
+fn refuse_unknown(found: i64, path: &Path) -> Result<(), StoreError> {
+    if found > i64::from(SCHEMA_VERSION) || found < 0 {
+        return Err(StoreError::Invalid {
+            message: format!(
+                "{} has schema version {found}, but this event-log-sqlite knows versions \
+                 up to {SCHEMA_VERSION}; open it with a newer event-log-sqlite",
+                path.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Applies the missing migrations, each in its own immediate transaction (so two
 /// processes opening one new file at once migrate it once). Returns the version.
 fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, StoreError> {
@@ -180,15 +187,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, StoreError> {
             .map_err(err)?;
         let found = stored_version(&tx).map_err(err)?;
         let known = i64::from(SCHEMA_VERSION);
-        if found > known || found < 0 {
-            return Err(StoreError::Invalid {
-                message: format!(
-                    "{} has schema version {found}, but this event-log-sqlite knows versions \
-                     up to {SCHEMA_VERSION}; open it with a newer event-log-sqlite",
-                    path.display()
-                ),
-            });
-        }
+        refuse_unknown(found, path)?;
         if found == known {
             tx.commit().map_err(err)?;
             return Ok(SCHEMA_VERSION);

@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use event_log_core::{EventLog, OpStore, Position, SigningKey, StoreError};
 
+use crate::ensure_eq;
 use crate::failure::Context;
+use crate::fixture::{chain, key, records};
 
 /// Creates fresh store locations and opens stores at them.
 ///
@@ -90,4 +92,27 @@ pub async fn close_log<S: OpStore>(log: EventLog<S>) -> Result<(), String> {
     log.close().await.ctx("close")?;
     drop(log);
     Ok(())
+}
+
+/// Checks the harness itself, for a backend's own tests: a fresh location is empty,
+/// a store reopened there after a drop without `close` has what was appended, and
+/// another fresh location has none of it. Returns that location and its guard, for the backend to
+/// check that dropping the guard cleans the location up.
+pub async fn check_harness<H: StoreHarness>(h: &H) -> Result<(H::Guard, H::Location), String> {
+    let (guard, location, store) = fresh_store(h).await?;
+    let (_other_guard, _other, other_store) = fresh_store(h).await?;
+    ensure_eq!(store.count().await.ctx("count")?, 0, "ops in a fresh store");
+    let ops = chain(&key(7), 3, &[]);
+    store.append(&records(&ops)).await.ctx("append")?;
+    drop(store);
+    let store = h.open(&location).await.ctx("reopen")?;
+    ensure_eq!(store.count().await.ctx("count")?, 3, "ops after reopening");
+    ensure_eq!(
+        other_store.count().await.ctx("count")?,
+        0,
+        "ops in the other location"
+    );
+    store.close().await.ctx("close")?;
+    other_store.close().await.ctx("close")?;
+    Ok((guard, location))
 }

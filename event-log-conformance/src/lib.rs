@@ -11,21 +11,35 @@
 //! event_log_conformance::store_tests!(MyHarness);
 //! ```
 //!
+//! Or, without a type of your own, an [`FnHarness`] of a create and an open function
+//! (for a store in one file, [`file::harness`] makes one around a temp dir):
+//!
+//! ```ignore
+//! fn harness() -> FnHarness<TempDir, PathBuf, MyStore> {
+//!     event_log_conformance::file::harness("events.db", MyStore::open)
+//! }
+//! event_log_conformance::store_tests!(harness());
+//! ```
+//!
 //! That emits one `#[test]` per scenario, so a failure names its scenario and reads
 //! `[scenario] what was expected, what was found`, with proptest's minimal input.
 //! Proptest case counts default to values that keep one backend's suite well under a
 //! minute on two cores; set `PROPTEST_CASES` for deeper runs.
 #![warn(missing_docs)]
 
+pub mod assert;
 pub mod failure;
 pub mod fault;
+pub mod file;
 pub mod fixture;
+mod fn_harness;
 pub mod harness;
 pub mod producers;
 pub mod scenarios;
 
 pub use event_log_core::OpStore;
 pub use failure::Failure;
+pub use fn_harness::FnHarness;
 pub use harness::{Damage, StoreHarness};
 
 /// Runs one scenario on a fresh two-worker tokio runtime.

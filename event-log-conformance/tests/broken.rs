@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use event_log_conformance::{StoreHarness, scenarios};
+use event_log_conformance::{FnHarness, scenarios};
 use event_log_core::{MemStore, OpId, OpRecord, OpStore, Position, StoreError, VersionVector};
 
 #[derive(Clone, Copy, Debug)]
@@ -104,8 +104,6 @@ impl OpStore for Broken {
     }
 }
 
-struct BrokenHarness(Flaw);
-
 #[derive(Clone)]
 struct Loc(Broken);
 
@@ -115,31 +113,27 @@ impl std::fmt::Debug for Loc {
     }
 }
 
-#[async_trait]
-impl StoreHarness for BrokenHarness {
-    type Store = Broken;
-    type Location = Loc;
-    type Guard = ();
-    async fn create(&self) -> Result<((), Loc), StoreError> {
-        Ok((
-            (),
-            Loc(Broken {
-                inner: MemStore::new(),
-                flaw: self.0,
-                appended: Arc::new(AtomicU64::new(0)),
-            }),
-        ))
-    }
-    async fn open(&self, l: &Loc) -> Result<Broken, StoreError> {
-        Ok(l.0.clone())
-    }
+/// Each location is one shared broken MemStore with `flaw`; reopening hands out a
+/// clone (same data).
+type BrokenHarness = FnHarness<(), Loc, Broken>;
+
+fn harness(flaw: Flaw) -> BrokenHarness {
+    let create = move || {
+        let store = Broken {
+            inner: MemStore::new(),
+            flaw,
+            appended: Arc::new(AtomicU64::new(0)),
+        };
+        Ok(((), Loc(store)))
+    };
+    FnHarness::new(create, |l: Loc| async move { Ok::<_, StoreError>(l.0) })
 }
 
 type Scenario =
     fn(&BrokenHarness, &tokio::runtime::Runtime) -> Result<(), event_log_conformance::Failure>;
 
 fn must_fail(flaw: Flaw, name: &str, scenario: Scenario) {
-    let failure = event_log_conformance::run(&BrokenHarness(flaw), scenario).expect_err(&format!(
+    let failure = event_log_conformance::run(&harness(flaw), scenario).expect_err(&format!(
         "the suite must catch a store that {flaw:?} in {name}"
     ));
     let text = failure.to_string();

@@ -1,25 +1,14 @@
 //! The suite run against `MemStore`, the reference store.
 
-use async_trait::async_trait;
-use event_log_conformance::StoreHarness;
+use event_log_conformance::FnHarness;
 use event_log_core::{MemStore, StoreError};
 
 /// Each location is one shared MemStore; "reopening" hands out a clone (same data).
-struct MemHarness;
-
-#[async_trait]
-impl StoreHarness for MemHarness {
-    type Store = MemStore;
-    type Location = MemLocation;
-    type Guard = ();
-
-    async fn create(&self) -> Result<((), MemLocation), StoreError> {
-        Ok(((), MemLocation(MemStore::new())))
-    }
-
-    async fn open(&self, location: &MemLocation) -> Result<MemStore, StoreError> {
-        Ok(location.0.clone())
-    }
+fn harness() -> FnHarness<(), MemLocation, MemStore> {
+    FnHarness::new(
+        || Ok(((), MemLocation(MemStore::new()))),
+        |location: MemLocation| async move { Ok::<_, StoreError>(location.0) },
+    )
 }
 
 #[derive(Clone)]
@@ -31,4 +20,4 @@ impl std::fmt::Debug for MemLocation {
     }
 }
 
-event_log_conformance::store_tests!(MemHarness);
+event_log_conformance::store_tests!(harness());

@@ -4,28 +4,20 @@
 mod common;
 
 use common::*;
+use event_log_conformance::file::missing_file_read_only;
 use event_log_core::{OpStore, StoreErrorKind};
 use event_log_redb::{RedbConfig, RedbStore};
 
-/// A mistyped path is `NotFound` naming it, and no file is created (a writable
-/// open would have created an empty store there).
+/// A mistyped path is `NotFound` naming it, and no file is created (a writable open
+/// would have created an empty store there), by `open_read_only` and by a config
+/// with `read_only`.
 #[tokio::test]
 async fn read_only_open_of_a_missing_file_is_not_found_and_creates_nothing() {
-    let (dir, path) = fresh();
-    let err = RedbStore::open_read_only(&path).await.unwrap_err();
-    assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
-    assert!(
-        err.to_string().contains(&path.display().to_string()),
-        "{err}"
-    );
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-    let deeper = dir.path().join("no-such-dir").join("x.redb");
-    let err = RedbStore::open(&deeper, RedbConfig::default().with_read_only(true))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
-    assert!(err.to_string().contains("no-such-dir"), "{err}");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    missing_file_read_only("x.redb", RedbStore::open_read_only).await;
+    missing_file_read_only("x.redb", |path| {
+        RedbStore::open(path, RedbConfig::default().with_read_only(true))
+    })
+    .await;
 }
 
 /// A read-only store reads everything and refuses every write; the file is left

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{fresh, open, rec};
+use event_log_conformance::assert::fails_with;
 use event_log_core::{OpStore, StoreErrorKind};
 use event_log_redb::{FORMAT_VERSION, RedbConfig, RedbStore};
 
@@ -75,14 +76,15 @@ async fn a_newer_format_version_is_refused() {
             .unwrap();
         txn.commit().unwrap();
     }
-    let err = RedbStore::open(&path, RedbConfig::default())
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), StoreErrorKind::Invalid, "{err}");
-    let msg = err.to_string();
-    assert!(msg.contains(&format!("version {newer}")), "{msg}");
-    assert!(msg.contains(&format!("up to {FORMAT_VERSION}")), "{msg}");
-    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    fails_with(
+        RedbStore::open(&path, RedbConfig::default()).await,
+        StoreErrorKind::Invalid,
+        &[
+            &format!("version {newer}"),
+            &format!("up to {FORMAT_VERSION}"),
+            &path.display().to_string(),
+        ],
+    );
 }
 
 /// The non-default options open and work.

@@ -3,40 +3,17 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
+use event_log_conformance::file::{entries, missing_file_read_only};
 use event_log_core::{OpStore, StoreErrorKind};
 use event_log_sqlite::{SCHEMA_VERSION, SqliteConfig, SqliteStore};
 
-/// The names of the files in `dir`, sorted.
-fn files(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 /// A mistyped path is `NotFound` naming it, and no file is created (before, the
-/// open created an empty database there and migrated it).
+/// open created an empty database there and migrated it); also in a directory that
+/// does not exist.
 #[tokio::test]
 async fn read_only_open_of_a_missing_file_is_not_found_and_creates_nothing() {
-    let (dir, path) = location();
-    let err = SqliteStore::open_read_only(&path).await.unwrap_err();
-    assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
-    assert!(
-        err.to_string().contains(&path.display().to_string()),
-        "{err}"
-    );
-    assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
-    // Also in a directory that does not exist.
-    let deeper = dir.path().join("no-such-dir").join("x.db");
-    let err = SqliteStore::open_read_only(&deeper).await.unwrap_err();
-    assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
-    assert!(err.to_string().contains("no-such-dir"), "{err}");
-    assert!(files(dir.path()).is_empty());
+    missing_file_read_only("events.db", SqliteStore::open_read_only).await;
 }
 
 /// A read-only store reads everything and refuses every write, writing nothing.
@@ -49,7 +26,7 @@ async fn read_only_store_reads_and_refuses_writes() {
     let before = all(&store).await;
     store.close().await.unwrap();
     let bytes = std::fs::read(&path).unwrap();
-    let names = files(dir.path());
+    let names = entries(dir.path());
 
     let ro = SqliteStore::open_read_only(&path).await.unwrap();
     assert!(ro.config().read_only);
@@ -71,7 +48,7 @@ async fn read_only_store_reads_and_refuses_writes() {
     assert_eq!(std::fs::read(&path).unwrap(), bytes, "the file was written");
     // SQLite's read-only connections may leave its WAL index and an empty WAL
     // (they cannot delete them); nothing is written to either.
-    let extra: Vec<String> = files(dir.path())
+    let extra: Vec<String> = entries(dir.path())
         .into_iter()
         .filter(|f| !names.contains(f))
         .collect();

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use event_log_conformance::assert::fails_with;
 use event_log_core::{OpStore, StoreErrorKind};
 use event_log_sqlite::{Durability, SCHEMA_VERSION, SqliteConfig, SqliteStore};
 
@@ -48,12 +49,10 @@ async fn newer_schema_is_refused() {
     raw(&path)
         .execute("INSERT INTO schema_version (version) VALUES (7)", [])
         .unwrap();
-    let err = SqliteStore::open_default(&path).await.unwrap_err();
-    assert_eq!(err.kind(), StoreErrorKind::Invalid, "{err}");
-    let text = err.to_string();
-    assert!(
-        text.contains("version 7") && text.contains("up to 3"),
-        "{text}"
+    fails_with(
+        SqliteStore::open_default(&path).await,
+        StoreErrorKind::Invalid,
+        &["version 7", "up to 3"],
     );
 }
 

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{TestStore, check_runs, fired, key, open, wait_until};
+use common::{TestStore, check_runs, fired, open, open_read_only, wait_until};
 use event_log_bus::{
     PersisterConfig, PersisterError, PublishError, RetryPolicy, TransitionBus, spawn_persister,
 };
-use event_log_core::{EventLog, EventLogConfig, MemStore};
+use event_log_core::MemStore;
 
 /// Hang detector: far longer than any of these tests needs.
 const HANG: Duration = Duration::from_secs(30);
@@ -106,12 +106,7 @@ async fn a_failing_store_slows_the_publisher_and_loses_nothing() {
 /// publisher waiting for room gets `PersisterStopped`, with its transition back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_whose_persister_failed_gets_a_typed_error() {
-    let config = EventLogConfig::default().with_read_only(true);
-    let log = Arc::new(
-        EventLog::open_with(MemStore::new(), key(1), config)
-            .await
-            .unwrap(),
-    );
+    let log = open_read_only(MemStore::new()).await;
     let bus = TransitionBus::with_backpressure(2).unwrap();
     let p = spawn_persister(bus.receiver(), log, PersisterConfig::default());
     let accepted = Arc::new(AtomicU64::new(0));
@@ -211,12 +206,7 @@ async fn publish_wait_needs_a_backpressured_bus_with_a_persister() {
 /// refusal.
 #[tokio::test(flavor = "current_thread")]
 async fn a_failed_persister_accounts_for_every_accepted_transition() {
-    let config = EventLogConfig::default().with_read_only(true);
-    let log = Arc::new(
-        EventLog::open_with(MemStore::new(), key(1), config)
-            .await
-            .unwrap(),
-    );
+    let log = open_read_only(MemStore::new()).await;
     let bus = TransitionBus::with_backpressure(2).unwrap();
     let persister_config = PersisterConfig {
         max_batch: 1,

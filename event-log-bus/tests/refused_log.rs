@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{fired, key};
+use common::{fired, key, open_read_only};
 use event_log_bus::{PersisterConfig, PersisterError, TransitionBus, spawn_persister};
 use event_log_core::{
     Error, EventLog, EventLogConfig, MemStore, MemWatermark, OpStore, SharedWatermark,
@@ -32,12 +32,7 @@ async fn run_until_stopped<S: OpStore>(log: Arc<EventLog<S>>) -> PersisterError 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_log_stops_the_persister_with_the_reason() {
-    let config = EventLogConfig::default().with_read_only(true);
-    let log = Arc::new(
-        EventLog::open_with(MemStore::new(), key(1), config)
-            .await
-            .unwrap(),
-    );
+    let log = open_read_only(MemStore::new()).await;
     match run_until_stopped(log).await {
         PersisterError::Refused { stats, source } => {
             assert!(matches!(source, Error::ReadOnly { .. }), "{source}");

@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestStore, fired, key, open, wait_until};
+use common::{TestStore, fired, open, open_read_only, wait_until};
 use event_log_bus::{PersisterConfig, PersisterStats, TransitionBus, spawn_persister};
-use event_log_core::{Entry, EventLog, EventLogConfig, LoggedEvent, MemStore, RunId, Unclean};
+use event_log_core::{Entry, LoggedEvent, MemStore, RunId, Unclean};
 use tokio::runtime::Runtime;
 
 fn runtime() -> Runtime {
@@ -209,12 +208,7 @@ fn read_only_log_does_not_break_the_start() {
     crashed_run(&mem);
     let before = runtime().block_on(async { mem_meta(&mem).await });
     runtime().block_on(async {
-        let config = EventLogConfig::default().with_read_only(true);
-        let log = Arc::new(
-            EventLog::open_with(mem.clone(), key(1), config)
-                .await
-                .unwrap(),
-        );
+        let log = open_read_only(mem.clone()).await;
         let bus = TransitionBus::new(8).unwrap();
         let p = spawn_persister(bus.receiver(), log.clone(), PersisterConfig::default());
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -230,13 +224,7 @@ fn read_only_log_does_not_break_the_start() {
 /// Every meta value of the store, sorted, for comparison.
 async fn mem_meta(mem: &MemStore) -> Vec<(String, Vec<u8>)> {
     use event_log_core::OpStore;
-    let log = EventLog::open_with(
-        mem.clone(),
-        key(1),
-        EventLogConfig::default().with_read_only(true),
-    )
-    .await
-    .unwrap();
+    let log = open_read_only(mem.clone()).await;
     let key = format!("bus-run/{}", log.sled_id());
     let v = mem.get_meta(&key).await.unwrap();
     vec![(key, v.unwrap_or_default())]

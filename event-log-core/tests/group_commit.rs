@@ -15,13 +15,15 @@ fn slow_store() -> FaultStore<MemStore> {
     store
 }
 
+/// A log over a [`slow_store`], signed by the key of bytes `[n; 32]`.
+async fn slow_log(n: u8) -> Arc<EventLog<FaultStore<MemStore>>> {
+    let log = EventLog::open(slow_store(), SigningKey::from_bytes(&[n; 32])).await;
+    Arc::new(log.expect("open a log over a slow store"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_share_store_calls() {
-    let log = Arc::new(
-        EventLog::open(slow_store(), SigningKey::from_bytes(&[1; 32]))
-            .await
-            .unwrap(),
-    );
+    let log = slow_log(1).await;
     let mut tasks = Vec::new();
     for p in 0..32 {
         let log = log.clone();
@@ -85,11 +87,7 @@ async fn failures_during_pipelined_appends_lose_nothing() {
 /// the timeout only turns a hang into a failure).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_and_merges_are_not_starved_by_a_busy_leader() {
-    let log = Arc::new(
-        EventLog::open(slow_store(), SigningKey::from_bytes(&[4; 32]))
-            .await
-            .unwrap(),
-    );
+    let log = slow_log(4).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut producers = Vec::new();
     for p in 0..8 {

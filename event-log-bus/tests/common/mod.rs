@@ -7,7 +7,7 @@ use std::time::Duration;
 
 pub use event_log_conformance::fault::FaultStore;
 use event_log_core::{
-    Entry, EventLog, LoggedEvent, MemStore, OpStore, RunId, SigningKey, Transition,
+    Entry, EventLog, EventLogConfig, LoggedEvent, MemStore, OpStore, RunId, SigningKey, Transition,
 };
 
 pub fn key(n: u8) -> SigningKey {
@@ -110,4 +110,11 @@ pub fn check_runs(events: &[LoggedEvent], runs: &[(RunId, u64)]) -> Vec<RunAccou
 /// Opens (or reopens) a log over `store` as sled `key(1)`.
 pub async fn open<S: OpStore>(store: S) -> Arc<EventLog<S>> {
     Arc::new(EventLog::open(store, key(1)).await.expect("open log"))
+}
+
+/// Opens a read-only log (every append refused) over `store` as sled `key(1)`.
+pub async fn open_read_only<S: OpStore>(store: S) -> Arc<EventLog<S>> {
+    let config = EventLogConfig::default().with_read_only(true);
+    let log = EventLog::open_with(store, key(1), config).await;
+    Arc::new(log.expect("open a read-only log"))
 }

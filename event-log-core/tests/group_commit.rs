@@ -46,6 +46,23 @@ async fn concurrent_appends_share_store_calls() {
     );
 }
 
+/// Checks `mem` after appends through `log` that met failures ([`check_stored`];
+/// no more stories stored than acked or failed), then that a log reopened over
+/// `mem` with `key` has the events `log` had.
+async fn stored_then_reopened(
+    log: Arc<EventLog<FaultStore<MemStore>>>,
+    mem: MemStore,
+    key: SigningKey,
+    out: &Outcomes,
+) {
+    let stored = check_stored(&log, &mem, &out.acked).await.unwrap();
+    assert!(stored.len() <= out.acked.len() + out.failed.len());
+    let events = log.events();
+    drop(log);
+    let reopened = EventLog::open(mem, key).await.unwrap();
+    assert_eq!(reopened.events(), events);
+}
+
 /// Every failed append of `out` has an unknown outcome (in doubt, or the store's
 /// error): none was refused.
 fn only_unknown_outcomes(out: &Outcomes) {
@@ -74,12 +91,7 @@ async fn failures_during_pipelined_appends_lose_nothing() {
     let out = produce(&log, 16, 8).await.unwrap();
     only_unknown_outcomes(&out);
     log.flush().await.unwrap();
-    let stored = check_stored(&log, &mem, &out.acked).await.unwrap();
-    assert!(stored.len() <= out.acked.len() + out.failed.len());
-    let events = log.events();
-    drop(log);
-    let reopened = EventLog::open(mem, key).await.unwrap();
-    assert_eq!(reopened.events(), events);
+    stored_then_reopened(log, mem, key, &out).await;
 }
 
 /// A leader hands the writer lock on: under a continuous stream of appends from
@@ -231,10 +243,5 @@ async fn pipelined_case(depth: usize, fates: Vec<Fate>) {
         "a flush lands once the injected failures are spent"
     );
     assert_eq!(log.in_doubt().await, 0);
-    let stored = check_stored(&log, &mem, &out.acked).await.unwrap();
-    assert!(stored.len() <= out.acked.len() + out.failed.len());
-    let events = log.events();
-    drop(log);
-    let reopened = EventLog::open(mem, key).await.unwrap();
-    assert_eq!(reopened.events(), events);
+    stored_then_reopened(log, mem, key, &out).await;
 }

@@ -70,6 +70,7 @@ fn store_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
             | OpenError::BadUrl { .. } => true,
             OpenError::Store(s) => store_error_unreachable(s),
             OpenError::Log(l) => log_error_unreachable(l),
+            _ => false,
         };
     }
     if let Some(e) = e.downcast_ref::<event_log::Error>() {

@@ -1,4 +1,6 @@
 //! Signed, hash-identified CRDT operations and a replica that applies them.
+//! (How it fits the whole — formats, durability, sync — is in the repository's
+//! `docs/design.md`.)
 //!
 //! This crate knows nothing about events: it moves opaque payloads around with the
 //! guarantees a Byzantine-tolerant, eventually consistent system needs

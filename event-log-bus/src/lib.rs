@@ -1,5 +1,7 @@
 //! The tokio side of event-log: how transitions travel from the code that fires them
 //! to the durable log, and how persisted events travel on to whoever watches.
+//! (How it fits the whole — formats, durability, sync — is in the repository's
+//! `docs/design.md`.)
 //!
 //! - [`TransitionBus`] — a bounded broadcast of [`Transition`]s. Publishing never
 //!   blocks: a slow receiver loses the oldest messages and is told how many

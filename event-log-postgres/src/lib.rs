@@ -1,4 +1,6 @@
 //! A PostgreSQL [`OpStore`](event_log_core::OpStore) for event-log.
+//! (How it fits the whole — formats, durability, sync — is in the repository's
+//! `docs/design.md`.)
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), event_log_core::StoreError> {

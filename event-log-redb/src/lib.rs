@@ -1,5 +1,7 @@
 //! An [`OpStore`](event_log_core::OpStore) on [redb], an embedded, crash-safe B-tree
 //! store in pure Rust.
+//! (How it fits the whole — formats, durability, sync — is in the repository's
+//! `docs/design.md`.)
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), event_log_core::StoreError> {

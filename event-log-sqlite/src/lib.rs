@@ -1,4 +1,6 @@
 //! An event-log [`OpStore`](event_log_core::OpStore) on embedded SQLite.
+//! (How it fits the whole — formats, durability, sync — is in the repository's
+//! `docs/design.md`.)
 //!
 //! Open one with [`SqliteStore::open`] (or [`SqliteStore::open_default`]); everything
 //! else is the `OpStore` trait. The file is plain SQLite: `sqlite3 events.db 'select

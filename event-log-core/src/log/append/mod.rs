@@ -1,4 +1,6 @@
-//! Appending this sled's entries: sequencing, signing, group commit.
+//! Appending this sled's entries: sequencing, signing, group commit. The
+//! repository's `docs/design.md` (§5) gives the same protocol with the rest of the
+//! design.
 //!
 //! # The pipeline
 //!

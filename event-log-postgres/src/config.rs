@@ -347,6 +347,41 @@ pub(crate) fn config_error(e: ConfigError) -> StoreError {
 mod tests {
     use super::*;
 
+    /// TCP keepalive counts whole seconds: a sub-second idle or interval is refused
+    /// naming the field (it was once rounded up to 1 s on the server side).
+    #[test]
+    fn sub_second_keepalive_is_refused_naming_the_field() {
+        let ms = Duration::from_millis(500);
+        for (keepalive, field) in [
+            (
+                Keepalive {
+                    idle: ms,
+                    ..Keepalive::default()
+                },
+                "keepalive.idle",
+            ),
+            (
+                Keepalive {
+                    interval: ms,
+                    ..Keepalive::default()
+                },
+                "keepalive.interval",
+            ),
+        ] {
+            let err = PostgresConfig::default()
+                .with_keepalive(Some(keepalive))
+                .validate()
+                .unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+        }
+        assert!(
+            PostgresConfig::default()
+                .with_keepalive(Some(Keepalive::default()))
+                .validate()
+                .is_ok()
+        );
+    }
+
     #[test]
     fn schema_names() {
         for ok in ["event_log", "_x", "A1", &"a".repeat(63)] {

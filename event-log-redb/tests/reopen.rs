@@ -102,3 +102,20 @@ async fn options_open_and_work() {
     let store = RedbStore::open(&path, config).await.unwrap();
     assert_eq!(store.count().await.unwrap(), 1);
 }
+
+/// A group or pipeline of 0 is refused with a config error naming the field (it was
+/// once quietly read as 1).
+#[tokio::test]
+async fn zero_group_or_pipeline_is_refused_naming_the_field() {
+    let (_dir, path) = fresh();
+    for (config, field) in [
+        (RedbConfig::default().with_max_group(0), "max_group"),
+        (RedbConfig::default().with_pipeline(0), "pipeline"),
+    ] {
+        match RedbStore::open(&path, config).await {
+            Err(event_log_core::StoreError::Config(e)) => assert_eq!(e.field, field, "{e}"),
+            other => panic!("{field} = 0: expected a config error, found {other:?}"),
+        }
+        assert!(!path.exists(), "a refused config creates no file");
+    }
+}

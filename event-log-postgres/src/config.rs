@@ -12,8 +12,7 @@ pub const DEFAULT_SCHEMA: &str = "event_log";
 
 /// Configuration of a [`crate::PostgresStore`].
 ///
-/// Build one from `PostgresConfig::default()` (or [`PostgresConfig::with_schema`]) and
-/// the `with_*` setters; [`PostgresConfig::validate`] says which field cannot work
+/// Build one from `PostgresConfig::default()` and the `with_*` setters; [`PostgresConfig::validate`] says which field cannot work
 /// (opening validates too). Parameters in the URL override these fields; see the
 /// crate docs ("URL parameters") for their names.
 #[derive(Debug, Clone)]
@@ -253,15 +252,9 @@ impl PostgresConfig {
                 reason,
             });
         }
-        for (field, n) in [
-            ("pool_size", self.pool_size),
-            ("pipeline", self.pipeline),
-            ("listen_queue", self.listen_queue),
-        ] {
-            if n == 0 {
-                return bad(field, "must be at least 1");
-            }
-        }
+        ConfigError::at_least_one("pool_size", self.pool_size)?;
+        ConfigError::at_least_one("pipeline", self.pipeline)?;
+        ConfigError::at_least_one("listen_queue", self.listen_queue)?;
         for (field, d) in [
             ("listen_ping_interval", self.listen_ping_interval),
             ("listen_max_backoff", self.listen_max_backoff),

@@ -83,11 +83,8 @@ pub(crate) fn apply_own(
         match k.as_str() {
             "schema" => config.schema = v.clone(),
             "mode" => {
-                config.read_only = match v.as_str() {
-                    "ro" => true,
-                    "rw" => false,
-                    _ => return Err(invalid("URL parameter mode: expected `ro` or `rw`")),
-                }
+                config.read_only = event_log_core::backend::url_query::read_only_mode(v)
+                    .map_err(|e| invalid(format!("URL parameter {e}")))?;
             }
             "operation_timeout" => config.operation_timeout = duration(k, v)?,
             "statement_timeout" => {

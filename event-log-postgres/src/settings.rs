@@ -82,17 +82,19 @@ pub(crate) fn resolve(url_text: &str, mut config: PostgresConfig) -> Result<Sett
     if pg.get_keepalives() {
         options.push(format!(
             "tcp_keepalives_idle={}",
-            pg.get_keepalives_idle().as_secs()
+            // The URL's driver parameters are not checked by validate(): 0 would
+            // mean the server's OS default, so round a sub-second value up.
+            pg.get_keepalives_idle().as_secs().max(1)
         ));
         if let Some(i) = pg.get_keepalives_interval() {
-            options.push(format!("tcp_keepalives_interval={}", i.as_secs()));
+            options.push(format!("tcp_keepalives_interval={}", i.as_secs().max(1)));
         }
         if let Some(r) = pg.get_keepalives_retries() {
             options.push(format!("tcp_keepalives_count={r}"));
         }
     }
     if let Some(t) = pg.get_tcp_user_timeout() {
-        options.push(format!("tcp_user_timeout={}", t.as_millis()));
+        options.push(format!("tcp_user_timeout={}", t.as_millis().max(1)));
     }
     if let Some(sc) = config.synchronous_commit {
         options.push(format!("synchronous_commit={}", sc.as_sql()));

@@ -339,6 +339,10 @@ fn apply(conn: &Connection, ops: &[OpRecord]) -> Result<usize, StoreError> {
             "SELECT position, id FROM ops WHERE author = ?1 AND seq = ?2 AND evidence = 0",
         )
         .map_err(error::at("prepare the primary lookup"))?;
+    // Every seq must fit SQLite's integer, evidence ops' too, before the rule runs.
+    for r in ops {
+        sql_seq(r.seq, || format!("op {}", r.id))?;
+    }
     let new_ops = rules::plan_append(
         ops,
         |id| {

@@ -86,7 +86,7 @@ pub struct PostgresConfig {
     /// trivial query, so a silently dead connection is noticed. Default 30 s.
     pub listen_ping_interval: Duration,
     /// Upper bound of the listener's reconnect backoff (it starts at 100 ms and
-    /// doubles). Default 10 s.
+    /// doubles, each sleep jittered, never past this). Default 10 s.
     pub listen_max_backoff: Duration,
     /// Capacity of a [`crate::Notifications`]'s queue; a subscriber that falls further
     /// behind gets [`crate::Notice::Lagged`] instead of the missed notices. Default 1024.

@@ -23,7 +23,8 @@
 //! # Failures
 //! Nothing here panics. A failed catch-up or subscription is logged with `tracing`,
 //! counted in [`FollowerStats::errors`] and retried with exponential backoff
-//! ([`FollowerConfig::min_backoff`] doubling to [`FollowerConfig::max_backoff`]); the
+//! ([`FollowerConfig::min_backoff`] doubling to [`FollowerConfig::max_backoff`], each
+//! sleep jittered so that followers failing together do not retry in step); the
 //! listening connection itself reconnects on its own (see [`crate::notify`]). While
 //! there is no subscription the poll keeps the log current.
 //!
@@ -47,6 +48,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::backoff::Backoff;
 use crate::notify::{Notice, Notifications};
 use crate::store::PostgresStore;
 
@@ -58,8 +60,8 @@ pub struct FollowerConfig {
     pub poll_interval: Duration,
     /// First delay before retrying a failed catch-up or subscription. Default 50 ms.
     pub min_backoff: Duration,
-    /// Largest delay between retries (the delay doubles from `min_backoff`).
-    /// Default 5 s.
+    /// Largest delay between retries (the delay doubles from `min_backoff`; a random
+    /// part of up to the delay again is added, never past this). Default 5 s.
     pub max_backoff: Duration,
 }
 
@@ -232,7 +234,7 @@ impl<S: OpStore> Follower<S> {
     }
 
     async fn follow(&mut self) -> Result<(), Stopped> {
-        let mut backoff = self.config.min_backoff;
+        let mut backoff = Backoff::new(self.config.min_backoff, self.config.max_backoff);
         // Subscribe before the first catch-up, so nothing committed in between is
         // missed; the first catch-up covers everything before.
         let mut due = Due::Notice;
@@ -243,14 +245,14 @@ impl<S: OpStore> Follower<S> {
                     Ok(s) => {
                         self.subscription = Some(s);
                         due = Due::Notice;
-                        backoff = self.config.min_backoff;
+                        backoff.reset();
                     }
                     Err(e) => {
                         Counters::bump(&self.counters.errors, 1);
-                        warn!(error = %e, retry_in = ?backoff, "follower cannot subscribe; polling meanwhile");
+                        let delay = backoff.next_delay().min(self.config.poll_interval);
+                        warn!(error = %e, retry_in = ?delay, "follower cannot subscribe; polling meanwhile");
                         // Retried on the next loop; the poll goes on meanwhile.
-                        self.pause(backoff.min(self.config.poll_interval)).await?;
-                        backoff = (backoff * 2).min(self.config.max_backoff);
+                        self.pause(delay).await?;
                         due = due.max(Due::Poll);
                     }
                 }
@@ -264,14 +266,14 @@ impl<S: OpStore> Follower<S> {
                 match caught_up {
                     Ok(done) => {
                         self.count(done, due);
-                        backoff = self.config.min_backoff;
+                        backoff.reset();
                         next_poll = Instant::now() + self.config.poll_interval;
                     }
                     Err(e) => {
                         Counters::bump(&self.counters.errors, 1);
-                        warn!(error = %e, retry_in = ?backoff, "follower catch-up failed; retrying");
-                        self.pause(backoff).await?;
-                        backoff = (backoff * 2).min(self.config.max_backoff);
+                        let delay = backoff.next_delay();
+                        warn!(error = %e, retry_in = ?delay, "follower catch-up failed; retrying");
+                        self.pause(delay).await?;
                         continue;
                     }
                 }

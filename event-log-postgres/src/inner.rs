@@ -21,6 +21,7 @@ use deadpool_postgres::{ClientWrapper, Pool};
 use event_log_core::StoreError;
 use tracing::warn;
 
+use crate::backoff::Backoff;
 use crate::codec::col;
 use crate::conn::{Conn, bounded};
 use crate::error::{from_pg, is_connection_problem};
@@ -206,7 +207,7 @@ impl Inner {
         let target = self.target();
         let key = format!("event-log sled {} {sled}", self.schema);
         let started = Instant::now();
-        let mut pause = Duration::from_millis(20);
+        let mut pause = Backoff::new(Duration::from_millis(20), Duration::from_millis(500));
         let mut warned = false;
         loop {
             let row = writer
@@ -237,8 +238,10 @@ impl Inner {
                 warn!(%sled, server = %target, "waiting for another session to release the sled's writer lock");
                 warned = true;
             }
-            tokio::time::sleep(pause.min(self.sled_lock_timeout - waited)).await;
-            pause = (pause * 2).min(Duration::from_millis(500));
+            // The deadline is wall time, queries included, so it stays ours; backon
+            // supplies the jittered sleeps (several sessions waiting for the same lock
+            // do not all retry in step).
+            tokio::time::sleep(pause.next_delay().min(self.sled_lock_timeout - waited)).await;
         }
     }
 }

@@ -132,6 +132,7 @@
 #![warn(missing_docs)]
 
 mod append;
+mod backoff;
 mod codec;
 mod config;
 mod conn;

@@ -14,8 +14,9 @@
 //!
 //! The listening connection is checked with a trivial query every
 //! `listen_ping_interval`; when it drops, it is re-established with exponential backoff
-//! (100 ms doubling to `listen_max_backoff`), and `Reconnected` is sent once it
-//! listens again. The background task ends when the `Notifications` is dropped.
+//! (100 ms doubling to `listen_max_backoff`, each sleep jittered so that listeners that
+//! lost a restarting server do not all reconnect at once), for as long as the
+//! subscription lives, and `Reconnected` is sent once it listens again. The background task ends when the `Notifications` is dropped.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use crate::backoff::Backoff;
 use crate::config::{PostgresConfig, quote_ident};
 use crate::connect::Connector;
 use crate::error::from_pg;
@@ -78,6 +80,10 @@ impl Stream for Notifications {
         self.rx.poll_recv(cx)
     }
 }
+
+/// The first delay before reconnecting a lost listener; it doubles (with jitter) up to
+/// [`PostgresConfig::listen_max_backoff`].
+const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(100);
 
 /// What the listener needs to (re)connect.
 pub(crate) struct ListenTarget {
@@ -209,7 +215,8 @@ async fn run(target: Arc<ListenTarget>, mut listening: Listening, tx: mpsc::Send
                 warn!(channel = %target.channel, %why, "listening connection lost; reconnecting");
             }
         }
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = Backoff::new(FIRST_RECONNECT_DELAY, target.config.listen_max_backoff);
+        let mut delay = backoff.next_delay();
         listening = loop {
             tokio::select! {
                 _ = out.tx.closed() => return,
@@ -218,8 +225,8 @@ async fn run(target: Arc<ListenTarget>, mut listening: Listening, tx: mpsc::Send
             match listen(&target).await {
                 Ok(l) => break l,
                 Err(e) => {
+                    delay = backoff.next_delay();
                     warn!(error = %e, retry_in = ?delay, "reconnecting the listener failed");
-                    delay = (delay * 2).min(target.config.listen_max_backoff);
                 }
             }
         };

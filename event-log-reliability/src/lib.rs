@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod ack;
+pub mod chain;
+pub mod check;
+pub mod child;
+
+pub use ack::Ack;
+pub use chain::{ChainConfig, ChainError, ChainOutcome, run_chain};
+pub use check::{CheckError, Duplicate, Hole, NextAppend, Report, check, next_append};
+pub use child::{ArgsError, ChildConfig, ChildError};

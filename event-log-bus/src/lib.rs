@@ -19,6 +19,14 @@
 //!   cursor and then continues live, with no duplicate and no hole, and a subscriber
 //!   that falls behind re-reads the durable log instead of losing events.
 //!
+//! # Metrics
+//! Gaps (and the transitions dropped in them), persister lag, retries and refused
+//! transitions are also reported through the `metrics` facade, for any exporter the
+//! application installs: [`metrics`] lists the names (`event_log_bus_gaps_total`,
+//! `event_log_bus_dropped_transitions_total`, `event_log_bus_lagged_transitions_total`,
+//! `event_log_bus_lag_transitions`, `event_log_bus_persister_retries_total`,
+//! `event_log_bus_refused_transitions_total`, …).
+//!
 //! The promise, per persister run (one [`RunId`], logical ids counted from 0):
 //! `persisted + Σ gap sizes = transitions published while it was subscribed`, gap
 //! ranges disjoint and in ascending order — also after the log is reopened. Across
@@ -37,6 +45,7 @@ mod chunk;
 mod error;
 mod feed;
 mod filter;
+pub mod metrics;
 mod persister;
 mod stats;
 mod subscription;

@@ -137,6 +137,7 @@ impl<S: OpStore> Subscription<S> {
             Ok(commit) => self.take_all(&commit),
             Err(RecvError::Lagged(n)) => {
                 self.rereads += 1;
+                crate::metrics::feed_lagged();
                 self.read_log = true;
                 tracing::debug!(commits = n, "feed subscriber lagged; re-reading the log");
             }

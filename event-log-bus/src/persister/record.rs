@@ -106,6 +106,7 @@ pub(crate) async fn load<S: OpStore>(log: &EventLog<S>, retry: RetryPolicy) -> O
                 };
                 tracing::warn!(key, attempt = schedule.retries(), error = %e,
                     "cannot read the run record; retrying");
+                crate::metrics::retried(crate::metrics::Retried::ReadRecord);
                 tokio::time::sleep(sleep).await;
             }
         }

@@ -13,6 +13,7 @@ use super::task::Persister;
 use super::trace::{RunTrace, run_trace};
 use crate::chunk::Chunk;
 use crate::error::PersisterError;
+use crate::metrics::{self, Retried};
 use crate::stats::Counters;
 
 impl<S: OpStore> Persister<S> {
@@ -119,6 +120,7 @@ impl<S: OpStore> Persister<S> {
             };
             tracing::warn!(run = %self.run, attempt = schedule.retries(), ?sleep, error = %err,
                 "append failed; retrying");
+            metrics::retried(Retried::Append);
             self.retry_sleep(sleep).await;
         }
         self.update_gauges();
@@ -216,6 +218,7 @@ impl<S: OpStore> Persister<S> {
         Counters::add(&self.counters.persisted, chunk.transitions());
         Counters::add(&self.counters.gaps, gaps);
         Counters::add(&self.counters.dropped, dropped);
+        metrics::gaps_stored(gaps, dropped);
         if let Some(u) = chunk.unclean() {
             tracing::info!(run = %self.run, previous = %u.run, from = u.from,
                 known_lost = u.known_lost, "recorded the previous run's unclean shutdown");
@@ -234,6 +237,7 @@ impl<S: OpStore> Persister<S> {
             return;
         }
         Counters::add(&self.counters.abandoned, chunk.transitions());
+        metrics::abandoned(chunk.transitions());
         let (from, to) = (chunk.start(), chunk.end() - 1);
         self.pending = Some(match self.pending {
             Some((f, t)) => (f.min(from), t.max(to)),
@@ -244,7 +248,8 @@ impl<S: OpStore> Persister<S> {
     /// Refreshes the gauges, and gives a backpressured bus room for what is settled.
     pub(super) fn update_gauges(&self) {
         let pending = self.pending.map_or(0, |(f, t)| t - f + 1);
-        Counters::set(&self.counters.pending_gap, pending);
+        let before = self.counters.pending_gap.swap(pending, Ordering::Relaxed);
+        metrics::pending_gap(before, pending);
         let doubt = self.doubt.as_ref().map_or(0, Chunk::ids);
         Counters::set(&self.counters.in_doubt, doubt);
         if let Some(g) = &self.gate {

@@ -13,6 +13,7 @@ use super::record::RecordSaver;
 use crate::bus::{BusReceiver, GateLease, Message};
 use crate::chunk::Chunk;
 use crate::error::PersisterError;
+use crate::metrics;
 use crate::stats::{Counters, PersisterStats};
 
 /// Why the wait for work ended.
@@ -282,6 +283,7 @@ impl<S: OpStore> Persister<S> {
                      limit of {limit}; recording its logical id as a gap");
                 chunk.push_gap(1);
                 Counters::add(&self.counters.refused, 1);
+                metrics::refused();
             }
         }
     }
@@ -295,6 +297,7 @@ impl<S: OpStore> Persister<S> {
         self.next += n;
         Counters::add(&self.counters.received, n);
         Counters::add(&self.counters.lagged, n);
+        metrics::lagged(n);
     }
 
     /// Moves what is waiting in the receiver into the chunk, up to `max_batch`.

@@ -31,13 +31,19 @@
 //!   `ed25519-dalek`: `Op::sign` one by one, the signer without the `aws-lc` feature).
 //! - `store.append batch N`: the same rows through `OpStore::append` (conflict
 //!   handling, `NOTIFY`), N per call: the store's share of an eventlog run.
+//!
+//! Beside each run's rate, the table shows the median and 99th percentile latency of
+//! one call (an `append`/`append_all`, a store call or an `INSERT`), from an HDR
+//! histogram of every call of the run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bft_json_crdt::{KeyPair, Op};
+use comfy_table::{CellAlignment, Table, presets};
 use event_log_core::{Entry, EventLog, OpRecord, OpStore, Position, SigningKey, Transition};
 use event_log_postgres::{PostgresConfig, PostgresStore};
+use hdrhistogram::Histogram;
 
 /// Producers of the concurrent runs.
 const PRODUCERS: usize = 32;
@@ -47,6 +53,38 @@ struct Row {
     events: usize,
     took: Duration,
     cpu: Option<CpuUse>,
+    /// The latency of each call of the run (none for signing alone).
+    calls: Option<Calls>,
+}
+
+/// The latencies of a run's calls, in nanoseconds (3 significant digits).
+struct Calls(Histogram<u64>);
+
+impl Calls {
+    fn new() -> Calls {
+        // 3 significant digits, resizing to what it records: cannot fail.
+        Calls(Histogram::new(3).expect("3 significant digits are in range"))
+    }
+
+    /// Runs `f` and records how long it took.
+    async fn time<T>(&mut self, f: impl std::future::Future<Output = T>) -> T {
+        let t = Instant::now();
+        let out = f.await;
+        let nanos = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // The histogram resizes itself, so only a value past u64 could be refused.
+        let _ = self.0.record(nanos.max(1));
+        out
+    }
+
+    fn merge(&mut self, other: &Calls) {
+        // Both resize themselves: adding cannot run out of range.
+        let _ = self.0.add(&other.0);
+    }
+
+    /// The `q` quantile, in µs.
+    fn us(&self, q: f64) -> f64 {
+        self.0.value_at_quantile(q) as f64 / 1e3
+    }
 }
 
 /// Machine-wide CPU use over a run, from `/proc/stat` (Linux; `None` elsewhere):
@@ -212,11 +250,25 @@ async fn run(url: &str, events: usize) -> Result<(), BoxError> {
         .map(Row::rate)
         .unwrap_or(f64::NAN);
     println!();
-    println!(
-        "{:<34} {:>8} {:>10} {:>12} {:>22} {:>10} {:>12}",
-        "run", "events", "seconds", "events/s", "vs raw batch 32 x32", "cpu busy", "cpu µs/event"
-    );
-    for r in &rows {
+    println!("{}", table(&rows, base));
+    rounds(url, events, pipeline, &records).await
+}
+
+/// The runs as a table (Markdown-shaped, so it pastes into an issue as it is).
+fn table(rows: &[Row], base: f64) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::ASCII_MARKDOWN).set_header([
+        "run".to_owned(),
+        "events".into(),
+        "seconds".into(),
+        "events/s".into(),
+        format!("vs raw batch 32 x{PRODUCERS}"),
+        "p50 µs/call".into(),
+        "p99 µs/call".into(),
+        "cpu busy".into(),
+        "cpu µs/event".into(),
+    ]);
+    for r in rows {
         let (busy, per) = match r.cpu {
             Some(c) => (
                 format!("{:.0}% of {}", c.busy * 100.0, c.cores),
@@ -224,18 +276,28 @@ async fn run(url: &str, events: usize) -> Result<(), BoxError> {
             ),
             None => ("-".into(), "-".into()),
         };
-        println!(
-            "{:<34} {:>8} {:>10.3} {:>12.0} {:>22.2} {:>10} {:>12}",
-            r.name,
-            r.events,
-            r.took.as_secs_f64(),
-            r.rate(),
-            r.rate() / base,
+        let (p50, p99) = match &r.calls {
+            Some(c) => (format!("{:.0}", c.us(0.5)), format!("{:.0}", c.us(0.99))),
+            None => ("-".into(), "-".into()),
+        };
+        t.add_row([
+            r.name.clone(),
+            r.events.to_string(),
+            format!("{:.3}", r.took.as_secs_f64()),
+            format!("{:.0}", r.rate()),
+            format!("{:.2}", r.rate() / base),
+            p50,
+            p99,
             busy,
-            per
-        );
+            per,
+        ]);
     }
-    rounds(url, events, pipeline, &records).await
+    for i in 1..=8 {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    t
 }
 
 /// The headline ratios again, over `EVENT_LOG_BENCH_ROUNDS` rounds (default 5) in
@@ -346,19 +408,22 @@ async fn eventlog_batched(
         .map(|mine| {
             let log = log.clone();
             tokio::spawn(async move {
+                let mut calls = Calls::new();
                 for mut entries in mine {
                     if entries.len() == 1 {
-                        log.append(entries.pop().expect("one entry")).await?;
+                        let entry = entries.pop().expect("one entry");
+                        calls.time(log.append(entry)).await?;
                     } else {
-                        log.append_all(entries).await?;
+                        calls.time(log.append_all(entries)).await?;
                     }
                 }
-                Ok::<_, event_log_core::Error>(())
+                Ok::<_, event_log_core::Error>(calls)
             })
         })
         .collect();
+    let mut calls = Calls::new();
     for t in tasks {
-        t.await??;
+        calls.merge(&t.await??);
     }
     let took = started.elapsed();
     let cpu = meter.stop();
@@ -391,6 +456,7 @@ async fn eventlog_batched(
         events,
         took,
         cpu,
+        calls: Some(calls),
     };
     Ok((row, records))
 }
@@ -437,6 +503,7 @@ fn sign_only(events: usize, dalek: bool) -> Row {
         events,
         took: started.elapsed(),
         cpu: meter.stop(),
+        calls: None,
     }
 }
 
@@ -481,22 +548,24 @@ async fn insert(
         .map(|_| {
             let (store, queue) = (store.clone(), queue.clone());
             tokio::spawn(async move {
+                let mut calls = Calls::new();
                 loop {
                     let next = queue.lock().map_err(|_| "queue poisoned")?.next();
                     let Some(b) = next else {
-                        return Ok::<_, BoxError>(());
+                        return Ok::<_, BoxError>(calls);
                     };
                     if checked {
-                        store.append(&b).await?;
+                        calls.time(store.append(&b)).await?;
                     } else {
-                        store.raw_insert_rows(&b).await?;
+                        calls.time(store.raw_insert_rows(&b)).await?;
                     }
                 }
             })
         })
         .collect();
+    let mut calls = Calls::new();
     for t in tasks {
-        t.await??;
+        calls.merge(&t.await??);
     }
     let took = started.elapsed();
     let cpu = meter.stop();
@@ -506,6 +575,7 @@ async fn insert(
         events: records.len(),
         took,
         cpu,
+        calls: Some(calls),
     })
 }
 

@@ -83,6 +83,76 @@ fn verify_exits_4_on_damage_and_on_missing_acknowledged_ops() {
     assert_eq!(code, 4, "an edited row is damage: {out}{err}");
 }
 
+/// `count` transitions as JSON lines, for `evlog append`; `to` tells two runs apart.
+fn transitions(count: usize, to: &str) -> String {
+    (0..count)
+        .map(|i| {
+            format!(
+                r#"{{"story_id":"s{i}","from_stage":"backlog","to_stage":"{to}","pipeline_event":"E"}}"#
+            ) + "\n"
+        })
+        .collect()
+}
+
+/// Appends `lines` to `url` as the sled of `key`.
+fn append(url: &str, key: &std::path::Path, lines: &str) {
+    let file = key.with_extension("jsonl");
+    std::fs::write(&file, lines).unwrap();
+    let (code, _, err) = run(evlog()
+        .args(["append", "--store", url, "--key"])
+        .arg(key)
+        .stdin(std::fs::File::open(&file).unwrap()));
+    assert_eq!(code, 0, "{err}");
+}
+
+/// `sync` exits 5 when the target refuses ops: a sled whose key was copied to a second
+/// machine forked its history there, and the target, which holds one fork, keeps
+/// at most 256 ops of the other as equivocation evidence and refuses the rest. A
+/// sync the target takes whole exits 0.
+#[test]
+fn sync_exits_5_when_the_target_refuses_ops() {
+    let dir = tempfile::tempdir().unwrap();
+    let (k1, k2) = (dir.path().join("k1"), dir.path().join("k2"));
+    assert_eq!(run(evlog().arg("keygen").arg("--out").arg(&k1)).0, 0);
+    std::fs::copy(&k1, &k2).unwrap();
+    let url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+    let (a, b, fresh) = (url("a.db"), url("b.db"), url("fresh.db"));
+    append(&a, &k1, &transitions(300, "coding"));
+    append(&b, &k2, &transitions(300, "review"));
+
+    let (code, out, err) = run(evlog().args(["sync", "--json", "--from", &a, "--to", &fresh]));
+    assert_eq!(code, 0, "a target that takes every op: {out}{err}");
+
+    let (code, out, err) = run(evlog().args(["sync", "--json", "--from", &a, "--to", &b]));
+    assert_eq!(code, 5, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(report["refused"].as_u64().unwrap() >= 1, "{report}");
+    assert!(err.contains("refused op"), "{err}");
+}
+
+/// `bench` exits 6 when a figure misses its budget: with every budget tightened a
+/// millionfold each one is missed, and with every budget loosened as much the same
+/// quick run exits 0 (so the 6 comes from the budgets, not from a failure).
+#[test]
+fn bench_exits_6_on_a_missed_budget() {
+    let quick = ["bench", "--appends", "100", "--events", "200", "--json"];
+    let (code, out, err) = run(evlog().args(quick).args(["--budget-scale", "1000000"]));
+    assert_eq!(code, 0, "every budget loosened: {out}{err}");
+
+    let (code, out, err) = run(evlog().args(quick).args(["--budget-scale", "0.000001"]));
+    assert_eq!(code, 6, "every budget tightened: {out}{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let missed = rows.iter().filter(|r| r["within"] == false).count();
+    let judged = rows.iter().filter(|r| r["within"].is_boolean()).count();
+    assert!(judged >= 3 && missed == judged, "{out}");
+
+    let (code, _, err) = run(evlog().args(quick).args(["--budget-scale", "0"]));
+    assert_eq!(code, 2, "a scale must be above 0: {err}");
+}
+
 /// Any other failure exits 1: a key file that exists already.
 #[test]
 fn other_failures_exit_1() {

@@ -217,7 +217,7 @@ pub fn run_chain(config: &ChainConfig) -> Result<ChainOutcome, ChainError> {
     let mut rng = Rng::new(config.seed);
     let mut outcome = ChainOutcome::default();
     for run in 0..config.kills {
-        let early = config.early_one_in > 0 && rng.next_u64() % config.early_one_in == 0;
+        let early = config.early_one_in > 0 && rng.next_u64().is_multiple_of(config.early_one_in);
         let delay = if early {
             rng.up_to(config.max_delay / 4)
         } else {

@@ -147,8 +147,8 @@ pub enum ChildError {
     Append {
         /// The tag of the (first) transition appended.
         tag: String,
-        /// The log's error.
-        source: event_log::Error,
+        /// The log's error (boxed: it is large).
+        source: Box<event_log::Error>,
     },
     /// An ack line could not be written (the harness went away).
     #[error("writing an ack: {0}")]
@@ -249,7 +249,7 @@ async fn append<S: OpStore>(
         |k: u64| Transition::now(Ack::tag(run, task, n + k), "queued", "done", "crash");
     let failed = |source| ChildError::Append {
         tag: Ack::tag(run, task, n),
-        source,
+        source: Box::new(source),
     };
     if batch == 1 {
         Ok(vec![

@@ -53,8 +53,8 @@ pub mod watermark;
 pub use event_log_core::*;
 pub use redact::redact_url;
 pub use url::{
-    AnyStore, OpenError, SCHEMES, Scheme, open, open_read_only, open_store, open_store_read_only,
-    open_with,
+    AnyStore, OpenError, SCHEMES, Scheme, migrate, open, open_read_only, open_store,
+    open_store_read_only, open_with, schema_status,
 };
 pub use watermark::FileWatermark;
 

@@ -235,9 +235,9 @@ pub async fn open_store_read_only(url: &str) -> Result<AnyStore, OpenError> {
     Ok(open_store_as(url, Mode::ReadOnly).await?.0)
 }
 
-/// Opens the store; also says whether it was opened read-only.
-async fn open_store_as(url: &str, mode: Mode) -> Result<(AnyStore, bool), OpenError> {
-    let forced = mode == Mode::ReadOnly;
+/// The scheme of `url` from [`SCHEMES`], enabled in this build, and the rest of the
+/// URL after `scheme:`.
+fn resolve(url: &str) -> Result<(&'static Scheme, &str), OpenError> {
     let (scheme, rest) = split(url)?;
     let known = SCHEMES
         .iter()
@@ -251,6 +251,13 @@ async fn open_store_as(url: &str, mode: Mode) -> Result<(AnyStore, bool), OpenEr
             feature: known.feature,
         });
     }
+    Ok((known, rest))
+}
+
+/// Opens the store; also says whether it was opened read-only.
+async fn open_store_as(url: &str, mode: Mode) -> Result<(AnyStore, bool), OpenError> {
+    let forced = mode == Mode::ReadOnly;
+    let (known, rest) = resolve(url)?;
     #[cfg(not(any(feature = "sqlite", feature = "redb")))]
     let _ = rest;
     match known.name {
@@ -332,6 +339,10 @@ pub async fn open_read_only(url: &str) -> Result<EventLog<AnyStore>, OpenError> 
         .with_save_checkpoints(false);
     open_with(url, crate::keys::generate(), config).await
 }
+
+mod schema;
+
+pub use schema::{migrate, schema_status};
 
 #[cfg(test)]
 mod tests;

@@ -9,10 +9,11 @@
 //! ```
 //!
 //! `at` defaults to now; `idempotency_key` and `metadata` are optional. Lines are
-//! appended in batches (one group commit each) as they are read; an append that
-//! returned is durable. A line that does not parse stops the command before its
-//! batch is appended, naming the line; every earlier batch is stored (say so on
-//! stderr), so a rerun of the same input with idempotency keys stores nothing twice.
+//! appended as they arrive, those that arrived together in one batch (one group
+//! commit, at most `--batch`); an append that
+//! returned is durable. A line that does not parse stops the command, naming the
+//! line; every line before it is stored (stderr says how many), so a rerun of the
+//! same input with idempotency keys stores nothing twice.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -120,49 +121,78 @@ pub async fn run(a: Args) -> CmdResult {
 
 /// Appends stdin's lines in batches; returns how many were stored and the first
 /// event id.
+///
+/// A thread reads stdin; each append takes the lines that have arrived (at most
+/// `--batch`) without waiting for more, so an interactive producer's line is
+/// stored as soon as it is typed, and a fast one's lines share group commits.
 async fn append_lines(
     log: &event_log::EventLog<event_log::AnyStore>,
     a: &Args,
 ) -> Result<(u64, Option<u64>), Box<dyn std::error::Error + Send + Sync>> {
-    let stdin = std::io::stdin();
-    let mut lines = stdin.lock().lines();
-    let (mut stored, mut first, mut number) = (0u64, None, 0u64);
-    loop {
-        let mut batch: Vec<Entry> = Vec::new();
-        let mut bad = None;
-        while (batch.len() as u64) < a.batch {
-            let Some(text) = lines.next() else { break };
-            let text = text?;
-            number += 1;
-            if text.trim().is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<Line>(&text) {
-                Ok(l) => batch.push(Entry::Transition(l.into_transition())),
-                Err(source) => {
-                    bad = Some((number, source));
+    let batch_size = usize::try_from(a.batch).unwrap_or(usize::MAX);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<String>>(batch_size);
+    std::thread::Builder::new()
+        .name("evlog-stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let failed = line.is_err();
+                if tx.blocking_send(line).is_err() || failed {
                     break;
                 }
             }
-        }
-        if let Some((line, source)) = bad {
-            return Err(BadLine {
-                line,
-                stored,
-                source,
-            }
-            .into());
-        }
-        if batch.is_empty() {
+        })?;
+    let (mut stored, mut first, mut number) = (0u64, None, 0u64);
+    loop {
+        let Some(next) = rx.recv().await else {
             return Ok((stored, first));
-        }
-        let events = log.append_all(batch).await?;
-        for e in &events {
-            first.get_or_insert(e.event_id);
-            if a.json {
-                out::json(e)?;
+        };
+        let mut batch: Vec<Entry> = Vec::new();
+        let mut text = Some(next);
+        while let Some(line) = text.take() {
+            let line = line?;
+            number += 1;
+            if !line.trim().is_empty() {
+                match serde_json::from_str::<Line>(&line) {
+                    Ok(l) => batch.push(Entry::Transition(l.into_transition())),
+                    Err(source) => {
+                        // Every line before the bad one is stored, then it is named.
+                        stored +=
+                            append_batch(log, a, std::mem::take(&mut batch), &mut first).await?;
+                        return Err(BadLine {
+                            line: number,
+                            stored,
+                            source,
+                        }
+                        .into());
+                    }
+                }
+            }
+            if batch.len() < batch_size {
+                text = rx.try_recv().ok();
             }
         }
-        stored += events.len() as u64;
+        stored += append_batch(log, a, batch, &mut first).await?;
     }
+}
+
+/// Appends one batch (one group commit) and prints its events with `--json`;
+/// returns how many were stored.
+async fn append_batch(
+    log: &event_log::EventLog<event_log::AnyStore>,
+    a: &Args,
+    batch: Vec<Entry>,
+    first: &mut Option<u64>,
+) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let events = log.append_all(batch).await?;
+    for e in &events {
+        first.get_or_insert(e.event_id);
+        if a.json {
+            out::json(e)?;
+        }
+    }
+    out::flush()?;
+    Ok(events.len() as u64)
 }

@@ -1,6 +1,7 @@
 //! `evlog info`: what a store holds, at a glance: its sleds (highest seq, events in
 //! the view, whether excluded), the heads, equivocations, damaged rows and ops a
-//! signed frontier records but the store lost. Read-only.
+//! signed frontier records but the store lost; and the store itself: backend,
+//! schema version, durability mode. Read-only.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -45,6 +46,9 @@ struct Sled {
 #[derive(Serialize)]
 struct Info {
     store: String,
+    /// The backend, its schema version and durability mode, as the store says.
+    #[serde(flatten)]
+    described: event_log::StoreDescription,
     ops: u64,
     events: usize,
     sleds: Vec<Sled>,
@@ -105,6 +109,7 @@ pub async fn run(a: Args) -> CmdResult {
         .collect();
     let info = Info {
         store: event_log::redact_url(&a.store),
+        described: event_log::OpStore::describe(log.store()),
         ops,
         events: events.len(),
         sleds,
@@ -131,7 +136,14 @@ pub async fn run(a: Args) -> CmdResult {
 }
 
 fn print_text(i: &Info) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let d = &i.described;
     outln!("store:         {}", i.store)?;
+    outln!("backend:       {}", d.backend)?;
+    match d.schema_version {
+        Some(v) => outln!("schema:        version {v}")?,
+        None => outln!("schema:        (none)")?,
+    }
+    outln!("durability:    {}", d.durability)?;
     outln!("ops stored:    {}", i.ops)?;
     outln!("events:        {} in the view", i.events)?;
     outln!("sleds:         {}", i.sleds.len())?;

@@ -20,7 +20,10 @@ mod bench;
 mod cursor;
 mod demo;
 mod exit;
+mod export;
+mod import;
 mod info;
+mod migrate;
 mod open;
 mod out;
 mod progress;
@@ -62,6 +65,14 @@ enum Command {
     Append(append::Args),
     /// Summarise a store (opened read-only): sleds, counts, heads, equivocations, damage.
     Info(info::Args),
+    /// Write every op of a store as JSON lines, in causal order (resumable; the store
+    /// is opened read-only).
+    Export(export::Args),
+    /// Verify and store the JSON lines of `evlog export` (idempotent: rerun to resume).
+    Import(import::Args),
+    /// Bring a store's schema to this build's version (creating it if missing);
+    /// `--dry-run` prints the steps and changes nothing.
+    Migrate(migrate::Args),
     /// Follow a store live, read-only (including other sleds writing to a shared
     /// PostgreSQL).
     Tail(tail::Args),
@@ -97,6 +108,9 @@ impl Command {
             Command::Show(a) => a.store_urls(),
             Command::Append(a) => a.store_urls(),
             Command::Info(a) => a.store_urls(),
+            Command::Migrate(a) => a.store_urls(),
+            Command::Export(a) => a.store_urls(),
+            Command::Import(a) => a.store_urls(),
             Command::Tail(a) => a.store_urls(),
             Command::Verify(a) => a.store_urls(),
             Command::Sync(a) => a.store_urls(),
@@ -151,6 +165,9 @@ fn main() -> ExitCode {
         Command::Show(a) => rt.block_on(show::run(a)),
         Command::Append(a) => rt.block_on(append::run(a)),
         Command::Info(a) => rt.block_on(info::run(a)),
+        Command::Migrate(a) => rt.block_on(migrate::run(a)),
+        Command::Export(a) => rt.block_on(export::run(a)),
+        Command::Import(a) => rt.block_on(import::run(a)),
         Command::Tail(a) => rt.block_on(tail::run(a)),
         Command::Verify(a) => rt.block_on(verify::run(a)),
         Command::Sync(a) => rt.block_on(sync::run(a)),

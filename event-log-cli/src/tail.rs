@@ -10,6 +10,11 @@
 //! and a poll every `--interval` covers a lost notification. Other stores are polled
 //! every `--interval`; a missed poll loses nothing, the next catches up by version
 //! vector.
+//!
+//! A redb file is open in one process at a time (redb locks it), so `tail` cannot
+//! follow a redb store while its sled runs: it says the file is locked by the
+//! process that has it open. When no process has it open, `tail` prints what it holds
+//! and stops instead of keeping the file, which would lock its sled out.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -70,6 +75,24 @@ impl EventObserver for Wake {
     }
 }
 
+/// `tail` on a redb file another process has open.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot tail {url}: `evlog tail` cannot follow a redb store while its sled has it open \
+     (redb lets one process open a file at a time); read it with `evlog show` once the sled \
+     stops, or follow a SQLite or PostgreSQL store live"
+)]
+struct RedbLocked {
+    url: String,
+    #[source]
+    source: event_log::OpenError,
+}
+
+/// True for redb URLs.
+fn is_redb(url: &str) -> bool {
+    url.starts_with("redb:")
+}
+
 /// True for the URLs the PostgreSQL follower serves.
 fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
@@ -77,7 +100,20 @@ fn is_postgres(url: &str) -> bool {
 
 /// Runs `evlog tail`.
 pub async fn run(a: Args) -> CmdResult {
-    let log = Arc::new(crate::open::open_reader(&a.store).await?);
+    let redb = is_redb(&a.store);
+    let log = match crate::open::open_reader(&a.store).await {
+        Ok(log) => Arc::new(log),
+        Err(source @ event_log::OpenError::Store(event_log::StoreError::Unavailable { .. }))
+            if redb =>
+        {
+            return Err(RedbLocked {
+                url: event_log::redact_url(&a.store),
+                source,
+            }
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let woken = Arc::new(Notify::new());
     log.add_observer(Arc::new(Wake(woken.clone())));
     let interval = Duration::from_millis(a.interval.max(10));
@@ -106,18 +142,28 @@ pub async fn run(a: Args) -> CmdResult {
         (None, true) => VersionVector::default(),
         (None, false) => log.version_vector(),
     };
-    eprintln!(
-        "evlog tail: following {} ({}); Ctrl-C stops",
-        event_log::redact_url(&a.store),
-        if follower.is_some() {
-            "woken by LISTEN/NOTIFY"
-        } else {
-            "polling"
-        }
-    );
-    let deadline = a
-        .for_secs
-        .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    if !redb {
+        eprintln!(
+            "evlog tail: following {} ({}); Ctrl-C stops",
+            event_log::redact_url(&a.store),
+            if follower.is_some() {
+                "woken by LISTEN/NOTIFY"
+            } else {
+                "polling"
+            }
+        );
+    }
+    let deadline = if redb {
+        eprintln!(
+            "evlog tail: no process has {} open; printing what it holds and stopping, \
+             rather than keep the file locked against its sled",
+            event_log::redact_url(&a.store)
+        );
+        Some(tokio::time::Instant::now())
+    } else {
+        a.for_secs
+            .map(|s| tokio::time::Instant::now() + Duration::from_secs(s))
+    };
     let result = follow(
         &log,
         &a,

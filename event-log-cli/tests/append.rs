@@ -71,8 +71,8 @@ fn lines_are_stored_once_even_when_the_input_is_sent_again() {
     assert_eq!(shown(&url).len(), 3, "the retry wrote nothing");
 }
 
-/// A line that is not a transition stops the command naming the line; batches
-/// before it are stored, its own batch is not.
+/// A line that is not a transition stops the command naming the line; every line
+/// before it is stored, whatever the batches.
 #[test]
 fn a_bad_line_is_named_and_earlier_batches_are_kept() {
     let dir = tempfile::tempdir().unwrap();
@@ -84,10 +84,10 @@ fn a_bad_line_is_named_and_earlier_batches_are_kept() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("line 5"), "{err}");
     assert!(
-        err.contains("2 transition(s) before it were stored"),
+        err.contains("3 transition(s) before it were stored"),
         "{err}"
     );
-    assert_eq!(shown(&url).len(), 2, "the first batch of two only");
+    assert_eq!(shown(&url).len(), 3, "every line before the bad one");
 }
 
 /// Without its key file nothing is opened or created, and the error names the file.

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use event_log_core::{
-    AuthorId, OpId, OpKey, OpRecord, OpStore, Position, StoreError, VersionVector,
+    AuthorId, OpId, OpKey, OpRecord, OpStore, Position, StoreDescription, StoreError,
+    VersionVector,
 };
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -356,6 +357,9 @@ impl<S: OpStore> OpStore for FaultStore<S> {
     }
     async fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.inner.put_meta(key, value).await
+    }
+    fn describe(&self) -> StoreDescription {
+        self.inner.describe()
     }
     async fn close(&self) -> Result<(), StoreError> {
         self.inner.close().await

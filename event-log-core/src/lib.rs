@@ -69,7 +69,8 @@ pub use log::{
 };
 pub use memstore::MemStore;
 pub use store::{
-    BoxError, ConfigError, OpKey, OpRecord, OpStore, Position, StoreError, StoreErrorKind,
+    BoxError, ConfigError, Migration, OpKey, OpRecord, OpStore, Position, SchemaStatus,
+    StoreDescription, StoreError, StoreErrorKind,
 };
 pub use sync::{SyncReport, push, push_chunked, sync};
 pub use watermark::{MemWatermark, SharedWatermark, Watermark};

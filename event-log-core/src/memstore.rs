@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bft_json_crdt::{AuthorId, OpId, VersionVector};
 use parking_lot::Mutex;
 
-use crate::store::{OpKey, OpRecord, OpStore, Position, StoreError, rules};
+use crate::store::{OpKey, OpRecord, OpStore, Position, StoreDescription, StoreError, rules};
 
 #[derive(Default)]
 struct Inner {
@@ -171,5 +171,9 @@ impl OpStore for MemStore {
             .meta
             .insert(key.to_owned(), value.to_vec());
         Ok(())
+    }
+
+    fn describe(&self) -> StoreDescription {
+        StoreDescription::new("memory", "none: nothing survives the process")
     }
 }

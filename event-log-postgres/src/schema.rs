@@ -34,7 +34,7 @@
 //! [`SCHEMA_VERSION`] (an older one must be opened writable once, to migrate).
 
 use deadpool_postgres::Object;
-use event_log_core::StoreError;
+use event_log_core::{Migration, SchemaStatus, StoreError};
 use tracing::info;
 
 use crate::codec::col;
@@ -73,6 +73,56 @@ impl Tables {
             schema: q,
         }
     }
+}
+
+/// What each migration does: `STEPS[n - 1]` describes migration `n`.
+const STEPS: [&str; SCHEMA_VERSION as usize] = [
+    "create the schema, the ops table and its indexes",
+    "create the meta table (the log's replay checkpoints)",
+    "index the equivocation evidence ops (ops_evidence)",
+];
+
+/// Where the schema stands, read without DDL: `current` is `None` when the schema or
+/// its version table does not exist yet (opening writable creates it).
+pub(crate) async fn status(
+    client: &Object,
+    t: &Tables,
+    target: &str,
+) -> Result<SchemaStatus, StoreError> {
+    let current = stored_version(client, t, target)
+        .await?
+        .map(|v| u32::try_from(v).unwrap_or(u32::MAX))
+        .filter(|&v| v > 0);
+    let steps: Vec<Migration> = STEPS
+        .iter()
+        .zip(1..)
+        .map(|(what, version)| Migration::new(version, *what))
+        .collect();
+    Ok(SchemaStatus::from_steps("postgres", current, &steps))
+}
+
+/// The highest version in the version table, or `None` if the table does not exist.
+async fn stored_version(
+    client: &Object,
+    t: &Tables,
+    target: &str,
+) -> Result<Option<i32>, StoreError> {
+    let row = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&t.version])
+        .await
+        .map_err(|e| from_pg("looking for the schema", target, e))?;
+    let exists: bool = col(&row, 0, "schema lookup")?;
+    if !exists {
+        return Ok(None);
+    }
+    let row = client
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0) FROM {}", t.version),
+            &[],
+        )
+        .await
+        .map_err(|e| from_pg("reading the schema version", target, e))?;
+    Ok(Some(col(&row, 0, "schema_version")?))
 }
 
 /// Migration `n` (1-based) is `MIGRATIONS[n - 1]`, written against the table names.
@@ -186,30 +236,18 @@ pub(crate) async fn check_read_only(
     t: &Tables,
     target: &str,
 ) -> Result<(), StoreError> {
-    let row = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&t.version])
-        .await
-        .map_err(|e| from_pg("looking for the schema", target, e))?;
-    let exists: bool = col(&row, 0, "schema lookup")?;
-    if !exists {
+    let Some(current) = stored_version(client, t, target).await? else {
         return Err(StoreError::NotFound {
             what: format!("event-log schema {schema:?} on {target}"),
         });
-    }
-    let row = client
-        .query_one(
-            &format!("SELECT coalesce(max(version), 0) FROM {}", t.version),
-            &[],
-        )
-        .await
-        .map_err(|e| from_pg("reading the schema version", target, e))?;
-    let current: i32 = col(&row, 0, "schema_version")?;
+    };
     match current.cmp(&SCHEMA_VERSION) {
         std::cmp::Ordering::Equal => Ok(()),
         std::cmp::Ordering::Less => Err(StoreError::Invalid {
             message: format!(
                 "schema {schema:?} on {target} is at version {current}; this build reads \
-                 version {SCHEMA_VERSION}: open it writable once to migrate it"
+                 version {SCHEMA_VERSION}: migrate it first (`evlog migrate`, or open it \
+                 writable once)"
             ),
         }),
         std::cmp::Ordering::Greater => Err(StoreError::Invalid {

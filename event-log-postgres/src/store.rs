@@ -7,18 +7,22 @@ use std::sync::atomic::AtomicBool;
 use async_trait::async_trait;
 use bft_json_crdt::{AuthorId, OpId, VersionVector};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use event_log_core::{OpKey, OpRecord, OpStore, Position, StoreError};
+use event_log_core::{
+    OpKey, OpRecord, OpStore, Position, SchemaStatus, StoreDescription, StoreError,
+};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{NoTls, Socket};
 use tracing::info;
 
+use crate::codec::col;
 use crate::config::PostgresConfig;
 use crate::conn::{Conn, bounded};
 use crate::connect::connector;
+use crate::error::from_pg;
 use crate::inner::{Inner, Lane};
 use crate::notify::{ListenTarget, Notifications};
 use crate::options::Recycling;
-use crate::schema::{Tables, check_read_only, migrate};
+use crate::schema::{self, Tables, check_read_only, migrate};
 use crate::settings;
 use crate::sql::Sql;
 use crate::tls::SslMode;
@@ -31,6 +35,29 @@ use crate::{append, read};
 #[derive(Clone)]
 pub struct PostgresStore {
     inner: Arc<Inner>,
+    /// The server's `synchronous_commit` for this store's sessions, read at open.
+    synchronous_commit: Arc<str>,
+}
+
+/// What an open does to the schema.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Prepare {
+    /// Create or migrate it (a writable store).
+    Migrate,
+    /// Check that it exists at this build's version (a read-only store).
+    Check,
+    /// Nothing: read its version only ([`PostgresStore::schema_status`]).
+    Nothing,
+}
+
+impl Prepare {
+    fn of(config: &PostgresConfig) -> Self {
+        if config.read_only {
+            Prepare::Check
+        } else {
+            Prepare::Migrate
+        }
+    }
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -59,11 +86,45 @@ impl PostgresStore {
     /// password.
     pub async fn open(url: &str, config: PostgresConfig) -> Result<Self, StoreError> {
         let settings = settings::resolve(url, config)?;
+        let prepare = Prepare::of(&settings.config);
+        Self::open_prepared(settings, prepare).await
+    }
+
+    /// Where the schema at `url` stands against [`crate::SCHEMA_VERSION`], read
+    /// without DDL in a read-only session (`evlog migrate --dry-run`): a schema that
+    /// does not exist yet is `current: None` (a writable open creates it). TLS and
+    /// the URL's parameters as in [`PostgresStore::open`]; errors as its read-only
+    /// open's, except that a missing schema is not one.
+    pub async fn schema_status(
+        url: &str,
+        config: PostgresConfig,
+    ) -> Result<SchemaStatus, StoreError> {
+        let settings = settings::resolve(url, config.with_read_only(true))?;
+        let store = Self::open_prepared(settings, Prepare::Nothing).await?;
+        let inner = &store.inner;
+        let status = inner
+            .bounded("reading the schema version", async {
+                let client =
+                    Conn::get(&inner.pool, "reading the schema version", inner.target()).await?;
+                let tables = Tables::new(&inner.schema);
+                let status = schema::status(&client, &tables, inner.target()).await?;
+                client.done();
+                Ok(status)
+            })
+            .await;
+        store.close().await?;
+        status
+    }
+
+    async fn open_prepared(
+        settings: settings::Settings,
+        prepare: Prepare,
+    ) -> Result<Self, StoreError> {
         if settings.tls.mode == SslMode::Disable && !settings.tls.needs_own_connector() {
-            return Self::open_resolved(settings, NoTls).await;
+            return Self::open_resolved(settings, NoTls, prepare).await;
         }
         let tls = settings.tls.connector()?;
-        Self::open_resolved(settings, tls).await
+        Self::open_resolved(settings, tls, prepare).await
     }
 
     /// Like [`PostgresStore::open`], connecting through the TLS connector `tls`: any
@@ -85,6 +146,7 @@ impl PostgresStore {
         <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
     {
         let settings = settings::resolve(url, config)?;
+        let prepare = Prepare::of(&settings.config);
         if settings.tls.needs_own_connector() {
             return Err(StoreError::Invalid {
                 message: format!(
@@ -96,10 +158,14 @@ impl PostgresStore {
                 ),
             });
         }
-        Self::open_resolved(settings, tls).await
+        Self::open_resolved(settings, tls, prepare).await
     }
 
-    async fn open_resolved<T>(settings: settings::Settings, tls: T) -> Result<Self, StoreError>
+    async fn open_resolved<T>(
+        settings: settings::Settings,
+        tls: T,
+        prepare: Prepare,
+    ) -> Result<Self, StoreError>
     where
         T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
         T::Stream: Send + Sync + 'static,
@@ -131,19 +197,28 @@ impl PostgresStore {
             .build()
             .map_err(|e| StoreError::backend(format!("building the pool for {target}"), e))?;
         let tables = Tables::new(&config.schema);
-        bounded(
+        let synchronous_commit = bounded(
             "opening the store",
             &target,
             config.operation_timeout,
             async {
                 let mut client = Conn::get(&pool, "opening the store", &target).await?;
-                if config.read_only {
-                    check_read_only(&client, &config.schema, &tables, &target).await?;
-                } else {
-                    migrate(&mut client, &config.schema, &tables, &target).await?;
+                match prepare {
+                    Prepare::Check => {
+                        check_read_only(&client, &config.schema, &tables, &target).await?
+                    }
+                    Prepare::Migrate => {
+                        migrate(&mut client, &config.schema, &tables, &target).await?
+                    }
+                    Prepare::Nothing => {}
                 }
+                let row = client
+                    .query_one("SHOW synchronous_commit", &[])
+                    .await
+                    .map_err(|e| from_pg("reading synchronous_commit", &target, e))?;
+                let synchronous_commit: String = col(&row, 0, "synchronous_commit")?;
                 client.done();
-                Ok(())
+                Ok(synchronous_commit)
             },
         )
         .await
@@ -169,6 +244,7 @@ impl PostgresStore {
             config: config.clone(),
         });
         Ok(PostgresStore {
+            synchronous_commit: synchronous_commit.into(),
             inner: Arc::new(Inner {
                 pool,
                 sql,
@@ -300,6 +376,15 @@ impl OpStore for PostgresStore {
     /// Closes the pool and the writer session (releasing the sleds' locks): later
     /// calls on this store (and its clones) fail with `Unavailable`. Listeners ([`PostgresStore::listen`])
     /// keep their own connections.
+    fn describe(&self) -> StoreDescription {
+        StoreDescription::new(
+            "postgres",
+            format!("synchronous_commit={}", self.synchronous_commit),
+        )
+        .with_schema_version(schema::SCHEMA_VERSION.unsigned_abs())
+        .with_read_only(self.inner.read_only)
+    }
+
     async fn close(&self) -> Result<(), StoreError> {
         self.inner.lane.lock().await.clear();
         self.inner.pool.close();

@@ -32,7 +32,7 @@ pub(crate) fn open(path: &Path, err: redb::DatabaseError) -> StoreError {
         redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => {
             StoreError::unavailable(
                 format!(
-                    "{path} is locked: another process (or another store in this process) has it open"
+                    "{path} is locked by the process that has it open (its sled, another reader, or another store in this process): a redb file is open in one process at a time"
                 ),
                 err,
             )

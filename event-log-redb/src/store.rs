@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bft_json_crdt::{OpId, VersionVector};
-use event_log_core::{OpKey, OpRecord, OpStore, Position, StoreError};
+use event_log_core::{
+    Migration, OpKey, OpRecord, OpStore, Position, SchemaStatus, StoreDescription, StoreError,
+};
 use parking_lot::RwLock;
 use redb::{Database, ReadOnlyDatabase};
 use tracing::{debug, info, warn};
@@ -35,6 +37,8 @@ pub struct RedbStore {
     counters: Arc<Counters>,
     /// [`RedbConfig::pipeline`] (validated: at least 1).
     pipeline: usize,
+    /// [`RedbConfig::two_phase_commit`], for [`OpStore::describe`].
+    two_phase_commit: bool,
 }
 
 impl fmt::Debug for RedbStore {
@@ -143,12 +147,43 @@ impl RedbStore {
             writer,
             counters,
             pipeline: config.pipeline,
+            two_phase_commit: config.two_phase_commit,
         })
     }
 
     /// Opens the existing store at `path` for reading only ([`RedbConfig::read_only`]).
     pub async fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open(path, RedbConfig::default().with_read_only(true)).await
+    }
+
+    /// Where the file at `path` stands against [`crate::FORMAT_VERSION`], read
+    /// without creating or writing anything (`evlog migrate --dry-run`): no file, or
+    /// an empty redb file, is `current: None` (opening it writable creates the
+    /// tables). redb files have had one format so far, so there is no step between
+    /// versions.
+    ///
+    /// Errors as [`RedbStore::open`] read-only: `Unavailable` while another process
+    /// has the file open (redb locks it), `Invalid` for a redb file of something else
+    /// or a newer format.
+    pub async fn schema_status(
+        path: impl AsRef<Path>,
+        config: RedbConfig,
+    ) -> Result<SchemaStatus, StoreError> {
+        config.validate()?;
+        let path = path.as_ref().to_path_buf();
+        let steps = [Migration::new(1, "create the tables (format version 1)")];
+        let current = match std::fs::metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            _ => blocking(move || {
+                let db = Database::builder()
+                    .open_read_only(&path)
+                    .map_err(|e| error::open(&path, e))?;
+                tables::version(&db, &path)
+            })
+            .await?
+            .map(|v| u32::try_from(v).unwrap_or(u32::MAX)),
+        };
+        Ok(SchemaStatus::from_steps("redb", current, &steps))
     }
 
     /// True if opened with [`RedbConfig::read_only`].
@@ -279,6 +314,17 @@ impl OpStore for RedbStore {
 
     /// Commits what is queued, stops the writer thread and releases the file.
     /// Later calls fail with [`StoreError::Unavailable`]; closing twice is `Ok`.
+    fn describe(&self) -> StoreDescription {
+        let durability = if self.two_phase_commit {
+            "Durability::Immediate, two-phase commit"
+        } else {
+            "Durability::Immediate"
+        };
+        StoreDescription::new("redb", durability)
+            .with_schema_version(u32::try_from(tables::FORMAT_VERSION).unwrap_or(u32::MAX))
+            .with_read_only(self.is_read_only())
+    }
+
     async fn close(&self) -> Result<(), StoreError> {
         let thread = self.writer.as_ref().and_then(Writer::stop);
         let db = self.db.write().take();

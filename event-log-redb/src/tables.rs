@@ -96,6 +96,14 @@ pub(crate) fn check(db: &impl ReadableDatabase, path: &Path) -> Result<(), Store
     }
 }
 
+/// The format version of a file opened read-only, writing nothing: `None` for a
+/// redb file with no tables yet; refuses what [`check`] refuses otherwise.
+pub(crate) fn version(db: &impl ReadableDatabase, path: &Path) -> Result<Option<u64>, StoreError> {
+    let ctx = format!("checking {}", path.display());
+    let read = db.begin_read().map_err(|e| error::storage(&ctx, e))?;
+    format_version(&read, path)
+}
+
 /// Checks the format version of a freshly opened file and creates the tables of a
 /// new one. A newer version is refused before anything is written.
 pub(crate) fn prepare(db: &Database, path: &Path) -> Result<(), StoreError> {

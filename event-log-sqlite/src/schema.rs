@@ -18,7 +18,7 @@
 
 use std::path::Path;
 
-use event_log_core::StoreError;
+use event_log_core::{Migration, SchemaStatus, StoreError};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tracing::{info, warn};
 
@@ -28,28 +28,49 @@ use crate::error;
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
+/// One migration: what it does, and its SQL.
+struct Step {
+    description: &'static str,
+    sql: &'static str,
+}
+
 /// Migration `i` takes the schema from version `i` to version `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    // Version 1: the ops table and its indexes.
-    "CREATE TABLE ops (
-        position INTEGER PRIMARY KEY AUTOINCREMENT,
-        id       BLOB    NOT NULL UNIQUE,
-        author   BLOB    NOT NULL,
-        seq      INTEGER NOT NULL,
-        evidence INTEGER NOT NULL,
-        payload  TEXT    NOT NULL,
-        bytes    BLOB    NOT NULL
-    );
-    CREATE UNIQUE INDEX ops_primary ON ops (author, seq) WHERE evidence = 0;
-    CREATE INDEX ops_author_seq_id ON ops (author, seq, id);",
-    // Version 2: small values kept beside the ops (the log's replay checkpoints).
-    "CREATE TABLE meta (
-        key   TEXT PRIMARY KEY,
-        value BLOB NOT NULL
-    );",
-    // Version 3: the evidence ops, found without reading every row.
-    "CREATE INDEX ops_evidence ON ops (author, seq, id) WHERE evidence <> 0;",
+const MIGRATIONS: &[Step] = &[
+    Step {
+        description: "create the ops table and its indexes",
+        sql: "CREATE TABLE ops (
+            position INTEGER PRIMARY KEY AUTOINCREMENT,
+            id       BLOB    NOT NULL UNIQUE,
+            author   BLOB    NOT NULL,
+            seq      INTEGER NOT NULL,
+            evidence INTEGER NOT NULL,
+            payload  TEXT    NOT NULL,
+            bytes    BLOB    NOT NULL
+        );
+        CREATE UNIQUE INDEX ops_primary ON ops (author, seq) WHERE evidence = 0;
+        CREATE INDEX ops_author_seq_id ON ops (author, seq, id);",
+    },
+    Step {
+        description: "create the meta table (the log's replay checkpoints)",
+        sql: "CREATE TABLE meta (
+            key   TEXT PRIMARY KEY,
+            value BLOB NOT NULL
+        );",
+    },
+    Step {
+        description: "index the equivocation evidence ops (ops_evidence)",
+        sql: "CREATE INDEX ops_evidence ON ops (author, seq, id) WHERE evidence <> 0;",
+    },
 ];
+
+/// Every migration of this build, as [`Migration`]s.
+fn steps() -> Vec<Migration> {
+    MIGRATIONS
+        .iter()
+        .zip(1..)
+        .map(|(step, version)| Migration::new(version, step.description))
+        .collect()
+}
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (
     version    INTEGER PRIMARY KEY,
@@ -121,21 +142,7 @@ pub(crate) fn stored_version(conn: &Connection) -> rusqlite::Result<i64> {
 /// Checks, without changing anything, that the file holds the schema this build
 /// reads: a read-only store is never migrated, so an older schema is refused.
 pub(crate) fn check_version(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    let what = format!("read the schema version of {}", path.display());
-    let err = |e| error::sqlite(&what, e);
-    let has_table: bool = conn
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master \
-             WHERE type = 'table' AND name = 'schema_version')",
-            [],
-            |row| row.get(0),
-        )
-        .map_err(err)?;
-    let found = if has_table {
-        stored_version(conn).map_err(err)?
-    } else {
-        0
-    };
+    let found = found_version(conn, path)?;
     let known = i64::from(SCHEMA_VERSION);
     refuse_unknown(found, path)?;
     if found == 0 {
@@ -152,12 +159,51 @@ pub(crate) fn check_version(conn: &Connection, path: &Path) -> Result<(), StoreE
             message: format!(
                 "{} has schema version {found}, older than version {SCHEMA_VERSION} \
                  that this event-log-sqlite reads, and a read-only open does not migrate: \
-                 open it writable once to migrate it",
+                 migrate it first (`evlog migrate`, or open it writable once)",
                 path.display()
             ),
         });
     }
     Ok(())
+}
+
+/// The schema version recorded in the file, without changing anything: 0 for a
+/// file with no version table.
+fn found_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    let what = format!("read the schema version of {}", path.display());
+    let err = |e| error::sqlite(&what, e);
+    let has_table: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master \
+             WHERE type = 'table' AND name = 'schema_version')",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(err)?;
+    if has_table {
+        stored_version(conn).map_err(err)
+    } else {
+        Ok(0)
+    }
+}
+
+/// Where the schema of the file at `path` stands, read without creating, migrating
+/// or writing anything: `current` is `None` if there is no file, or a file with no
+/// event-log schema in it yet (a migration would create it).
+pub(crate) fn status(path: &Path, config: &SqliteConfig) -> Result<SchemaStatus, StoreError> {
+    let current = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        _ => {
+            let conn = open_reader(path, &config.clone().with_read_only(true))?;
+            let found = found_version(&conn, path)?;
+            if found < 0 {
+                refuse_unknown(found, path)?;
+            }
+            let version = u32::try_from(found).unwrap_or(u32::MAX);
+            (version > 0).then_some(version)
+        }
+    };
+    Ok(SchemaStatus::from_steps("sqlite", current, &steps()))
 }
 
 /// Refuses a schema version this build does not know: newer than
@@ -195,7 +241,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, StoreError> {
         // `found` is in 0..known here, so the index is in range.
         let index = found as usize;
         let next = found + 1;
-        tx.execute_batch(MIGRATIONS[index]).map_err(err)?;
+        tx.execute_batch(MIGRATIONS[index].sql).map_err(err)?;
         tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [next])
             .map_err(err)?;
         tx.commit().map_err(err)?;

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bft_json_crdt::{OpId, VersionVector};
-use event_log_core::{OpKey, OpRecord, OpStore, Position, StoreError};
+use event_log_core::{
+    OpKey, OpRecord, OpStore, Position, SchemaStatus, StoreDescription, StoreError,
+};
 use tracing::info;
 
 use crate::config::SqliteConfig;
@@ -110,6 +112,24 @@ impl SqliteStore {
         Self::open(path, SqliteConfig::default().with_read_only(true)).await
     }
 
+    /// Where the schema of the file at `path` stands against [`crate::SCHEMA_VERSION`],
+    /// read without creating, migrating or writing anything (`evlog migrate
+    /// --dry-run`). No file, or a file without an event-log schema, is `current:
+    /// None`. Opening the store writable applies the pending steps.
+    ///
+    /// Errors: `Unavailable` if the file cannot be read, `Corrupt` if it is not a
+    /// SQLite database, `Invalid` if its recorded version is negative.
+    pub async fn schema_status(
+        path: impl AsRef<Path>,
+        config: SqliteConfig,
+    ) -> Result<SchemaStatus, StoreError> {
+        config.validate()?;
+        let path = path.as_ref().to_path_buf();
+        tokio::task::spawn_blocking(move || schema::status(&path, &config))
+            .await
+            .map_err(|e| StoreError::backend("read the SQLite schema version", e))?
+    }
+
     /// The writer, or the error of a write to a read-only store.
     fn writer(&self, what: &str) -> Result<&Writer, StoreError> {
         self.writer.as_ref().ok_or_else(|| StoreError::Invalid {
@@ -205,6 +225,15 @@ impl OpStore for SqliteStore {
 
     /// Commits every append already received, stops the writer thread and closes
     /// the connections. Later calls fail with `StoreError::Unavailable`. Idempotent.
+    fn describe(&self) -> StoreDescription {
+        StoreDescription::new(
+            "sqlite",
+            format!("synchronous={}", self.config.durability.synchronous()),
+        )
+        .with_schema_version(schema::SCHEMA_VERSION)
+        .with_read_only(self.config.read_only)
+    }
+
     async fn close(&self) -> Result<(), StoreError> {
         let result = match &self.writer {
             Some(w) => w.close().await,

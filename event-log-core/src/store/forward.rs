@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use bft_json_crdt::{AuthorId, OpId, VersionVector};
 
-use super::{OpKey, OpRecord, OpStore, Position, StoreError};
+use super::{OpKey, OpRecord, OpStore, Position, StoreDescription, StoreError};
 
 /// Implements [`OpStore`] for a pointer type by forwarding every method to the
 /// store it points to (so the pointer keeps the store's own defaults and overrides).
@@ -58,6 +58,9 @@ macro_rules! forward_op_store {
             }
             async fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
                 (**self).put_meta(key, value).await
+            }
+            fn describe(&self) -> StoreDescription {
+                (**self).describe()
             }
             async fn close(&self) -> Result<(), StoreError> {
                 (**self).close().await

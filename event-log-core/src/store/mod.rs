@@ -7,6 +7,7 @@
 //! [`crate::EventLog`] decodes and verifies on the way out, so a damaged row is caught
 //! there and reported as [`StoreError::Corrupt`].
 
+mod describe;
 mod error;
 mod forward;
 mod record;
@@ -16,6 +17,7 @@ pub mod url_query;
 use async_trait::async_trait;
 use bft_json_crdt::{AuthorId, OpId, VersionVector};
 
+pub use describe::{Migration, SchemaStatus, StoreDescription};
 pub use error::{BoxError, ConfigError, StoreError, StoreErrorKind};
 pub use record::{OpKey, OpRecord, Position};
 
@@ -184,6 +186,18 @@ pub trait OpStore: Send + Sync + 'static {
     async fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         let _ = (key, value);
         Ok(())
+    }
+
+    /// What the store says about itself, for operators (`evlog info`): its backend,
+    /// schema version and durability mode. Cheap: known when the store was opened.
+    ///
+    /// Optional. The default names the store's Rust type and says that its
+    /// durability is not described.
+    fn describe(&self) -> StoreDescription {
+        StoreDescription::new(
+            std::any::type_name::<Self>(),
+            "not described by the store",
+        )
     }
 
     /// Flushes and releases resources. Optional: stores are durable at every append,

@@ -12,7 +12,8 @@
 # `cargo test --workspace --all-features "$@"` (without --workspace when the
 # arguments pick packages, e.g. `scripts/test.sh -p event-log-postgres`; with no
 # arguments, also bft-json-crdt's tests without its default `aws-lc` signer, and
-# `cargo package --workspace`: every crate packages for publishing), then always
+# `cargo package --workspace`: every crate packages for publishing; and the README's
+# quick start: `cargo install --path event-log-cli`, `evlog demo`, `evlog show`), then always
 # stops the server and removes its directory, exiting with cargo's exit code.
 #
 # To use your own server instead, set EVENT_LOG_TEST_PG_URL (for example
@@ -59,7 +60,50 @@ run_tests() {
         [[ "${EVENT_LOG_PACKAGE_VERIFY:-}" == 1 ]] && verify=()
         cargo package --workspace --allow-dirty "${verify[@]}" || status=$?
     fi
+    if [[ $# -eq 0 && "$status" -eq 0 ]]; then
+        quick_start || status=$?
+    fi
     return "$status"
+}
+
+# The README's quick start, as a new user runs it: `cargo install --path
+# event-log-cli`, then `evlog demo` in an empty directory and the `evlog show` line it
+# prints. The install is a debug build sharing the tests' target directory (a
+# release build would double the run); EVENT_LOG_INSTALL_RELEASE=1 builds it as the
+# README's line does.
+quick_start() {
+    local dir profile=(--debug)
+    dir="$(mktemp -d)"
+    [[ "${EVENT_LOG_INSTALL_RELEASE:-}" == 1 ]] && profile=()
+    local target="${CARGO_TARGET_DIR:-$repo_root/target}"
+    echo "test.sh: quick start: cargo install --path event-log-cli (into $dir/root)"
+    if ! cargo install --locked --quiet "${profile[@]}" --path event-log-cli \
+        --root "$dir/root" --target-dir "$target"; then
+        echo "test.sh: error: the README's install line failed" >&2
+        rm -rf "$dir"
+        return 1
+    fi
+    local out show status=0
+    mkdir "$dir/work"
+    out="$(cd "$dir/work" && PATH="$dir/root/bin:$PATH" EVLOG_LOG=off evlog demo)" || status=$?
+    show="$(printf '%s\n' "$out" | grep -o 'evlog show --store [^ ]*' | tail -1 || true)"
+    if [[ "$status" -ne 0 || -z "$show" ]]; then
+        echo "test.sh: error: evlog demo failed or printed no 'evlog show' line:" >&2
+        printf '%s\n' "$out" >&2
+        rm -rf "$dir"
+        return 1
+    fi
+    # The printed command, word for word (it names only the demo's file).
+    local shown
+    shown="$(cd "$dir/work" && PATH="$dir/root/bin:$PATH" EVLOG_LOG=off $show)" || status=$?
+    if [[ "$status" -ne 0 ]] || ! grep -q 'were dropped' <<<"$shown"; then
+        echo "test.sh: error: '$show' failed or showed no gap line:" >&2
+        printf '%s\n' "$shown" >&2
+        rm -rf "$dir"
+        return 1
+    fi
+    echo "test.sh: quick start ok: evlog demo, then '$show' ($(wc -l <<<"$shown") lines)"
+    rm -rf "$dir"
 }
 
 if [[ -n "${EVENT_LOG_TEST_PG_URL:-}" ]]; then

@@ -157,8 +157,10 @@ pub async fn run(a: Args) -> CmdResult {
         cursor = *last;
         let n = rows.len() as u64;
         for (position, record) in rows {
-            serde_json::to_writer(&mut sink, &Line::of(position, record))?;
-            sink.write_all(b"\n")
+            let mut text = serde_json::to_string(&Line::of(position, record))?;
+            text.push('\n');
+            // A closed pipe (`evlog export | head`) is OutputError::Closed: a quiet end.
+            sink.write_all(text.as_bytes())
                 .map_err(crate::out::OutputError::from)?;
             written += 1;
         }

@@ -104,6 +104,14 @@ fn commands(ok: &str) -> Vec<(Vec<String>, &'static str)> {
             "EVLOG_STORE",
         ),
         (args(&["demo", "--store", "URL"]), "EVLOG_STORE"),
+        (args(&["info", "--store", "URL"]), "EVLOG_STORE"),
+        (
+            args(&["migrate", "--dry-run", "--store", "URL"]),
+            "EVLOG_STORE",
+        ),
+        (args(&["migrate", "--store", "URL"]), "EVLOG_STORE"),
+        (args(&["export", "--store", "URL"]), "EVLOG_STORE"),
+        (args(&["import", "--store", "URL"]), "EVLOG_STORE"),
     ]
 }
 

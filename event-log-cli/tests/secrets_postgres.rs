@@ -38,8 +38,8 @@ fn assert_hidden(what: &str, text: &str) {
     }
 }
 
-/// demo, sync both ways and show succeed on a URL with a password, and print the
-/// URL without it.
+/// demo, sync both ways, show, info, migrate, export, import and append succeed on
+/// a URL with a password, and print the URL without it (debug logs included).
 #[test]
 fn successful_commands_print_urls_without_their_password() {
     let nanos = std::time::SystemTime::now()
@@ -78,4 +78,37 @@ fn successful_commands_print_urls_without_their_password() {
     let (code, text) = run(evlog().args(["show"]).env("EVLOG_STORE", &pg));
     assert_eq!(code, 0, "{text}");
     assert_hidden("show", &text);
+
+    for args in [
+        vec!["info"],
+        vec!["info", "--json"],
+        vec!["migrate", "--dry-run"],
+        vec!["migrate", "--json"],
+    ] {
+        let (code, text) = run(evlog().args(&args).env("EVLOG_STORE", &pg));
+        assert_eq!(code, 0, "{args:?}: {text}");
+        assert_hidden(&args.join(" "), &text);
+    }
+    let file = dir.path().join("ops.jsonl");
+    let (code, text) = run(evlog()
+        .args(["export", "--out"])
+        .arg(&file)
+        .env("EVLOG_STORE", &pg));
+    assert_eq!(code, 0, "{text}");
+    assert_hidden("export", &text);
+    let (code, text) = run(evlog()
+        .args(["import", "--in"])
+        .arg(&file)
+        .env("EVLOG_STORE", &pg));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("9 already held"), "{text}");
+    assert_hidden("import", &text);
+    let key = dir.path().join("sled.key");
+    assert_eq!(run(evlog().args(["keygen", "--out"]).arg(&key)).0, 0);
+    let (code, text) = run(evlog()
+        .args(["append", "--store", &pg, "--key"])
+        .arg(&key)
+        .stdin(std::process::Stdio::null()));
+    assert_eq!(code, 0, "{text}");
+    assert_hidden("append", &text);
 }

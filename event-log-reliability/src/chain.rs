@@ -42,6 +42,9 @@ pub struct ChainConfig {
     pub early_one_in: u64,
     /// Appending tasks per child.
     pub tasks: usize,
+    /// The run number of the first run (run numbers are in the acks' tags, so chains
+    /// that share stores, as in the history check, give each other disjoint ranges).
+    pub first_run: u64,
     /// How long a run may take to print its first ack before the chain fails (a
     /// hang guard: PostgreSQL waits for a killed session's sled lock, for instance).
     pub first_ack_timeout: Duration,
@@ -60,6 +63,7 @@ impl ChainConfig {
             max_delay: Duration::from_millis(250),
             early_one_in: 5,
             tasks: 4,
+            first_run: 0,
             first_ack_timeout: Duration::from_secs(60),
         }
     }
@@ -243,7 +247,7 @@ fn one_run(
     let mut child_config = ChildConfig::new(
         config.store.clone(),
         config.keys[run % config.keys.len()].clone(),
-        run as u64,
+        config.first_run + run as u64,
     );
     child_config.tasks = config.tasks;
     let mut child = Command::new(&config.child)

@@ -7,7 +7,7 @@
 //! | 2 | usage error (bad or missing arguments; clap's own code) |
 //! | 3 | store unreachable or missing: not found, unavailable, bad or unknown URL |
 //! | 4 | damage found: `verify` found damaged rows or missing acknowledged ops |
-//! | 5 | refused ops: `sync` sent ops the target refused |
+//! | 5 | refused ops: `sync` sent ops the target refused; `import` read ops it refused or could not place |
 //! | 6 | budget missed: `bench` measured a figure outside its budget |
 //!
 //! Errors are classified by their types ([`event_log::OpenError`],
@@ -26,7 +26,7 @@ pub const FAILURE: u8 = 1;
 pub const STORE: u8 = 3;
 /// `verify` found damage.
 pub const DAMAGE: u8 = 4;
-/// `sync` sent ops the target refused.
+/// `sync` sent ops the target refused; `import` read ops it refused or could not place.
 pub const REFUSED: u8 = 5;
 /// `bench` missed a budget.
 pub const BUDGET: u8 = 6;
@@ -39,7 +39,8 @@ Exit codes:
   2  usage error (bad or missing arguments)
   3  store unreachable or missing: not found, unavailable, bad or unknown URL
   4  damage found: verify found damaged rows or missing acknowledged ops
-  5  refused ops: sync sent ops the target refused
+  5  refused ops: sync sent ops the target refused; import read ops it refused
+     or could not place
   6  budget missed: bench measured a figure outside its budget";
 
 /// `code` as an [`ExitCode`].

@@ -9,7 +9,7 @@
 //! | 2 | usage error: bad or missing arguments (clap's own code) |
 //! | 3 | store unreachable or missing: not found, unavailable, bad or unknown URL |
 //! | 4 | damage found: `verify` found damaged rows or missing acknowledged ops |
-//! | 5 | refused ops: `sync` sent ops the target refused |
+//! | 5 | refused ops: `sync` sent ops the target refused; `import` read ops it refused or could not place |
 //! | 6 | budget missed: `bench` measured a figure outside its budget |
 //!
 //! Errors are classified by their types (see [`exit`]), never by their messages.
@@ -63,7 +63,8 @@ enum Command {
     Show(show::Args),
     /// Append transitions read as JSON lines on stdin, as the sled whose key is given.
     Append(append::Args),
-    /// Summarise a store (opened read-only): sleds, counts, heads, equivocations, damage.
+    /// Summarise a store (opened read-only): backend, schema version, durability mode,
+    /// sleds, counts, heads, equivocations, damage.
     Info(info::Args),
     /// Write every op of a store as JSON lines, in causal order (resumable; the store
     /// is opened read-only).

@@ -5,6 +5,10 @@ pub mod ack;
 pub mod chain;
 pub mod check;
 pub mod child;
+pub mod load;
+pub mod pg_server;
+pub mod proxy;
+pub mod tmpfs;
 
 pub use ack::Ack;
 pub use chain::{ChainConfig, ChainError, ChainOutcome, run_chain};

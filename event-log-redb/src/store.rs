@@ -30,8 +30,9 @@ use crate::writer::{PendingOp, Writer, WriterSettings};
 /// reports errors. Either way the file is released, so it can be opened again.
 pub struct RedbStore {
     path: PathBuf,
-    /// `None` once closed.
-    db: RwLock<Option<Handle>>,
+    /// `None` once closed (and while the writer reopens the database after an I/O
+    /// error). Shared with the writer thread, which installs the reopened database.
+    db: Arc<RwLock<Option<Handle>>>,
     /// `None` in a read-only store.
     writer: Option<Writer>,
     counters: Arc<Counters>,
@@ -102,6 +103,58 @@ fn open_db(path: &Path, config: &RedbConfig) -> Result<Handle, StoreError> {
     Ok(Handle::Writable(Arc::new(db)))
 }
 
+/// How long a reopen after an I/O error waits for reads still holding the old
+/// database (redb opens a file once per process) before it fails this time.
+const REOPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The writer's [`crate::writer::Reopen`]: takes the failed database out of `slot`,
+/// waits for reads still holding it, closes it and opens the file again (redb
+/// repairs it if the failed write left it so), then puts the new one in `slot`.
+fn reopener(
+    slot: Arc<RwLock<Option<Handle>>>,
+    path: PathBuf,
+    config: RedbConfig,
+) -> crate::writer::Reopen {
+    Box::new(move || {
+        let old = slot.write().take();
+        if let Some(Handle::Writable(mut old)) = old {
+            let started = std::time::Instant::now();
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(db) => {
+                        // It failed already; its close reports that again.
+                        let _ = db.close();
+                        break;
+                    }
+                    Err(shared) if started.elapsed() < REOPEN_WAIT => {
+                        old = shared;
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(shared) => {
+                        *slot.write() = Some(Handle::Writable(shared));
+                        return Err(StoreError::Unavailable {
+                            message: format!(
+                                "{}: reopening after an I/O error waits for reads still using the database",
+                                path.display()
+                            ),
+                            source: None,
+                        });
+                    }
+                }
+            }
+        }
+        let reopened = open_db(&path, &config)?;
+        let Handle::Writable(db) = &reopened else {
+            return Err(StoreError::Invalid {
+                message: format!("{} reopened read-only", path.display()),
+            });
+        };
+        let db = db.clone();
+        *slot.write() = Some(reopened);
+        Ok(db)
+    })
+}
+
 impl RedbStore {
     /// Opens the store at `path`, creating the file if it does not exist; with
     /// [`RedbConfig::read_only`], opens an existing file for reading only.
@@ -129,21 +182,27 @@ impl RedbStore {
             blocking(move || open_db(&path, &config)).await?
         };
         let counters = Arc::new(Counters::default());
-        let writer = match &db {
-            Handle::Writable(db) => Some(Writer::start(
-                db.clone(),
+        let writable = match &db {
+            Handle::Writable(db) => Some(db.clone()),
+            Handle::ReadOnly(_) => None,
+        };
+        let slot = Arc::new(RwLock::new(Some(db)));
+        let writer = match writable {
+            Some(db) => Some(Writer::start(
+                db,
                 WriterSettings {
                     max_group: config.max_group,
                     two_phase_commit: config.two_phase_commit,
                 },
                 counters.clone(),
+                reopener(slot.clone(), path.clone(), config.clone()),
             )?),
-            Handle::ReadOnly(_) => None,
+            None => None,
         };
         info!(path = %path.display(), read_only = config.read_only, "opened redb store");
         Ok(RedbStore {
             path,
-            db: RwLock::new(Some(db)),
+            db: slot,
             writer,
             counters,
             pipeline: config.pipeline,
@@ -327,7 +386,7 @@ impl OpStore for RedbStore {
 
     async fn close(&self) -> Result<(), StoreError> {
         let thread = self.writer.as_ref().and_then(Writer::stop);
-        let db = self.db.write().take();
+        let slot = self.db.clone();
         let path = self.path.clone();
         blocking(move || {
             if let Some(thread) = thread
@@ -335,6 +394,8 @@ impl OpStore for RedbStore {
             {
                 warn!(path = %path.display(), "the redb writer thread had panicked");
             }
+            // Taken after the writer stopped: it may have reopened the database.
+            let db = slot.write().take();
             // Close explicitly to see errors, unless a read still holds the database
             // (it then closes when that read ends).
             let closing = || format!("closing {}", path.display());

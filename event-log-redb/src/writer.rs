@@ -22,7 +22,7 @@ use event_log_core::{OpRecord, StoreError};
 use parking_lot::Mutex;
 use redb::{Database, ReadableTable, Table};
 use tokio::sync::oneshot;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::error;
 use crate::record;
@@ -80,6 +80,13 @@ pub(crate) struct Writer {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// Opens the database again after an I/O error: redb refuses every later operation
+/// of a `Database` whose write failed (`PreviousIo`, "close and re-open the
+/// database"), so a full disk that empties again would otherwise fail every append
+/// until the process restarts. Called by the writer thread before its next group,
+/// with its own handle already dropped; returns the new handle.
+pub(crate) type Reopen = Box<dyn FnMut() -> Result<Arc<Database>, StoreError> + Send>;
+
 /// What the thread needs to know.
 pub(crate) struct WriterSettings {
     pub(crate) max_group: usize,
@@ -94,16 +101,18 @@ fn stopped() -> StoreError {
 }
 
 impl Writer {
-    /// Starts the writer thread on `db`.
+    /// Starts the writer thread on `db`; after an I/O error it writes on the
+    /// database `reopen` returns.
     pub(crate) fn start(
         db: Arc<Database>,
         settings: WriterSettings,
         counters: Arc<Counters>,
+        reopen: Reopen,
     ) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("redb-writer".into())
-            .spawn(move || run(&db, &rx, &settings, &counters))
+            .spawn(move || run(db, reopen, &rx, &settings, &counters))
             .map_err(|e| StoreError::backend("cannot start the redb writer thread", e))?;
         Ok(Writer {
             sender: Mutex::new(Some(tx)),
@@ -138,9 +147,18 @@ impl Writer {
     }
 }
 
-/// The thread body: group commits until the channel is closed and drained.
-fn run(db: &Database, rx: &Receiver<Request>, settings: &WriterSettings, counters: &Counters) {
+/// The thread body: group commits until the channel is closed and drained. After a
+/// group failed with an I/O error, the database is opened again (`reopen`) before
+/// the next group; while that fails, each group fails with its error.
+fn run(
+    db: Arc<Database>,
+    mut reopen: Reopen,
+    rx: &Receiver<Request>,
+    settings: &WriterSettings,
+    counters: &Counters,
+) {
     debug!("redb writer started");
+    let mut db = Some(db);
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < settings.max_group {
@@ -149,9 +167,44 @@ fn run(db: &Database, rx: &Receiver<Request>, settings: &WriterSettings, counter
                 Err(_) => break,
             }
         }
-        commit_group(db, group, settings, counters);
+        let current = match db.take() {
+            Some(current) => current,
+            None => match reopen() {
+                Ok(reopened) => {
+                    info!("redb database reopened after an I/O error");
+                    reopened
+                }
+                Err(e) => {
+                    Counters::add(&counters.failures, group.len() as u64);
+                    warn!(error = %e, "reopening the redb database after an I/O error failed");
+                    for req in group {
+                        let _ = req.reply.send(Err(e.clone()));
+                    }
+                    continue;
+                }
+            },
+        };
+        if commit_group(&current, group, settings, counters) == Health::Ok {
+            db = Some(current);
+        }
+        // Else `current` is dropped here: the next group reopens the database.
     }
     debug!("redb writer stopped");
+}
+
+/// Whether the database can go on after a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    /// Committed, or failed without an I/O error.
+    Ok,
+    /// An I/O error: redb refuses every later operation of this `Database`.
+    Reopen,
+}
+
+/// A group's failure: the error, and whether it was an I/O error.
+struct GroupError {
+    error: StoreError,
+    io: bool,
 }
 
 /// Commits one group and answers every request in it.
@@ -160,7 +213,7 @@ fn commit_group(
     group: Vec<Request>,
     settings: &WriterSettings,
     counters: &Counters,
-) {
+) -> Health {
     let size = group.len() as u64;
     counters
         .largest_group
@@ -186,27 +239,50 @@ fn commit_group(
                 // The caller may have given up waiting; its ops are committed anyway.
                 let _ = req.reply.send(answer);
             }
+            Health::Ok
         }
-        Err(e) => {
+        Err(GroupError { error: e, io }) => {
             Counters::add(&counters.failures, size);
             error!(error = %e, requests = size, "group commit failed; nothing of it was stored");
             for req in group {
                 let _ = req.reply.send(Err(e.clone()));
             }
+            if io { Health::Reopen } else { Health::Ok }
         }
     }
 }
 
 /// Runs a group in one write transaction. The outer error is a storage failure (the
-/// transaction is dropped, so nothing is stored); the inner results are per request:
-/// the number of new ops written, or the conflict that refused it.
+/// transaction is dropped, so nothing is stored), saying whether it was an I/O error;
+/// the inner results are per request: the number of new ops written, or the conflict
+/// that refused it.
 fn write_group(
     db: &Database,
     group: &[Request],
     two_phase_commit: bool,
+) -> Result<Vec<Result<u64, StoreError>>, GroupError> {
+    let io = std::cell::Cell::new(false);
+    let outcomes = write_group_inner(db, group, two_phase_commit, &io);
+    outcomes.map_err(|error| GroupError {
+        error,
+        io: io.get(),
+    })
+}
+
+/// [`write_group`]'s transaction; sets `io` when redb fails with an I/O error.
+fn write_group_inner(
+    db: &Database,
+    group: &[Request],
+    two_phase_commit: bool,
+    io: &std::cell::Cell<bool>,
 ) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
     let ctx = "group commit";
-    let fail = |e: redb::Error| error::storage(ctx, e);
+    let fail = |e: redb::Error| {
+        if matches!(e, redb::Error::Io(_) | redb::Error::PreviousIo) {
+            io.set(true);
+        }
+        error::storage(ctx, e)
+    };
     let mut txn = db.begin_write().map_err(|e| fail(e.into()))?;
     txn.set_durability(redb::Durability::Immediate)
         .map_err(|e| fail(e.into()))?;

@@ -1,6 +1,6 @@
 //! The fault tests' load: tasks appending to one open log while a fault is injected
 //! and lifted, recording every acknowledged append (an [`Ack`], for
-//! [`crate::check`]) and every failed one (its error's type and kind, and how long
+//! [`crate::check()`]) and every failed one (its error's type and kind, and how long
 //! the call took).
 //!
 //! Each task appends one transition at a time, tagged `Ack::tag(run, task, n)` with

@@ -69,6 +69,11 @@
 //! second `fsync`) against an adversary who can reorder page writes and crash the
 //! process on purpose.
 //!
+//! A commit that fails with an I/O error (a full disk) fails its whole group, and redb
+//! then refuses every later operation of that `Database` (`PreviousIo`); the writer
+//! therefore opens the file again before its next group (redb repairs it if needed),
+//! so appends succeed again once the cause is gone, on the same open store.
+//!
 //! redb 4 has no `Eventual` level; its only weaker level, `Durability::None`, keeps a
 //! commit in process memory until the next durable commit, so even a process crash
 //! would lose acknowledged ops. That breaks the `OpStore` contract, so it is not

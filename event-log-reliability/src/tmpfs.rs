@@ -20,8 +20,8 @@ pub enum TmpfsError {
     /// `mount` could not be run, or refused.
     #[error(
         "mounting a {size}-byte tmpfs on {dir} failed ({detail}): the full-disk tests mount one \
-         and need root (CI and `scripts/test.sh` in the project's container run as root); run them \
-         as root, or skip them by name (`--skip full_disk`)"
+         and need root (CI runs the tests as root): run them as root, or leave them out by name \
+         (`--skip full_disk`)"
     )]
     Mount {
         /// The mount point.
@@ -71,7 +71,8 @@ impl Tmpfs {
             .output()
             .map_err(|e| failed(format!("cannot run mount: {e}")))?;
         if !out.status.success() {
-            let said = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let said = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
             return Err(failed(format!("{}: {said}", out.status)));
         }
         tracing::debug!(dir = %path.display(), size, "tmpfs mounted");

@@ -116,3 +116,56 @@ async fn swallow(mut from: OwnedReadHalf, _to: OwnedWriteHalf) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An echo server on loopback.
+    async fn echo() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = conn.read(&mut buf).await {
+                        if n == 0 || conn.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    async fn read_one(conn: &mut TcpStream) -> u8 {
+        let mut b = [0u8; 1];
+        conn.read_exact(&mut b).await.unwrap();
+        b[0]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn black_hole_drops_bytes_keeps_the_socket_and_forwarding_resumes() {
+        let proxy = Proxy::start(echo().await).await.unwrap();
+        let mut conn = TcpStream::connect(proxy.addr()).await.unwrap();
+        conn.write_all(b"a").await.unwrap();
+        assert_eq!(read_one(&mut conn).await, b'a');
+
+        proxy.set(Mode::BlackHole);
+        conn.write_all(b"b").await.unwrap();
+        let mut b = [0u8; 1];
+        let answered =
+            tokio::time::timeout(std::time::Duration::from_millis(300), conn.read(&mut b)).await;
+        assert!(
+            answered.is_err(),
+            "a black-holed connection answered (or closed): {answered:?}"
+        );
+
+        proxy.set(Mode::Forward);
+        conn.write_all(b"c").await.unwrap();
+        // "b" was dropped, not delayed: the next byte back is "c".
+        assert_eq!(read_one(&mut conn).await, b'c');
+    }
+}

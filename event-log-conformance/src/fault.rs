@@ -15,8 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use event_log_core::{
-    AuthorId, OpId, OpKey, OpRecord, OpStore, Position, StoreDescription, StoreError,
-    VersionVector,
+    AuthorId, OpId, OpKey, OpRecord, OpStore, Position, StoreDescription, StoreError, VersionVector,
 };
 use parking_lot::Mutex;
 use tokio::sync::watch;

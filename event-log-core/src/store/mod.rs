@@ -194,10 +194,7 @@ pub trait OpStore: Send + Sync + 'static {
     /// Optional. The default names the store's Rust type and says that its
     /// durability is not described.
     fn describe(&self) -> StoreDescription {
-        StoreDescription::new(
-            std::any::type_name::<Self>(),
-            "not described by the store",
-        )
+        StoreDescription::new(std::any::type_name::<Self>(), "not described by the store")
     }
 
     /// Flushes and releases resources. Optional: stores are durable at every append,

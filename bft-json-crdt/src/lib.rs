@@ -18,6 +18,8 @@
 #![warn(missing_docs)]
 
 pub mod encoding;
+#[doc(hidden)]
+pub mod fuzz;
 mod ids;
 mod keypair;
 mod layout;

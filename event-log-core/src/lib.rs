@@ -38,6 +38,8 @@ mod damage;
 mod entry;
 mod error;
 mod event;
+#[doc(hidden)]
+pub mod fuzz;
 mod log;
 mod memstore;
 pub mod metrics;

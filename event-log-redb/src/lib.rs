@@ -97,6 +97,8 @@
 
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod read;
 mod record;
 mod stats;

@@ -46,6 +46,8 @@
 
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod query;
 mod read;
 mod row;

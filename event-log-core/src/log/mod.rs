@@ -6,7 +6,7 @@
 
 mod append;
 mod config;
-mod decode;
+pub(crate) mod decode;
 mod follow;
 mod merge;
 mod open;

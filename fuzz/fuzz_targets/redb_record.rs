@@ -1,0 +1,8 @@
+//! `redb_record`: runs [`event_log_redb::fuzz::record`] (the same body `cargo test` runs as a proptest property).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = event_log_redb::fuzz::record(data);
+});

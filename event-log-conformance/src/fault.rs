@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use event_log_core::{
-    AuthorId, OpId, OpKey, OpRecord, OpStore, Position, StoreDescription, StoreError, VersionVector,
+    AuthorId, Causal, OpId, OpKey, OpRecord, OpStore, Position, StoreDescription, StoreError,
+    VersionVector,
 };
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -331,6 +332,37 @@ impl<S: OpStore> OpStore for FaultStore<S> {
     async fn since(&self, vv: &VersionVector, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
         self.call();
         self.inner.since(vv, limit).await
+    }
+    async fn author_ops(
+        &self,
+        author: &AuthorId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError> {
+        self.call();
+        self.inner.author_ops(author, after, limit).await
+    }
+    async fn timeline(&self, after: &Causal, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
+        self.call();
+        self.inner.timeline(after, limit).await
+    }
+    async fn story_ops(
+        &self,
+        story: &str,
+        after: &Causal,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError> {
+        self.call();
+        self.inner.story_ops(story, after, limit).await
+    }
+    async fn keyed(
+        &self,
+        author: &AuthorId,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError> {
+        self.call();
+        self.inner.keyed(author, key, limit).await
     }
     async fn heads(&self) -> Result<VersionVector, StoreError> {
         self.call();

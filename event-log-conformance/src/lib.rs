@@ -98,6 +98,11 @@ macro_rules! store_tests {
             group_conflict_fails_alone,
             reads_match_the_reference,
             evidence_matches_the_reference,
+            author_ops_match_the_reference,
+            timeline_matches_the_reference,
+            story_ops_match_the_reference,
+            keyed_matches_the_reference,
+            index_columns_checked,
             damaged_row_is_corrupt,
             odd_payloads_round_trip,
             close_then_reopen_keeps_everything

@@ -32,7 +32,7 @@ pub enum DamageKind {
     /// place: what a SQL shell shows is not what was signed).
     #[error("row's {column} column does not match its signed bytes: {detail}")]
     RowMismatch {
-        /// The column (`author`, `seq`, `payload`).
+        /// The column (`author`, `seq`, `payload`, `lamport`, `story`, `key`).
         column: &'static str,
         /// What differs.
         detail: String,

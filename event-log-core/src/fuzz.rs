@@ -72,6 +72,13 @@ pub fn record_bytes(data: &[u8]) -> bool {
     let evidence = head[72] & 1 == 1;
     let split = usize::from(head[73]).min(rest.len());
     let (payload, bytes) = rest.split_at(split);
+    // The lamport column: what the bytes say (where they are long enough), unless
+    // the evidence byte's second bit asks for the seq instead (a mismatch, mostly).
+    let lamport = match bytes.get(41..49) {
+        Some(b) if head[72] & 2 == 0 => u64::from_be_bytes(b.try_into().expect("8 bytes")),
+        _ => seq,
+    };
+    let entry = crate::Entry::from_payload(payload).ok();
     let rec = OpRecord {
         id: bft_json_crdt::OpId(id),
         author: bft_json_crdt::AuthorId(author),
@@ -79,6 +86,12 @@ pub fn record_bytes(data: &[u8]) -> bool {
         payload: String::from_utf8_lossy(payload).into_owned(),
         bytes: bytes.to_vec(),
         evidence,
+        lamport,
+        story: entry.as_ref().and_then(|e| e.story_id().map(str::to_owned)),
+        key: match entry {
+            Some(crate::Entry::Transition(t)) => t.idempotency_key,
+            _ => None,
+        },
     };
     stored_record(&rec)
 }

@@ -71,8 +71,8 @@ pub use log::{
 };
 pub use memstore::MemStore;
 pub use store::{
-    BoxError, ConfigError, Migration, OpKey, OpRecord, OpStore, Position, SchemaStatus,
-    StoreDescription, StoreError, StoreErrorKind,
+    BoxError, Causal, ConfigError, IndexColumns, Migration, OpKey, OpRecord, OpStore, Position,
+    SchemaStatus, StoreDescription, StoreError, StoreErrorKind,
 };
 pub use sync::{SyncReport, push, push_chunked, sync};
 pub use watermark::{MemWatermark, SharedWatermark, Watermark};

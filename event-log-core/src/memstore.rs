@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use bft_json_crdt::{AuthorId, OpId, VersionVector};
 use parking_lot::Mutex;
 
-use crate::store::{OpKey, OpRecord, OpStore, Position, StoreDescription, StoreError, rules};
+use crate::store::{
+    Causal, OpKey, OpRecord, OpStore, Position, StoreDescription, StoreError, rules,
+};
 
 #[derive(Default)]
 struct Inner {
@@ -20,6 +22,12 @@ struct Inner {
     by_author: BTreeMap<(AuthorId, u64, OpId), usize>,
     /// Evidence ops, for `evidence`.
     evidence: BTreeSet<OpKey>,
+    /// The causal order, for `timeline`.
+    by_causal: BTreeMap<Causal, usize>,
+    /// (story, causal point), for `story_ops`.
+    by_story: BTreeMap<(String, Causal), usize>,
+    /// (author, idempotency key, seq, id), for `keyed`.
+    by_key: BTreeMap<(AuthorId, String, u64, OpId), usize>,
     meta: HashMap<String, Vec<u8>>,
 }
 
@@ -43,6 +51,13 @@ impl Inner {
                 self.primary.insert((r.author, r.seq), i);
             }
             self.by_author.insert((r.author, r.seq, r.id), i);
+            self.by_causal.insert(r.causal(), i);
+            if let Some(story) = &r.story {
+                self.by_story.insert((story.clone(), r.causal()), i);
+            }
+            if let Some(key) = &r.key {
+                self.by_key.insert((r.author, key.clone(), r.seq, r.id), i);
+            }
             self.rows.push(r.clone());
         }
         Ok(())
@@ -137,6 +152,73 @@ impl OpStore for MemStore {
             }
         }
         Ok(out)
+    }
+
+    async fn author_ops(
+        &self,
+        author: &AuthorId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError> {
+        let g = self.inner.lock();
+        let limit = limit.max(1);
+        let mut out: Vec<OpRecord> = Vec::new();
+        let Some(first) = after.checked_add(1) else {
+            return Ok(out);
+        };
+        let from = (*author, first, OpId([0; 32]));
+        let to = (*author, u64::MAX, OpId([0xff; 32]));
+        for (&(_, seq, _), &i) in g.by_author.range(from..=to) {
+            if out.len() >= limit && out.last().is_none_or(|l| l.seq != seq) {
+                break;
+            }
+            out.push(g.rows[i].clone());
+        }
+        Ok(out)
+    }
+
+    async fn timeline(&self, after: &Causal, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
+        let g = self.inner.lock();
+        Ok(g.by_causal
+            .range((
+                std::ops::Bound::Excluded(*after),
+                std::ops::Bound::Unbounded,
+            ))
+            .take(limit.max(1))
+            .map(|(_, &i)| g.rows[i].clone())
+            .collect())
+    }
+
+    async fn story_ops(
+        &self,
+        story: &str,
+        after: &Causal,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError> {
+        let g = self.inner.lock();
+        let from = (story.to_owned(), *after);
+        Ok(g.by_story
+            .range((std::ops::Bound::Excluded(from), std::ops::Bound::Unbounded))
+            .take_while(|((s, _), _)| s == story)
+            .take(limit.max(1))
+            .map(|(_, &i)| g.rows[i].clone())
+            .collect())
+    }
+
+    async fn keyed(
+        &self,
+        author: &AuthorId,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError> {
+        let g = self.inner.lock();
+        let from = (*author, key.to_owned(), 0, OpId([0; 32]));
+        Ok(g.by_key
+            .range(from..)
+            .take_while(|((a, k, _, _), _)| a == author && k == key)
+            .take(limit.max(1))
+            .map(|(_, &i)| g.rows[i].clone())
+            .collect())
     }
 
     async fn heads(&self) -> Result<VersionVector, StoreError> {

@@ -8,6 +8,7 @@ mod concurrency;
 mod convergence;
 mod corrupt;
 mod group;
+mod indexed;
 mod lifecycle;
 mod ordered;
 mod pagination;
@@ -23,6 +24,10 @@ pub use convergence::multi_sled_convergence;
 pub use corrupt::damaged_row_is_corrupt;
 pub use group::{
     concurrent_appends, concurrent_store_appenders, conflicting_group, group_conflict_fails_alone,
+};
+pub use indexed::{
+    author_ops_match_the_reference, index_columns_checked, keyed_matches_the_reference,
+    story_ops_match_the_reference, timeline_matches_the_reference,
 };
 pub use lifecycle::{close_then_reopen_keeps_everything, odd_payloads_round_trip};
 pub use ordered::ordered_append;

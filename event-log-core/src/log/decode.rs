@@ -12,7 +12,9 @@ use crate::store::{OpRecord, Position};
 
 /// Decodes one stored row and checks it against its own columns: the id is the hash
 /// of the bytes, the author, seq and readable payload columns say what the signed
-/// bytes say, the author is a member, and the payload is a valid entry. The
+/// bytes say, the lamport, story and idempotency-key index columns say what the
+/// bytes and the entry say, the author is a member, and the payload is a valid
+/// entry. The
 /// signature and causal links are checked by the replica.
 pub(crate) fn decode_record(
     rec: &OpRecord,
@@ -45,6 +47,12 @@ pub(crate) fn decode_record(
             ),
         );
     }
+    if op.lamport() != rec.lamport {
+        return mismatch(
+            "lamport",
+            format!("row says {}, bytes say {}", rec.lamport, op.lamport()),
+        );
+    }
     if let Some(members) = &config.members
         && !members.allows(&op.author())
     {
@@ -57,6 +65,26 @@ pub(crate) fn decode_record(
         Error::BadPayload { detail, .. } => DamageKind::BadPayload(detail),
         other => DamageKind::BadPayload(other.to_string()),
     })?;
+    if rec.story.as_deref() != entry.story_id() {
+        return mismatch(
+            "story",
+            format!(
+                "row says {:?}, the signed entry says {:?}",
+                rec.story,
+                entry.story_id()
+            ),
+        );
+    }
+    let key = match &entry {
+        Entry::Transition(t) => t.idempotency_key.as_deref(),
+        Entry::Gap(_) | Entry::Unclean(_) => None,
+    };
+    if rec.key.as_deref() != key {
+        return mismatch(
+            "key",
+            format!("row says {:?}, the signed entry says {key:?}", rec.key),
+        );
+    }
     Ok((op, entry))
 }
 

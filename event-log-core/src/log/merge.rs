@@ -198,7 +198,7 @@ impl<S: OpStore> EventLog<S> {
                     tracing::debug!(op = %r.op.id(), "read-only log: op not in the store dropped");
                     continue;
                 }
-                records.push(OpRecord::new(&r.op, r.evidence));
+                records.push(OpRecord::with_entry(&r.op, r.evidence, &entry));
             }
             ops.push((r.op, entry));
         }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use bft_json_crdt::{AuthorId, OpId, VersionVector};
 
-use super::{OpKey, OpRecord, OpStore, Position, StoreDescription, StoreError};
+use super::{Causal, OpKey, OpRecord, OpStore, Position, StoreDescription, StoreError};
 
 /// Implements [`OpStore`] for a pointer type by forwarding every method to the
 /// store it points to (so the pointer keeps the store's own defaults and overrides).
@@ -37,6 +37,37 @@ macro_rules! forward_op_store {
                 limit: usize,
             ) -> Result<Vec<OpRecord>, StoreError> {
                 (**self).since(vv, limit).await
+            }
+            async fn author_ops(
+                &self,
+                author: &AuthorId,
+                after: u64,
+                limit: usize,
+            ) -> Result<Vec<OpRecord>, StoreError> {
+                (**self).author_ops(author, after, limit).await
+            }
+            async fn timeline(
+                &self,
+                after: &Causal,
+                limit: usize,
+            ) -> Result<Vec<OpRecord>, StoreError> {
+                (**self).timeline(after, limit).await
+            }
+            async fn story_ops(
+                &self,
+                story: &str,
+                after: &Causal,
+                limit: usize,
+            ) -> Result<Vec<OpRecord>, StoreError> {
+                (**self).story_ops(story, after, limit).await
+            }
+            async fn keyed(
+                &self,
+                author: &AuthorId,
+                key: &str,
+                limit: usize,
+            ) -> Result<Vec<OpRecord>, StoreError> {
+                (**self).keyed(author, key, limit).await
             }
             async fn heads(&self) -> Result<VersionVector, StoreError> {
                 (**self).heads().await

@@ -19,7 +19,7 @@ use bft_json_crdt::{AuthorId, OpId, VersionVector};
 
 pub use describe::{Migration, SchemaStatus, StoreDescription};
 pub use error::{BoxError, ConfigError, StoreError, StoreErrorKind};
-pub use record::{OpKey, OpRecord, Position};
+pub use record::{Causal, IndexColumns, OpKey, OpRecord, Position};
 
 /// A durable home for ops: the plugin trait every backend implements.
 ///
@@ -104,6 +104,57 @@ pub trait OpStore: Send + Sync + 'static {
     /// - Safe for tailing: an op committed after a call is found by the next call with
     ///   the raised vector (never keyed on a global serial that commits can overtake).
     async fn since(&self, vv: &VersionVector, limit: usize) -> Result<Vec<OpRecord>, StoreError>;
+
+    /// Ops of one author with seq above `after`, ordered by seq, then id (evidence
+    /// included): the read by sled and seq, and the lookup of what an author holds
+    /// at one seq (`author_ops(a, seq - 1, 1)`).
+    ///
+    /// ### To ensure correctness
+    /// - Returns at most `limit` ops (`limit >= 1`), except that, as
+    ///   [`OpStore::since`], it never splits the ops of one seq: resuming after the
+    ///   highest seq returned visits every op of the author exactly once.
+    /// - Costs O(k + log n) for k results: an index on `(author, seq, id)`.
+    async fn author_ops(
+        &self,
+        author: &AuthorId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError>;
+
+    /// Ops after `after` in the causal order `(lamport, id)` (evidence included),
+    /// at most `limit` (`limit >= 1`): the timeline, paged.
+    ///
+    /// ### To ensure correctness
+    /// - Strictly ascending by [`OpRecord::causal`], every op above `after` once
+    ///   across pages resumed from the last one returned.
+    /// - Costs O(k + log n) for k results: an index on `(lamport, id)`.
+    async fn timeline(&self, after: &Causal, limit: usize) -> Result<Vec<OpRecord>, StoreError>;
+
+    /// Ops whose [`OpRecord::story`] is `story`, after `after` in the causal order,
+    /// at most `limit` (`limit >= 1`): one story's timeline, paged.
+    ///
+    /// ### To ensure correctness
+    /// - As [`OpStore::timeline`], restricted to the story; costs O(k + log n) for
+    ///   k results: an index on `(story, lamport, id)`.
+    async fn story_ops(
+        &self,
+        story: &str,
+        after: &Causal,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError>;
+
+    /// Ops of `author` whose [`OpRecord::key`] is `key` (an idempotency key),
+    /// ordered by seq, then id, at most `limit` (`limit >= 1`).
+    ///
+    /// ### To ensure correctness
+    /// - Exactly the stored ops of that author with that key, the first `limit` of
+    ///   them; costs O(k + log n): an index on `(author, key)`.
+    async fn keyed(
+        &self,
+        author: &AuthorId,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError>;
 
     /// Highest seq per author over the stored ops.
     async fn heads(&self) -> Result<VersionVector, StoreError>;

@@ -39,7 +39,7 @@ impl<S: OpStore> EventLog<S> {
         let records: Vec<OpRecord> = w
             .in_doubt
             .iter()
-            .map(|(op, _)| OpRecord::new(op, false))
+            .map(|(op, entry)| OpRecord::with_entry(op, false, entry))
             .collect();
         match self.store.append(&records).await {
             Ok(()) => {

@@ -253,7 +253,10 @@ impl<'a, S: OpStore> Pipeline<'a, S> {
             return false;
         };
         let after = self.flights.back().map(|f| f.last);
-        let records: Vec<OpRecord> = ops.iter().map(|(op, _)| OpRecord::new(op, false)).collect();
+        let records: Vec<OpRecord> = ops
+            .iter()
+            .map(|(op, entry)| OpRecord::with_entry(op, false, entry))
+            .collect();
         let last = ops
             .last()
             .map(|(op, _)| op.id())

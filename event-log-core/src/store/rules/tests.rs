@@ -22,6 +22,9 @@ fn op(author: u8, seq: u64, variant: u8, evidence: bool) -> OpRecord {
         payload: "{}".into(),
         bytes: id.to_vec(),
         evidence,
+        lamport: seq,
+        story: None,
+        key: None,
     }
 }
 

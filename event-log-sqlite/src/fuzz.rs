@@ -6,9 +6,16 @@
 use bft_json_crdt::{AuthorId, OpId};
 use event_log_core::{OpRecord, Position, StoreErrorKind};
 use rusqlite::Connection;
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 
 use crate::row;
+use crate::schema;
+
+/// The columns of an `ops` row ([`row::COLUMNS`]).
+const COLUMNS: usize = 10;
+/// The columns before the index columns (`lamport`, `story`, `key`): the row of
+/// schema version 3.
+const BASE_COLUMNS: usize = 7;
 
 /// One column value chosen by the fuzz input, and whether SQLite returns it as
 /// text (the blob's bytes cast to `TEXT`, which need not be UTF-8).
@@ -80,6 +87,14 @@ fn expected(cols: &[Column]) -> Option<(Position, OpRecord)> {
         _ => return None,
     };
     let bytes = blob(&cols[6])?;
+    let lamport = int(&cols[7]).filter(|l| *l >= 0)?;
+    let text_or_null = |c: &Column| match (&c.value, c.as_text) {
+        (Value::Null, _) => Some(None),
+        (Value::Blob(b), true) => String::from_utf8(b.clone()).ok().map(Some),
+        _ => None,
+    };
+    let story = text_or_null(&cols[8])?;
+    let key = text_or_null(&cols[9])?;
     Some((
         Position(position as u64),
         OpRecord {
@@ -89,8 +104,34 @@ fn expected(cols: &[Column]) -> Option<(Position, OpRecord)> {
             payload,
             bytes,
             evidence,
+            lamport: lamport as u64,
+            story,
+            key,
         },
     ))
+}
+
+/// The index columns of a row whose input ends after the first seven columns (a
+/// seed written before the index columns existed): the values the version-4
+/// migration fills in from the `bytes` column.
+fn backfilled(bytes: &Column) -> [Column; 3] {
+    let value = match (&bytes.value, bytes.as_text) {
+        (Value::Blob(b), false) => ValueRef::Blob(b),
+        _ => ValueRef::Null,
+    };
+    let (lamport, story, key) = schema::index_columns(value);
+    let text = |t: Option<String>| Column {
+        as_text: t.is_some(),
+        value: t.map_or(Value::Null, |t| Value::Blob(t.into_bytes())),
+    };
+    [
+        Column {
+            value: Value::Integer(lamport),
+            as_text: false,
+        },
+        text(story),
+        text(key),
+    ]
 }
 
 thread_local! {
@@ -99,24 +140,31 @@ thread_local! {
     static DB: Connection = Connection::open_in_memory().expect("an in-memory SQLite database");
 }
 
-/// Builds an `ops` row from `data` (each of the seven columns of
+/// Builds an `ops` row from `data` (each of the ten columns of
 /// `row::COLUMNS` a NULL, an integer, a real, a text that need not be UTF-8 or a
-/// blob of any length), decodes it with the decoder every read uses and checks it:
+/// blob of any length; when `data` ends after the first seven, the index columns
+/// `lamport`, `story` and `key` are those the schema migration fills in from the
+/// `bytes` column, so seeds written before they existed stay stored ops), decodes it with the decoder every read uses and checks it:
 /// exactly the well-typed rows decode, to exactly their values; every other row is
 /// [`StoreErrorKind::Corrupt`], never a panic; a decoded record then passes the
 /// checks every store's rows pass ([`event_log_core::fuzz::stored_record`]).
 /// Returns whether the row decoded and is trusted.
 pub fn row(data: &[u8]) -> bool {
     let mut input = Input { data };
-    let cols: Vec<Column> = (0..7).map(|_| input.column()).collect();
-    let sql = (1..=7)
+    let mut cols: Vec<Column> = (0..BASE_COLUMNS).map(|_| input.column()).collect();
+    if input.data.is_empty() {
+        cols.extend(backfilled(&cols[6]));
+    } else {
+        cols.extend((BASE_COLUMNS..COLUMNS).map(|_| input.column()));
+    }
+    let sql = (1..=COLUMNS)
         .map(|i| {
             let (flag, value) = (2 * i - 1, 2 * i);
             format!("iif(?{flag}, CAST(?{value} AS TEXT), ?{value})")
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let mut params: Vec<Value> = Vec::with_capacity(14);
+    let mut params: Vec<Value> = Vec::with_capacity(2 * COLUMNS);
     for c in &cols {
         params.push(Value::Integer(i64::from(c.as_text)));
         params.push(c.value.clone());
@@ -163,5 +211,12 @@ pub fn row_input(position: u64, rec: &OpRecord) -> Vec<u8> {
     int(&mut out, u64::from(rec.evidence));
     blob(&mut out, 5, rec.payload.as_bytes());
     blob(&mut out, 4, &rec.bytes);
+    int(&mut out, rec.lamport);
+    for text in [&rec.story, &rec.key] {
+        match text {
+            Some(t) => blob(&mut out, 5, t.as_bytes()),
+            None => out.push(0),
+        }
+    }
     out
 }

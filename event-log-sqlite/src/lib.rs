@@ -12,12 +12,18 @@
 //! empty new database.
 //!
 //! # On-disk format
-//! One table `ops(position, id, author, seq, evidence, payload, bytes)` in append
-//! order, a partial unique index on `(author, seq) WHERE evidence = 0` (one primary op
-//! per seq; equivocation evidence may share it), an index on `(author, seq, id)` for
-//! `since`/`heads`, a partial index of the evidence ops (for `evidence`), a `meta`
-//! table of small values, and a `schema_version` table with forward migrations. A file with
-//! a newer schema than this crate knows is refused. See [`SCHEMA_VERSION`].
+//! One table `ops(position, id, author, seq, evidence, payload, bytes, lamport, story,
+//! key)` in append order (`lamport`, `story` and `key` are the index columns the core
+//! hands over in each `OpRecord`; the store never parses the bytes), a partial
+//! unique index on `(author, seq) WHERE evidence = 0` (one primary op per seq;
+//! equivocation evidence may share it), an index on `(author, seq, id)` for
+//! `since`/`heads`/`author_ops`, a partial index of the evidence ops (for
+//! `evidence`), an index on `(lamport, id)` for `timeline`, partial indexes on
+//! `(story, lamport, id)` for `story_ops` and `(author, key, seq, id)` for `keyed`, a
+//! `meta` table of small values, and a `schema_version` table with forward
+//! migrations. A file with a newer schema than this crate knows is refused. See
+//! [`SCHEMA_VERSION`]. `seq` and `lamport` are SQLite integers: an op with either
+//! above `i64::MAX` is refused with `StoreError::Invalid` (no valid op holds one).
 //!
 //! # Durability argument
 //! - The database runs in WAL mode. A commit appends the transaction's pages to the

@@ -12,8 +12,17 @@ use rusqlite::types::ValueRef;
 
 use crate::error;
 
+/// The columns every row query selects, in the order [`decode`] reads them, as a
+/// literal (for `concat!`).
+macro_rules! columns {
+    () => {
+        "position, id, author, seq, evidence, payload, bytes, lamport, story, key"
+    };
+}
+pub(crate) use columns;
+
 /// The columns every row query selects, in the order [`decode`] reads them.
-pub(crate) const COLUMNS: &str = "position, id, author, seq, evidence, payload, bytes";
+pub(crate) const COLUMNS: &str = columns!();
 
 /// Decodes a row selected with [`COLUMNS`].
 pub(crate) fn decode(row: &Row<'_>) -> Result<(Position, OpRecord), StoreError> {
@@ -36,6 +45,12 @@ pub(crate) fn decode(row: &Row<'_>) -> Result<(Position, OpRecord), StoreError> 
             ValueRef::Blob(b) => b.to_vec(),
             other => return Err(bad(position, "bytes", "a blob", other)),
         },
+        lamport: match value(row, 7, "lamport", position)? {
+            ValueRef::Integer(l) if l >= 0 => l as u64,
+            other => return Err(bad(position, "lamport", "an integer >= 0", other)),
+        },
+        story: text_or_null(row, 8, "story", position)?,
+        key: text_or_null(row, 9, "key", position)?,
     };
     Ok((position, record))
 }
@@ -76,6 +91,22 @@ pub(crate) fn seq(row: &Row<'_>, index: usize, position: Position) -> Result<u64
     match value(row, index, "seq", position)? {
         ValueRef::Integer(s) if s >= 0 => Ok(s as u64),
         other => Err(bad(position, "seq", "an integer >= 0", other)),
+    }
+}
+
+/// Reads a column that holds UTF-8 text or NULL (`story`, `key`) at `index`.
+fn text_or_null(
+    row: &Row<'_>,
+    index: usize,
+    column: &str,
+    position: Position,
+) -> Result<Option<String>, StoreError> {
+    match value(row, index, column, position)? {
+        ValueRef::Null => Ok(None),
+        ValueRef::Text(t) => String::from_utf8(t.to_vec())
+            .map(Some)
+            .map_err(|_| corrupt(position, column, "text is not valid UTF-8")),
+        other => Err(bad(position, column, "text or NULL", other)),
     }
 }
 

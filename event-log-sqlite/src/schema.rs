@@ -5,21 +5,38 @@
 //! an older file is migrated forward in a transaction, and a file written by a newer
 //! version is refused with `StoreError::Invalid` naming both versions.
 //!
-//! Layout (version 1):
+//! Layout (version 1 unless marked):
 //! - `schema_version(version, applied_at)`: one row per applied migration.
-//! - `ops(position, id, author, seq, evidence, payload, bytes)`: one row per op;
-//!   `position` is the append order, `payload` is the op's JSON as readable text.
+//! - `ops(position, id, author, seq, evidence, payload, bytes, lamport, story, key)`:
+//!   one row per op; `position` is the append order, `payload` is the op's JSON as
+//!   readable text. `lamport`, `story` and `key` (version 4) are the index columns
+//!   the core hands over in [`OpRecord`](event_log_core::OpRecord) (the Lamport
+//!   timestamp, the story and the idempotency key; `story` and `key` may be NULL);
+//!   the store never parses the bytes for them. `seq` and `lamport` are SQLite
+//!   integers (signed 64-bit): values above `i64::MAX` are refused at append.
 //! - `ops_primary`: a partial unique index on `(author, seq) WHERE evidence = 0`, so at
 //!   most one primary op holds a seq; evidence ops may share it.
 //! - `ops_author_seq_id`: an index on `(author, seq, id)` serving `since` and `heads`.
 //! - `meta(key, value)` (version 2): small values beside the ops (the log's replay checkpoints).
 //! - `ops_evidence` (version 3): a partial index on `(author, seq, id) WHERE
 //!   evidence <> 0`, serving `evidence` in O(k) for k evidence ops.
+//! - `ops_lamport_id` (version 4): an index on `(lamport, id)`, serving `timeline`.
+//! - `ops_story` (version 4): a partial index on `(story, lamport, id) WHERE story
+//!   IS NOT NULL`, serving `story_ops`.
+//! - `ops_key` (version 4): a partial index on `(author, key, seq, id) WHERE key IS
+//!   NOT NULL`, serving `keyed`. (`author_ops` is served by `ops_author_seq_id`.)
+//!
+//! Version 4 fills the new columns of the rows already stored from their bytes,
+//! with [`IndexColumns::of_bytes`] (the core decodes; the store does not parse),
+//! in batches inside the migration's transaction; a row whose bytes are no op gets
+//! lamport 0 and no story or key (the log reports such a row as damaged when it
+//! reads it).
 
 use std::path::Path;
 
-use event_log_core::{Migration, SchemaStatus, StoreError};
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use event_log_core::{IndexColumns, Migration, SchemaStatus, StoreError};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use tracing::{info, warn};
 
 use crate::config::{Durability, SqliteConfig};
@@ -28,17 +45,35 @@ use crate::error;
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
-/// One migration: what it does, and its SQL.
+/// One migration: what it does, its SQL, and what SQL cannot do.
 struct Step {
     description: &'static str,
+    /// Run first.
     sql: &'static str,
+    /// Run after `sql` in the same transaction: fills columns from values only Rust
+    /// code computes.
+    backfill: Option<fn(&Connection) -> rusqlite::Result<()>>,
+    /// Run last (say, indexes built once over the filled columns).
+    finish: &'static str,
+}
+
+impl Step {
+    /// A step that is SQL only.
+    const fn sql(description: &'static str, sql: &'static str) -> Step {
+        Step {
+            description,
+            sql,
+            backfill: None,
+            finish: "",
+        }
+    }
 }
 
 /// Migration `i` takes the schema from version `i` to version `i + 1`.
 const MIGRATIONS: &[Step] = &[
-    Step {
-        description: "create the ops table and its indexes",
-        sql: "CREATE TABLE ops (
+    Step::sql(
+        "create the ops table and its indexes",
+        "CREATE TABLE ops (
             position INTEGER PRIMARY KEY AUTOINCREMENT,
             id       BLOB    NOT NULL UNIQUE,
             author   BLOB    NOT NULL,
@@ -49,19 +84,79 @@ const MIGRATIONS: &[Step] = &[
         );
         CREATE UNIQUE INDEX ops_primary ON ops (author, seq) WHERE evidence = 0;
         CREATE INDEX ops_author_seq_id ON ops (author, seq, id);",
-    },
-    Step {
-        description: "create the meta table (the log's replay checkpoints)",
-        sql: "CREATE TABLE meta (
+    ),
+    Step::sql(
+        "create the meta table (the log's replay checkpoints)",
+        "CREATE TABLE meta (
             key   TEXT PRIMARY KEY,
             value BLOB NOT NULL
         );",
-    },
+    ),
+    Step::sql(
+        "index the equivocation evidence ops (ops_evidence)",
+        "CREATE INDEX ops_evidence ON ops (author, seq, id) WHERE evidence <> 0;",
+    ),
     Step {
-        description: "index the equivocation evidence ops (ops_evidence)",
-        sql: "CREATE INDEX ops_evidence ON ops (author, seq, id) WHERE evidence <> 0;",
+        description: "add the index columns lamport, story and key, filled from the \
+                      stored bytes, and index them (ops_lamport_id, ops_story, ops_key)",
+        sql: "ALTER TABLE ops ADD COLUMN lamport INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE ops ADD COLUMN story TEXT;
+        ALTER TABLE ops ADD COLUMN key TEXT;",
+        backfill: Some(backfill_index_columns),
+        finish: "CREATE INDEX ops_lamport_id ON ops (lamport, id);
+        CREATE INDEX ops_story ON ops (story, lamport, id) WHERE story IS NOT NULL;
+        CREATE INDEX ops_key ON ops (author, key, seq, id) WHERE key IS NOT NULL;",
     },
 ];
+
+/// Rows read and updated at a time by [`backfill_index_columns`].
+const BACKFILL_BATCH: i64 = 512;
+
+/// Fills `lamport`, `story` and `key` of every stored row from its bytes, in
+/// batches by position (memory bounded by one batch), inside the caller's
+/// transaction.
+fn backfill_index_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let mut select = conn.prepare(
+        "SELECT position, bytes FROM ops WHERE position > ?1 ORDER BY position LIMIT ?2",
+    )?;
+    let mut update =
+        conn.prepare("UPDATE ops SET lamport = ?2, story = ?3, key = ?4 WHERE position = ?1")?;
+    let mut after = 0i64;
+    loop {
+        let batch: Vec<(i64, i64, Option<String>, Option<String>)> = select
+            .query_map(params![after, BACKFILL_BATCH], |row| {
+                let position: i64 = row.get(0)?;
+                let (lamport, story, key) = index_columns(row.get_ref(1)?);
+                Ok((position, lamport, story, key))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let Some(&(last, ..)) = batch.last() else {
+            return Ok(());
+        };
+        for (position, lamport, story, key) in &batch {
+            update.execute(params![position, lamport, story, key])?;
+        }
+        after = last;
+    }
+}
+
+/// The index columns of a stored `bytes` value, as the version-4 migration fills
+/// them: what [`IndexColumns::of_bytes`] reads, or lamport 0 and no story or key for
+/// a value that is no op (not a blob, not an op's encoding, or a Lamport timestamp
+/// above `i64::MAX`, which no valid op holds).
+pub(crate) fn index_columns(bytes: ValueRef<'_>) -> (i64, Option<String>, Option<String>) {
+    let columns = match bytes {
+        ValueRef::Blob(b) => IndexColumns::of_bytes(b),
+        _ => None,
+    };
+    match columns {
+        Some(c) => match i64::try_from(c.lamport) {
+            Ok(lamport) => (lamport, c.story, c.key),
+            Err(_) => (0, None, None),
+        },
+        None => (0, None, None),
+    }
+}
 
 /// Every migration of this build, as [`Migration`]s.
 fn steps() -> Vec<Migration> {
@@ -223,7 +318,7 @@ fn refuse_unknown(found: i64, path: &Path) -> Result<(), StoreError> {
 
 /// Applies the missing migrations, each in its own immediate transaction (so two
 /// processes opening one new file at once migrate it once). Returns the version.
-fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, StoreError> {
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, StoreError> {
     let what = format!("migrate the schema of {}", path.display());
     let err = |e| error::sqlite(&what, e);
     conn.execute_batch(VERSION_TABLE).map_err(err)?;
@@ -241,7 +336,12 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, StoreError> {
         // `found` is in 0..known here, so the index is in range.
         let index = found as usize;
         let next = found + 1;
-        tx.execute_batch(MIGRATIONS[index].sql).map_err(err)?;
+        let step = &MIGRATIONS[index];
+        tx.execute_batch(step.sql).map_err(err)?;
+        if let Some(backfill) = step.backfill {
+            backfill(&tx).map_err(err)?;
+        }
+        tx.execute_batch(step.finish).map_err(err)?;
         tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [next])
             .map_err(err)?;
         tx.commit().map_err(err)?;

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bft_json_crdt::{OpId, VersionVector};
+use bft_json_crdt::{AuthorId, OpId, VersionVector};
 use event_log_core::{
-    OpKey, OpRecord, OpStore, Position, SchemaStatus, StoreDescription, StoreError,
+    Causal, OpKey, OpRecord, OpStore, Position, SchemaStatus, StoreDescription, StoreError,
 };
 use tracing::info;
 
@@ -192,6 +192,53 @@ impl OpStore for SqliteStore {
             .await
     }
 
+    /// One range of the index `ops_author_seq_id`, in one read transaction.
+    async fn author_ops(
+        &self,
+        author: &AuthorId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError> {
+        let author = *author;
+        self.readers
+            .run(move |conn| query::author_ops(conn, &author, after, limit))
+            .await
+    }
+
+    /// One range of the index `ops_lamport_id`.
+    async fn timeline(&self, after: &Causal, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
+        let after = *after;
+        self.readers
+            .run(move |conn| query::timeline(conn, &after, limit))
+            .await
+    }
+
+    /// One range of the partial index `ops_story`.
+    async fn story_ops(
+        &self,
+        story: &str,
+        after: &Causal,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError> {
+        let (story, after) = (story.to_owned(), *after);
+        self.readers
+            .run(move |conn| query::story_ops(conn, &story, &after, limit))
+            .await
+    }
+
+    /// One range of the partial index `ops_key`.
+    async fn keyed(
+        &self,
+        author: &AuthorId,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError> {
+        let (author, key) = (*author, key.to_owned());
+        self.readers
+            .run(move |conn| query::keyed(conn, &author, &key, limit))
+            .await
+    }
+
     async fn heads(&self) -> Result<VersionVector, StoreError> {
         self.readers.run(query::heads).await
     }
@@ -223,8 +270,6 @@ impl OpStore for SqliteStore {
         self.readers.run(|conn| query::count(conn)).await
     }
 
-    /// Commits every append already received, stops the writer thread and closes
-    /// the connections. Later calls fail with `StoreError::Unavailable`. Idempotent.
     fn describe(&self) -> StoreDescription {
         StoreDescription::new(
             "sqlite",
@@ -234,6 +279,8 @@ impl OpStore for SqliteStore {
         .with_read_only(self.config.read_only)
     }
 
+    /// Commits every append already received, stops the writer thread and closes
+    /// the connections. Later calls fail with `StoreError::Unavailable`. Idempotent.
     async fn close(&self) -> Result<(), StoreError> {
         let result = match &self.writer {
             Some(w) => w.close().await,

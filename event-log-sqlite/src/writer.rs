@@ -339,9 +339,11 @@ fn apply(conn: &Connection, ops: &[OpRecord]) -> Result<usize, StoreError> {
             "SELECT position, id FROM ops WHERE author = ?1 AND seq = ?2 AND evidence = 0",
         )
         .map_err(error::at("prepare the primary lookup"))?;
-    // Every seq must fit SQLite's integer, evidence ops' too, before the rule runs.
+    // Every seq and lamport must fit SQLite's integer, evidence ops' too, before
+    // the rule runs.
     for r in ops {
         sql_seq(r.seq, || format!("op {}", r.id))?;
+        sql_lamport(r)?;
     }
     let new_ops = rules::plan_append(
         ops,
@@ -368,8 +370,8 @@ fn apply(conn: &Connection, ops: &[OpRecord]) -> Result<usize, StoreError> {
     .inspect_err(|e| debug!(error = %e, "conflict"))?;
     let mut insert = conn
         .prepare_cached(
-            "INSERT INTO ops (id, author, seq, evidence, payload, bytes) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO ops (id, author, seq, evidence, payload, bytes, lamport, story, key) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .map_err(error::at("prepare the insert"))?;
     for r in &new_ops {
@@ -380,7 +382,10 @@ fn apply(conn: &Connection, ops: &[OpRecord]) -> Result<usize, StoreError> {
                 sql_seq(r.seq, || format!("op {}", r.id))?,
                 r.evidence,
                 r.payload,
-                r.bytes
+                r.bytes,
+                sql_lamport(r)?,
+                r.story,
+                r.key
             ])
             .map_err(error::at("insert an op"))?;
     }
@@ -391,5 +396,20 @@ fn apply(conn: &Connection, ops: &[OpRecord]) -> Result<usize, StoreError> {
 fn sql_seq(seq: u64, whose: impl FnOnce() -> String) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::Invalid {
         message: format!("{} has seq {seq}, above what SQLite can store", whose()),
+    })
+}
+
+/// The record's Lamport timestamp as SQLite keeps it (an `INTEGER`, signed 64-bit).
+///
+/// Above `i64::MAX` it is refused, as a seq is, rather than mapped: a valid op's
+/// timestamp is 1 + the highest of its deps' (the replica checks it), so reaching
+/// 2^63 takes 2^63 causally chained ops; refusing keeps the column the plain number
+/// (readable with `sqlite3`, ordered as SQLite orders integers).
+fn sql_lamport(r: &OpRecord) -> Result<i64, StoreError> {
+    i64::try_from(r.lamport).map_err(|_| StoreError::Invalid {
+        message: format!(
+            "op {} has Lamport timestamp {}, above what SQLite can store",
+            r.id, r.lamport
+        ),
     })
 }

@@ -12,7 +12,7 @@ use tempfile::TempDir;
 
 /// The ways a row is damaged by hand: a column set to a value of the wrong type or
 /// size, the column the error must name, and whether `get` and `since` meet it.
-const DAMAGE: [(&str, &str, bool); 9] = [
+const DAMAGE: [(&str, &str, bool); 14] = [
     ("payload = x'ff00'", "column payload", true),
     ("author = x'0102'", "column author", true),
     ("seq = 'x'", "column seq", true),
@@ -22,6 +22,11 @@ const DAMAGE: [(&str, &str, bool); 9] = [
     ("bytes = 'text'", "column bytes", false),
     ("id = 42", "column id", false),
     ("id = x'00'", "column id", false),
+    ("lamport = 'x'", "column lamport", true),
+    ("lamport = -1", "column lamport", true),
+    ("story = x'01'", "column story", true),
+    ("story = CAST(x'ff' AS TEXT)", "column story", true),
+    ("key = x'02'", "column key", true),
 ];
 
 /// Stores in a database file inside a fresh temp dir; the dir is the guard.

@@ -12,10 +12,10 @@ use event_log_sqlite::SqliteStore;
 /// answers from it, as a read-only store of the file then does.
 #[tokio::test]
 async fn version_2_file_gets_the_evidence_index() {
-    let (_dir, path, store) = fresh().await;
-    store.append(&chain(1, 2)).await.unwrap();
-    store.append(&[evidence(1, 2, "fork")]).await.unwrap();
-    store.close().await.unwrap();
+    let (_dir, path) = location();
+    let mut rows = chain(1, 2);
+    rows.push(evidence(1, 2, "fork"));
+    write_v3(&path, &rows);
     raw(&path)
         .execute_batch("DROP INDEX ops_evidence; DELETE FROM schema_version WHERE version > 2;")
         .unwrap();

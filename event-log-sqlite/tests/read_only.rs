@@ -79,34 +79,28 @@ async fn read_only_store_sees_later_commits_of_a_writer() {
 /// writable open then migrates it.
 #[tokio::test]
 async fn read_only_open_refuses_an_older_schema_and_does_not_migrate() {
-    let (_dir, path, store) = fresh().await;
-    store.append(&chain(1, 2)).await.unwrap();
-    store.close().await.unwrap();
-    {
-        let conn = raw(&path);
-        conn.execute_batch(
-            "DROP INDEX ops_evidence; DROP TABLE meta; \
-             DELETE FROM schema_version WHERE version > 1;",
-        )
-        .unwrap();
-    }
+    let (_dir, path) = location();
+    let ops = chain(1, 2);
+    write_v3(&path, &ops);
     let err = SqliteStore::open_read_only(&path).await.unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Invalid, "{err}");
     let text = err.to_string();
     assert!(
-        text.contains("version 1") && text.contains("writable"),
+        text.contains("version 3") && text.contains("writable"),
         "{text}"
     );
     let version: i64 = raw(&path)
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1, "a read-only open migrated the file");
+    assert_eq!(version, 3, "a read-only open migrated the file");
 
     let store = SqliteStore::open_default(&path).await.unwrap();
     store.close().await.unwrap();
     let ro = SqliteStore::open_read_only(&path).await.unwrap();
     assert_eq!(ro.count().await.unwrap(), 2);
-    assert_eq!(SCHEMA_VERSION, 3);
+    let loaded: Vec<_> = all(&ro).await.into_iter().map(|(_, r)| r).collect();
+    assert_eq!(loaded, ops, "the migrated rows read back as appended");
+    assert_eq!(SCHEMA_VERSION, 4);
 }
 
 /// A file that is no event-log store (say an empty one a buggy tool created) is

@@ -19,7 +19,7 @@ async fn schema_version_table_is_present() {
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, i64::from(SCHEMA_VERSION));
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
     let payload: String = conn
         .query_row("SELECT payload FROM ops", [], |r| r.get(0))
         .unwrap();
@@ -52,7 +52,7 @@ async fn newer_schema_is_refused() {
     fails_with(
         SqliteStore::open_default(&path).await,
         StoreErrorKind::Invalid,
-        &["version 7", "up to 3"],
+        &["version 7", "up to 4"],
     );
 }
 

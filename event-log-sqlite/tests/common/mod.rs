@@ -74,3 +74,49 @@ pub fn raw(path: &PathBuf) -> rusqlite::Connection {
         .unwrap();
     conn
 }
+
+/// The schema at version 3 (before the index columns lamport, story and key), as
+/// that version's migrations left it.
+pub const SCHEMA_V3: &str = "
+    CREATE TABLE schema_version (
+        version    INTEGER PRIMARY KEY,
+        applied_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE TABLE ops (
+        position INTEGER PRIMARY KEY AUTOINCREMENT,
+        id       BLOB    NOT NULL UNIQUE,
+        author   BLOB    NOT NULL,
+        seq      INTEGER NOT NULL,
+        evidence INTEGER NOT NULL,
+        payload  TEXT    NOT NULL,
+        bytes    BLOB    NOT NULL
+    );
+    CREATE UNIQUE INDEX ops_primary ON ops (author, seq) WHERE evidence = 0;
+    CREATE INDEX ops_author_seq_id ON ops (author, seq, id);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+    CREATE INDEX ops_evidence ON ops (author, seq, id) WHERE evidence <> 0;
+    INSERT INTO schema_version (version) VALUES (1), (2), (3);";
+
+/// Writes a new file at `path` at schema version 3 holding `records` in order
+/// (their columns of that version; the index columns are dropped).
+pub fn write_v3(path: &PathBuf, records: &[OpRecord]) {
+    let mut conn = raw(path);
+    let tx = conn.transaction().unwrap();
+    tx.execute_batch(SCHEMA_V3).unwrap();
+    for r in records {
+        tx.execute(
+            "INSERT INTO ops (id, author, seq, evidence, payload, bytes) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            rusqlite::params![
+                r.id.as_bytes(),
+                r.author.as_bytes(),
+                i64::try_from(r.seq).unwrap(),
+                r.evidence,
+                r.payload,
+                r.bytes
+            ],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+}

@@ -3,7 +3,7 @@
 //! so that both exercise the same code. Not part of the API: it panics when the
 //! crate breaks a promise on the given input, which is what a fuzzer looks for.
 
-use event_log_core::{OpRecord, StoreErrorKind};
+use event_log_core::{IndexColumns, OpRecord, StoreErrorKind};
 
 use crate::record;
 
@@ -11,10 +11,20 @@ use crate::record;
 /// uses) and checks what decoding promises: damage is [`StoreErrorKind::Corrupt`]
 /// naming the position, never a panic; a decoded record is the only encoding of
 /// itself; and it then passes the checks every store's rows pass
-/// ([`event_log_core::fuzz::stored_record`]). Returns whether the record decoded
-/// and its row is trusted.
+/// ([`event_log_core::fuzz::stored_record`]). The same bytes as a record of format
+/// version 1 (what the migration reads) are damage or a record, never a panic.
+/// Returns whether the record decoded and its row is trusted.
 pub fn record(data: &[u8]) -> bool {
     const POSITION: u64 = 17;
+    match record::decode_v1(POSITION, data) {
+        Ok(old) => {
+            let _ = IndexColumns::of_bytes(&old.bytes);
+        }
+        Err(e) => {
+            assert_eq!(e.kind(), StoreErrorKind::Corrupt, "{e}");
+            assert!(e.to_string().contains("#17"), "{e}");
+        }
+    }
     match record::decode(POSITION, data) {
         Ok(rec) => {
             let again = record::encode(&rec).expect("a decoded record re-encodes");

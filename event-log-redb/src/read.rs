@@ -5,7 +5,7 @@
 use std::ops::Bound;
 
 use bft_json_crdt::{AuthorId, OpId, VersionVector};
-use event_log_core::{OpKey, OpRecord, Position, StoreError};
+use event_log_core::{Causal, OpKey, OpRecord, Position, StoreError};
 use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable};
 
 /// A database to read: writable or read-only.
@@ -13,7 +13,9 @@ pub(crate) type Readable = dyn ReadableDatabase + Send + Sync;
 
 use crate::error;
 use crate::record::{self, location};
-use crate::tables::{AuthorKey, BY_AUTHOR, BY_ID, OPS, PRIMARY};
+use crate::tables::{
+    AuthorKey, BY_AUTHOR, BY_CAUSAL, BY_ID, BY_KEY, BY_STORY, CausalKey, OPS, PRIMARY,
+};
 
 /// Opens a read transaction.
 fn begin(db: &Readable, what: &str) -> Result<ReadTransaction, StoreError> {
@@ -57,6 +59,30 @@ fn check_key(
         ));
     }
     Ok(())
+}
+
+/// Fails with corruption if the record at `position` does not hold the index
+/// columns its index entry names (`index` names the index and the key).
+fn check_columns(
+    position: u64,
+    r: &OpRecord,
+    holds: bool,
+    index: impl FnOnce() -> String,
+) -> Result<(), StoreError> {
+    if holds {
+        return Ok(());
+    }
+    Err(StoreError::corrupt(
+        location(position),
+        format!(
+            "indexed in {} but holds op {} (lamport {}, story {:?}, idempotency key {:?})",
+            index(),
+            r.id,
+            r.lamport,
+            r.story,
+            r.key
+        ),
+    ))
 }
 
 /// Ops at positions after `after`, at most `limit` (at least 1).
@@ -137,6 +163,151 @@ pub(crate) fn since(
             check_key(position, &r, a, seq, id)?;
             out.push(r);
         }
+    }
+    Ok(out)
+}
+
+/// Ops of `author` with seq above `after`, by (seq, id): one range of
+/// `ops_by_author`; at most `limit` except that one seq is never split.
+pub(crate) fn author_ops(
+    db: &Readable,
+    author: &AuthorId,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<OpRecord>, StoreError> {
+    let ctx = format!("reading the ops of author {author}");
+    let limit = limit.max(1);
+    let mut out: Vec<OpRecord> = Vec::new();
+    let Some(first) = after.checked_add(1) else {
+        return Ok(out);
+    };
+    let txn = begin(db, &ctx)?;
+    let ops = txn.open_table(OPS).map_err(|e| error::storage(&ctx, e))?;
+    let by_author = txn
+        .open_table(BY_AUTHOR)
+        .map_err(|e| error::storage(&ctx, e))?;
+    let a = author.0;
+    let range = by_author
+        .range::<AuthorKey>((a, first, [0; 32])..=(a, u64::MAX, [0xff; 32]))
+        .map_err(|e| error::storage(&ctx, e))?;
+    for entry in range {
+        let (k, v) = entry.map_err(|e| error::storage(&ctx, e))?;
+        let (_, seq, id) = k.value();
+        if out.len() >= limit && out.last().is_none_or(|l| l.seq != seq) {
+            break;
+        }
+        let position = v.value();
+        let r = record_at(&ops, position)?;
+        check_key(position, &r, a, seq, id)?;
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Ops after `after` in the causal order, at most `limit` (at least 1): one range
+/// of `ops_by_causal`.
+pub(crate) fn timeline(
+    db: &Readable,
+    after: &Causal,
+    limit: usize,
+) -> Result<Vec<OpRecord>, StoreError> {
+    let ctx = "reading the timeline";
+    let txn = begin(db, ctx)?;
+    let ops = txn.open_table(OPS).map_err(|e| error::storage(ctx, e))?;
+    let by_causal = txn
+        .open_table(BY_CAUSAL)
+        .map_err(|e| error::storage(ctx, e))?;
+    let range = by_causal
+        .range::<CausalKey>((
+            Bound::Excluded((after.lamport, after.id.0)),
+            Bound::Unbounded,
+        ))
+        .map_err(|e| error::storage(ctx, e))?;
+    let mut out = Vec::new();
+    for entry in range.take(limit.max(1)) {
+        let (k, v) = entry.map_err(|e| error::storage(ctx, e))?;
+        let (lamport, id) = k.value();
+        let position = v.value();
+        let r = record_at(&ops, position)?;
+        check_columns(position, &r, r.lamport == lamport && r.id.0 == id, || {
+            format!("ops_by_causal as (lamport {lamport}, op {})", OpId(id))
+        })?;
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Ops of `story` after `after` in the causal order, at most `limit` (at least 1):
+/// one range of `ops_by_story`, within the story.
+pub(crate) fn story_ops(
+    db: &Readable,
+    story: &str,
+    after: &Causal,
+    limit: usize,
+) -> Result<Vec<OpRecord>, StoreError> {
+    let ctx = format!("reading the ops of story {story:?}");
+    let txn = begin(db, &ctx)?;
+    let ops = txn.open_table(OPS).map_err(|e| error::storage(&ctx, e))?;
+    let by_story = txn
+        .open_table(BY_STORY)
+        .map_err(|e| error::storage(&ctx, e))?;
+    let range = by_story
+        // The story borrowed for this call only ([`crate::tables::StoryKey`] is 'static).
+        .range::<(&str, u64, [u8; 32])>((
+            Bound::Excluded((story, after.lamport, after.id.0)),
+            Bound::Included((story, u64::MAX, [0xff; 32])),
+        ))
+        .map_err(|e| error::storage(&ctx, e))?;
+    let mut out = Vec::new();
+    for entry in range.take(limit.max(1)) {
+        let (k, v) = entry.map_err(|e| error::storage(&ctx, e))?;
+        let (_, lamport, id) = k.value();
+        let position = v.value();
+        let r = record_at(&ops, position)?;
+        let holds = r.story.as_deref() == Some(story) && r.lamport == lamport && r.id.0 == id;
+        check_columns(position, &r, holds, || {
+            format!(
+                "ops_by_story as (story {story:?}, lamport {lamport}, op {})",
+                OpId(id)
+            )
+        })?;
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Ops of `author` holding idempotency key `key`, by (seq, id), at most `limit`
+/// (at least 1): one range of `ops_by_key`, within the (author, key).
+pub(crate) fn keyed(
+    db: &Readable,
+    author: &AuthorId,
+    key: &str,
+    limit: usize,
+) -> Result<Vec<OpRecord>, StoreError> {
+    let ctx = format!("reading the ops of author {author} with an idempotency key");
+    let txn = begin(db, &ctx)?;
+    let ops = txn.open_table(OPS).map_err(|e| error::storage(&ctx, e))?;
+    let by_key = txn
+        .open_table(BY_KEY)
+        .map_err(|e| error::storage(&ctx, e))?;
+    let a = author.0;
+    let range = by_key
+        // [`crate::tables::IdemKey`], with the key borrowed for this call only.
+        .range::<([u8; 32], &str, u64, [u8; 32])>(
+            (a, key, 0, [0; 32])..=(a, key, u64::MAX, [0xff; 32]),
+        )
+        .map_err(|e| error::storage(&ctx, e))?;
+    let mut out = Vec::new();
+    for entry in range.take(limit.max(1)) {
+        let (k, v) = entry.map_err(|e| error::storage(&ctx, e))?;
+        let (_, _, seq, id) = k.value();
+        let position = v.value();
+        let r = record_at(&ops, position)?;
+        check_key(position, &r, a, seq, id)?;
+        check_columns(position, &r, r.key.as_deref() == Some(key), || {
+            format!("ops_by_key under idempotency key {key:?}")
+        })?;
+        out.push(r);
     }
     Ok(out)
 }

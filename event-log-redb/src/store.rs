@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bft_json_crdt::{OpId, VersionVector};
+use bft_json_crdt::{AuthorId, OpId, VersionVector};
 use event_log_core::{
-    Migration, OpKey, OpRecord, OpStore, Position, SchemaStatus, StoreDescription, StoreError,
+    Causal, Migration, OpKey, OpRecord, OpStore, Position, SchemaStatus, StoreDescription,
+    StoreError,
 };
 use parking_lot::RwLock;
 use redb::{Database, ReadOnlyDatabase};
@@ -165,7 +166,12 @@ impl RedbStore {
     /// [`StoreError::Config`] if a config value cannot be used;
     /// [`StoreError::Invalid`] if it is not a redb database, is a redb database of
     /// something else (read-only: or of nothing yet), or has a newer store format
-    /// version; each names the path.
+    /// version (read-only: or an older one, which only a writable open migrates);
+    /// each names the path.
+    ///
+    /// A writable open of a file of an older format version migrates it forward
+    /// first, in one write transaction (see [`RedbStore::schema_status`] for the
+    /// steps).
     pub async fn open(path: impl AsRef<Path>, config: RedbConfig) -> Result<Self, StoreError> {
         config.validate()?;
         let path = path.as_ref().to_path_buf();
@@ -218,8 +224,9 @@ impl RedbStore {
     /// Where the file at `path` stands against [`crate::FORMAT_VERSION`], read
     /// without creating or writing anything (`evlog migrate --dry-run`): no file, or
     /// an empty redb file, is `current: None` (opening it writable creates the
-    /// tables). redb files have had one format so far, so there is no step between
-    /// versions.
+    /// tables); a file of format version 1 has the step to version 2 pending (every
+    /// record rewritten with its lamport, story and idempotency key, which the
+    /// causal, story and key indexes are filled from), which a writable open applies.
     ///
     /// Errors as [`RedbStore::open`] read-only: `Unavailable` while another process
     /// has the file open (redb locks it), `Invalid` for a redb file of something else
@@ -230,7 +237,13 @@ impl RedbStore {
     ) -> Result<SchemaStatus, StoreError> {
         config.validate()?;
         let path = path.as_ref().to_path_buf();
-        let steps = [Migration::new(1, "create the tables (format version 1)")];
+        let steps = [
+            Migration::new(1, "create the tables (format version 1)"),
+            Migration::new(
+                2,
+                "add the lamport, story and idempotency key to every record, and index the causal order, stories and keys (format version 2)",
+            ),
+        ];
         let current = match std::fs::metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             _ => blocking(move || {
@@ -337,6 +350,48 @@ impl OpStore for RedbStore {
     async fn since(&self, vv: &VersionVector, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
         let vv = vv.clone();
         self.read(move |db| read::since(db, &vv, limit)).await
+    }
+
+    /// One range of `ops_by_author`.
+    async fn author_ops(
+        &self,
+        author: &AuthorId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError> {
+        let author = *author;
+        self.read(move |db| read::author_ops(db, &author, after, limit))
+            .await
+    }
+
+    /// One range of `ops_by_causal`.
+    async fn timeline(&self, after: &Causal, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
+        let after = *after;
+        self.read(move |db| read::timeline(db, &after, limit)).await
+    }
+
+    /// One range of `ops_by_story`.
+    async fn story_ops(
+        &self,
+        story: &str,
+        after: &Causal,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError> {
+        let (story, after) = (story.to_owned(), *after);
+        self.read(move |db| read::story_ops(db, &story, &after, limit))
+            .await
+    }
+
+    /// One range of `ops_by_key`.
+    async fn keyed(
+        &self,
+        author: &AuthorId,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError> {
+        let (author, key) = (*author, key.to_owned());
+        self.read(move |db| read::keyed(db, &author, &key, limit))
+            .await
     }
 
     async fn heads(&self) -> Result<VersionVector, StoreError> {

@@ -27,7 +27,10 @@ use tracing::{debug, error, info, warn};
 use crate::error;
 use crate::record;
 use crate::stats::Counters;
-use crate::tables::{AuthorKey, BY_AUTHOR, BY_ID, OPS, PRIMARY};
+use crate::tables::{
+    AuthorKey, BY_AUTHOR, BY_CAUSAL, BY_ID, BY_KEY, BY_STORY, CausalKey, IdemKey, OPS, PRIMARY,
+    StoryKey,
+};
 
 /// One op of a request, encoded by the caller so the writer only inserts.
 pub(crate) struct PendingOp {
@@ -35,6 +38,9 @@ pub(crate) struct PendingOp {
     author: [u8; 32],
     seq: u64,
     evidence: bool,
+    lamport: u64,
+    story: Option<String>,
+    key: Option<String>,
     record: Vec<u8>,
 }
 
@@ -46,6 +52,9 @@ impl PendingOp {
             author: r.author.0,
             seq: r.seq,
             evidence: r.evidence,
+            lamport: r.lamport,
+            story: r.story.clone(),
+            key: r.key.clone(),
             record: record::encode(r)?,
         })
     }
@@ -294,6 +303,9 @@ fn write_group_inner(
             by_id: txn.open_table(BY_ID).map_err(|e| fail(e.into()))?,
             by_author: txn.open_table(BY_AUTHOR).map_err(|e| fail(e.into()))?,
             primary: txn.open_table(PRIMARY).map_err(|e| fail(e.into()))?,
+            by_causal: txn.open_table(BY_CAUSAL).map_err(|e| fail(e.into()))?,
+            by_story: txn.open_table(BY_STORY).map_err(|e| fail(e.into()))?,
+            by_key: txn.open_table(BY_KEY).map_err(|e| fail(e.into()))?,
         };
         let last = tables.ops.last().map_err(|e| fail(e.into()))?;
         let mut next = last.map_or(0, |(k, _)| k.value());
@@ -326,6 +338,9 @@ struct Tables<'txn> {
     by_id: Table<'txn, [u8; 32], u64>,
     by_author: Table<'txn, AuthorKey, u64>,
     primary: Table<'txn, ([u8; 32], u64), [u8; 32]>,
+    by_causal: Table<'txn, CausalKey, u64>,
+    by_story: Table<'txn, StoryKey, u64>,
+    by_key: Table<'txn, IdemKey, u64>,
 }
 
 impl Tables<'_> {
@@ -361,7 +376,8 @@ impl Tables<'_> {
         )
     }
 
-    /// Writes one new op at `position` and indexes it.
+    /// Writes one new op at `position` and indexes it, in every index of its
+    /// columns, in this transaction.
     fn insert(&mut self, position: u64, op: &PendingOp) -> Result<(), redb::StorageError> {
         self.ops.insert(position, op.record.as_slice())?;
         self.by_id.insert(op.id, position)?;
@@ -369,6 +385,14 @@ impl Tables<'_> {
             .insert((op.author, op.seq, op.id), position)?;
         if !op.evidence {
             self.primary.insert((op.author, op.seq), op.id)?;
+        }
+        self.by_causal.insert((op.lamport, op.id), position)?;
+        if let Some(story) = op.story.as_deref() {
+            self.by_story.insert((story, op.lamport, op.id), position)?;
+        }
+        if let Some(key) = op.key.as_deref() {
+            self.by_key
+                .insert((op.author, key, op.seq, op.id), position)?;
         }
         Ok(())
     }

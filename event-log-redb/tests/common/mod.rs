@@ -53,6 +53,15 @@ pub fn overwrite(path: &Path, position: u64, value: &[u8]) {
     txn.commit().unwrap();
 }
 
+/// The record at `position`, read through redb directly (the store is closed).
+pub fn read_record(path: &Path, position: u64) -> Option<Vec<u8>> {
+    use redb::ReadableDatabase;
+    let db = redb::Database::create(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let table = txn.open_table(OPS).unwrap();
+    table.get(position).unwrap().map(|v| v.value().to_vec())
+}
+
 /// Every op of a store, in append order.
 pub async fn all(store: &impl OpStore) -> Vec<(Position, OpRecord)> {
     store.load(Position::START, usize::MAX).await.expect("load")

@@ -141,8 +141,9 @@ pub(crate) async fn ordered(
                             return Err(from_pg("preparing append", target, e));
                         }
                     };
-                    let [a, b, c, d, e, f, g] = columns.params();
-                    let params: [&(dyn ToSql + Sync); 8] = [a, b, c, d, e, f, g, &after_bytes];
+                    let [a, b, c, d, e, f, g, h, i, j] = columns.params();
+                    let params: [&(dyn ToSql + Sync); 11] =
+                        [a, b, c, d, e, f, g, h, i, j, &after_bytes];
                     let query = writer.client.query(&stmt, &params);
                     futures::pin_mut!(query);
                     // The first poll queues the request on the connection: from then on

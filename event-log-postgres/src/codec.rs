@@ -1,5 +1,7 @@
 //! Turning ops into SQL values and rows back into ops: the column arrays an append
-//! sends, seqs and limits as `bigint`, 32-byte ids, and the [`OpRecord`] of a row.
+//! sends, seqs, Lamport timestamps and limits as `bigint`, 32-byte ids, the index
+//! columns (story and idempotency key as UTF-8 `bytea`), and the [`OpRecord`] of a
+//! row.
 //!
 //! A leaf: it knows the `ops` table's columns and nothing else of the crate. Every
 //! decode error is [`StoreError::Corrupt`] (a schema altered by hand, an unexpected
@@ -11,9 +13,14 @@ use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, ToSql};
 
 /// The columns every record read selects, in [`record`]'s order.
-pub(crate) const COLUMNS: &str = "id, author, seq, evidence, payload, payload_raw, bytes";
+pub(crate) const COLUMNS: &str =
+    "id, author, seq, evidence, payload, payload_raw, bytes, lamport, story, key";
 
-/// A batch of ops as column arrays (the parameters `$1`–`$7` of an append),
+/// [`COLUMNS`], each qualified by the table alias `o` (for joins).
+pub(crate) const O_COLUMNS: &str = "o.id, o.author, o.seq, o.evidence, o.payload, \
+     o.payload_raw, o.bytes, o.lamport, o.story, o.key";
+
+/// A batch of ops as column arrays (the parameters `$1`–`$10` of an append),
 /// borrowing from the records.
 pub(crate) struct Columns<'a> {
     ids: Vec<&'a [u8]>,
@@ -23,10 +30,14 @@ pub(crate) struct Columns<'a> {
     payloads: Vec<Option<&'a str>>,
     payloads_raw: Vec<Option<&'a [u8]>>,
     bytes: Vec<&'a [u8]>,
+    lamports: Vec<i64>,
+    stories: Vec<Option<&'a [u8]>>,
+    keys: Vec<Option<&'a [u8]>>,
 }
 
 impl<'a> Columns<'a> {
-    /// The columns of `ops`; `Invalid` if a seq cannot be stored.
+    /// The columns of `ops`; `Invalid` if a seq or a Lamport timestamp cannot be
+    /// stored (above `i64::MAX`: see [`lamport_to_sql`]).
     pub(crate) fn new(ops: &'a [OpRecord]) -> Result<Self, StoreError> {
         let mut c = Columns {
             ids: Vec::with_capacity(ops.len()),
@@ -36,6 +47,9 @@ impl<'a> Columns<'a> {
             payloads: Vec::with_capacity(ops.len()),
             payloads_raw: Vec::with_capacity(ops.len()),
             bytes: Vec::with_capacity(ops.len()),
+            lamports: Vec::with_capacity(ops.len()),
+            stories: Vec::with_capacity(ops.len()),
+            keys: Vec::with_capacity(ops.len()),
         };
         for r in ops {
             c.ids.push(r.id.as_bytes());
@@ -51,12 +65,15 @@ impl<'a> Columns<'a> {
                 c.payloads_raw.push(None);
             }
             c.bytes.push(&r.bytes);
+            c.lamports.push(lamport_to_sql(r.lamport)?);
+            c.stories.push(r.story.as_deref().map(str::as_bytes));
+            c.keys.push(r.key.as_deref().map(str::as_bytes));
         }
         Ok(c)
     }
 
-    /// The seven arrays, in the order of the statements' `unnest`.
-    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 7] {
+    /// The ten arrays, in the order of the statements' `unnest`.
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 10] {
         [
             &self.ids,
             &self.authors,
@@ -65,6 +82,9 @@ impl<'a> Columns<'a> {
             &self.payloads,
             &self.payloads_raw,
             &self.bytes,
+            &self.lamports,
+            &self.stories,
+            &self.keys,
         ]
     }
 }
@@ -79,6 +99,29 @@ pub(crate) fn seq_to_sql(seq: u64) -> Result<i64, StoreError> {
 /// A stored seq; `Corrupt` if negative.
 pub(crate) fn seq_from_sql(seq: i64, location: &str) -> Result<u64, StoreError> {
     u64::try_from(seq).map_err(|_| StoreError::corrupt(location, format!("negative seq {seq}")))
+}
+
+/// A Lamport timestamp as a `bigint`; above `i64::MAX` it cannot be stored
+/// (`Invalid`), as a seq cannot.
+///
+/// Stored as is rather than through an order-preserving map (`x ^ 1 << 63`) so the
+/// column reads as the op's timestamp in `psql`. Nothing is lost: a valid op's
+/// timestamp is one more than its deps' highest (the replica rejects any other), so
+/// a timestamp above `i64::MAX` needs a causal chain of 2^63 ops, and only a record
+/// that is no valid op can carry one.
+pub(crate) fn lamport_to_sql(lamport: u64) -> Result<i64, StoreError> {
+    i64::try_from(lamport).map_err(|_| StoreError::Invalid {
+        message: format!(
+            "lamport timestamp {lamport} is above the largest storable one ({})",
+            i64::MAX
+        ),
+    })
+}
+
+/// A bound of a read by seq or timestamp (`after`) as a `bigint`, or `None` when it
+/// is at or above `i64::MAX`: no storable value is above it, so the read is empty.
+pub(crate) fn after_to_sql(after: u64) -> Option<i64> {
+    i64::try_from(after).ok().filter(|&a| a < i64::MAX)
 }
 
 /// `limit` as a SQL limit; `limit >= 1` as `MemStore` treats 0.
@@ -126,22 +169,60 @@ pub(crate) fn op_key(row: &Row, location: &str) -> Result<OpKey, StoreError> {
     })
 }
 
-/// The record in `row`'s columns from `first` on, in [`COLUMNS`] order.
+/// Column `i` of `row`, named `name` in the `Corrupt` error of `location`.
+fn named<'a, T: FromSql<'a>>(
+    row: &'a Row,
+    i: usize,
+    name: &str,
+    location: &str,
+) -> Result<T, StoreError> {
+    row.try_get(i)
+        .map_err(|e| StoreError::corrupt(location, format!("{name} column: {e}")))
+}
+
+/// The index column `name` (story or idempotency key, UTF-8 `bytea`) in column `i`.
+fn index_text(
+    row: &Row,
+    i: usize,
+    name: &str,
+    location: &str,
+) -> Result<Option<String>, StoreError> {
+    let raw: Option<Vec<u8>> = named(row, i, name, location)?;
+    raw.map(|b| {
+        String::from_utf8(b)
+            .map_err(|_| StoreError::corrupt(location, format!("{name} column is not UTF-8")))
+    })
+    .transpose()
+}
+
+/// The record in `row`'s columns from `first` on, in [`COLUMNS`] order. A column
+/// that is NULL where it may not be, of another type, or out of range is `Corrupt`
+/// naming `location` (with the op id once it is read) and the column.
 pub(crate) fn record(row: &Row, first: usize, location: &str) -> Result<OpRecord, StoreError> {
     let c = |i: usize| first + i;
-    let id = OpId(bytes32(col(row, c(0), location)?, location)?);
-    let author = AuthorId(bytes32(col(row, c(1), location)?, location)?);
-    let seq = seq_from_sql(col(row, c(2), location)?, location)?;
-    let evidence: bool = col(row, c(3), location)?;
-    let payload: Option<String> = col(row, c(4), location)?;
-    let payload_raw: Option<Vec<u8>> = col(row, c(5), location)?;
+    let id = OpId(bytes32(named(row, c(0), "id", location)?, location)?);
+    // Past the id, errors name the op too (a `since` or `timeline` page has no
+    // other name for its rows).
+    let here = format!("{location} (op {id})");
+    let location = here.as_str();
+    let author = AuthorId(bytes32(named(row, c(1), "author", location)?, location)?);
+    let seq = seq_from_sql(named(row, c(2), "seq", location)?, location)?;
+    let evidence: bool = named(row, c(3), "evidence", location)?;
+    let payload: Option<String> = named(row, c(4), "payload", location)?;
+    let payload_raw: Option<Vec<u8>> = named(row, c(5), "payload_raw", location)?;
     let payload = match (payload, payload_raw) {
         (Some(p), _) => p,
         (None, Some(raw)) => String::from_utf8(raw)
             .map_err(|_| StoreError::corrupt(location, "payload_raw is not UTF-8"))?,
         (None, None) => return Err(StoreError::corrupt(location, "payload missing")),
     };
-    let bytes: Vec<u8> = col(row, c(6), location)?;
+    let bytes: Vec<u8> = named(row, c(6), "bytes", location)?;
+    let lamport: i64 = named(row, c(7), "lamport", location)?;
+    let lamport = u64::try_from(lamport).map_err(|_| {
+        StoreError::corrupt(location, format!("lamport column: negative ({lamport})"))
+    })?;
+    let story = index_text(row, c(8), "story", location)?;
+    let key = index_text(row, c(9), "key", location)?;
     Ok(OpRecord {
         id,
         author,
@@ -149,5 +230,8 @@ pub(crate) fn record(row: &Row, first: usize, location: &str) -> Result<OpRecord
         payload,
         bytes,
         evidence,
+        lamport,
+        story,
+        key,
     })
 }

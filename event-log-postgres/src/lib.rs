@@ -19,8 +19,8 @@
 //!
 //! # Schema
 //! One schema per store (default `event_log`, created if missing), holding
-//! `schema_version` and `ops`; migrations run under an advisory lock, so concurrent
-//! openers are safe. Payloads stay readable with `psql` (a `text` column). See
+//! `schema_version`, `ops` and `meta`; migrations run under an advisory lock, so
+//! concurrent openers are safe. Payloads stay readable with `psql` (a `text` column). See
 //! [`schema`] for the tables.
 //!
 //! # Durability
@@ -50,6 +50,14 @@
 //! while others append never skips a row (replay and `verify` rely on it). Appends
 //! never wait for each other on the fence, only for a `load` statement in progress.
 //!
+//! # Indexed reads
+//! `author_ops`, `timeline`, `story_ops` and `keyed` each read one range of their own
+//! index (`(author, seq, id)`, `(lamport, id)`, `(story, lamport, id)`,
+//! `(author, key, seq, id)`), in the index's order and cut by the limit: O(k + log n)
+//! for k results. Resume points are row-value bounds of the index range. The
+//! `lamport`, `story` and `key` columns are stored as the core hands them (see
+//! [`schema`]).
+//!
 //! # `since`
 //! The tailing read pages per author by seq, never by a global serial (which commits
 //! can overtake): one query, a skip scan over the distinct authors and an index range
@@ -70,7 +78,9 @@
 //! connection, a black-holed network). Every operation is bounded client-side by
 //! [`PostgresConfig::operation_timeout`] (default 30 s; then `Unavailable`, naming
 //! the operation and the server); the connection it used is discarded, never handed
-//! to another operation. Sessions run with a `statement_timeout`, TCP keepalives and
+//! to another operation. A schema migration at open, which may take long on a big
+//! store, is bounded statement by statement (a statement cut short rolls the whole
+//! migration back). Sessions run with a `statement_timeout`, TCP keepalives and
 //! `TCP_USER_TIMEOUT` on both ends (so the server too ends the session of a vanished
 //! client and frees its locks), and pooled connections are checked before reuse
 //! ([`Recycling::Verified`]). An append that timed out may or may not be stored;

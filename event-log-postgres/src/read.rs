@@ -1,6 +1,7 @@
 //! Reads: `load` (replay, by position), `since` (tailing, by `(author, seq)`),
-//! `heads`, `get`, `evidence`, `count` and the meta values, as functions over the
-//! store's [`Inner`] state.
+//! the indexed reads (`author_ops`, `timeline`, `story_ops`, `keyed`), `heads`,
+//! `get`, `evidence`, `count` and the meta values, as functions over the store's
+//! [`Inner`] state.
 //!
 //! `since` never keys on a global serial: identities can commit out of order, and a
 //! tailer paging by position would skip a row that commits later with a smaller one.
@@ -11,13 +12,22 @@
 //! index (a recursive CTE, one index probe per author), then each author contributes
 //! at most `limit` rows from its own index range. So `since` and `heads` cost
 //! O(authors · log n + authors · limit), not O(n).
+//!
+//! The indexed reads are each one range of one index, read in the index's order and
+//! cut by the limit, so each costs O(k + log n) for k results: `author_ops` on
+//! `(author, seq, id)` (plus the rest of the last seq returned, on the same index),
+//! `timeline` on `(lamport, id)`, `story_ops` on `(story, lamport, id)` and `keyed` on
+//! `(author, key, seq, id)` (see [`crate::schema`]). Resume points are row-value
+//! comparisons, `(lamport, id) > ($1, $2)`, which the index range starts at.
 
-use bft_json_crdt::{OpId, VersionVector};
-use event_log_core::{OpKey, OpRecord, Position, StoreError};
+use bft_json_crdt::{AuthorId, OpId, VersionVector};
+use event_log_core::{Causal, OpKey, OpRecord, Position, StoreError};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::codec::{author, col, limit_to_sql, op_key, record, seq_from_sql, seq_to_sql};
+use crate::codec::{
+    after_to_sql, author, col, limit_to_sql, op_key, record, seq_from_sql, seq_to_sql,
+};
 use crate::conn::Conn;
 use crate::inner::Inner;
 
@@ -103,6 +113,96 @@ pub(crate) async fn since(
     rows.iter().map(|row| record(row, 0, "since")).collect()
 }
 
+/// `OpStore::author_ops`: one range of the `(author, seq, id)` index.
+pub(crate) async fn author_ops(
+    inner: &Inner,
+    author: &AuthorId,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<OpRecord>, StoreError> {
+    // No storable seq is above i64::MAX.
+    let Some(after) = after_to_sql(after) else {
+        return Ok(Vec::new());
+    };
+    let author: &[u8] = author.as_bytes();
+    let limit = limit_to_sql(limit);
+    let rows = query(
+        inner,
+        "reading an author's ops",
+        &inner.sql.read.author_ops,
+        &[&author, &after, &limit],
+    )
+    .await?;
+    rows.iter()
+        .map(|row| record(row, 0, "author_ops"))
+        .collect()
+}
+
+/// `OpStore::timeline`: one range of the `(lamport, id)` index.
+pub(crate) async fn timeline(
+    inner: &Inner,
+    after: &Causal,
+    limit: usize,
+) -> Result<Vec<OpRecord>, StoreError> {
+    // No storable timestamp is above i64::MAX: nothing follows such a point.
+    let Ok(lamport) = i64::try_from(after.lamport) else {
+        return Ok(Vec::new());
+    };
+    let id: &[u8] = after.id.as_bytes();
+    let limit = limit_to_sql(limit);
+    let rows = query(
+        inner,
+        "reading the timeline",
+        &inner.sql.read.timeline,
+        &[&lamport, &id, &limit],
+    )
+    .await?;
+    rows.iter().map(|row| record(row, 0, "timeline")).collect()
+}
+
+/// `OpStore::story_ops`: one range of the `(story, lamport, id)` index.
+pub(crate) async fn story_ops(
+    inner: &Inner,
+    story: &str,
+    after: &Causal,
+    limit: usize,
+) -> Result<Vec<OpRecord>, StoreError> {
+    let Ok(lamport) = i64::try_from(after.lamport) else {
+        return Ok(Vec::new());
+    };
+    let story: &[u8] = story.as_bytes();
+    let id: &[u8] = after.id.as_bytes();
+    let limit = limit_to_sql(limit);
+    let rows = query(
+        inner,
+        "reading a story's ops",
+        &inner.sql.read.story_ops,
+        &[&story, &lamport, &id, &limit],
+    )
+    .await?;
+    rows.iter().map(|row| record(row, 0, "story_ops")).collect()
+}
+
+/// `OpStore::keyed`: one range of the `(author, key, seq, id)` index.
+pub(crate) async fn keyed(
+    inner: &Inner,
+    author: &AuthorId,
+    key: &str,
+    limit: usize,
+) -> Result<Vec<OpRecord>, StoreError> {
+    let author: &[u8] = author.as_bytes();
+    let key: &[u8] = key.as_bytes();
+    let limit = limit_to_sql(limit);
+    let rows = query(
+        inner,
+        "reading ops by idempotency key",
+        &inner.sql.read.keyed,
+        &[&author, &key, &limit],
+    )
+    .await?;
+    rows.iter().map(|row| record(row, 0, "keyed")).collect()
+}
+
 /// `OpStore::heads`: each author's highest seq.
 pub(crate) async fn heads(inner: &Inner) -> Result<VersionVector, StoreError> {
     let rows = query(inner, "reading heads", &inner.sql.read.heads, &[]).await?;
@@ -119,9 +219,7 @@ pub(crate) async fn heads(inner: &Inner) -> Result<VersionVector, StoreError> {
 pub(crate) async fn get(inner: &Inner, id: &OpId) -> Result<Option<OpRecord>, StoreError> {
     let id_bytes: &[u8] = id.as_bytes();
     let rows = query(inner, "reading an op", &inner.sql.read.get, &[&id_bytes]).await?;
-    rows.first()
-        .map(|row| record(row, 0, &format!("op {id}")))
-        .transpose()
+    rows.first().map(|row| record(row, 0, "get")).transpose()
 }
 
 /// `OpStore::evidence`: from the partial index on evidence rows.

@@ -12,17 +12,44 @@
 //!     evidence    boolean NOT NULL,           -- equivocation evidence?
 //!     payload     text,                       -- the JSON payload, readable with psql
 //!     payload_raw bytea,                      -- only for payloads holding U+0000
-//!     bytes       bytea  NOT NULL             -- canonical signed encoding
+//!     bytes       bytea  NOT NULL,            -- canonical signed encoding
+//!     lamport     bigint NOT NULL CHECK (lamport >= 0), -- the op's Lamport timestamp
+//!     story       bytea,                      -- the transition's story (UTF-8), if any
+//!     key         bytea                       -- its idempotency key (UTF-8), if any
 //! )
 //! UNIQUE (author, seq) WHERE NOT evidence     -- one primary op per (author, seq)
-//! INDEX  (author, seq, id)                    -- since(), heads()
+//! INDEX  (author, seq, id)                    -- since(), heads(), author_ops()
 //! INDEX  (author, seq, id) WHERE evidence     -- evidence()
+//! INDEX  (lamport, id)                        -- timeline()
+//! INDEX  (story, lamport, id) WHERE story IS NOT NULL      -- story_ops()
+//! INDEX  (author, key, seq, id) WHERE key IS NOT NULL      -- keyed()
 //! meta (key text PRIMARY KEY, value bytea)    -- checkpoints and other small values
 //! ```
 //!
 //! `payload` is text rather than `jsonb` so it comes back byte for byte (jsonb
 //! reorders keys and rejects non-JSON). PostgreSQL text cannot hold U+0000; such a
 //! payload is kept in `payload_raw` instead, with `payload` NULL.
+//!
+//! `lamport`, `story` and `key` are the index columns the core hands with each op
+//! ([`event_log_core::OpRecord`]): stored as handed and returned exactly, never
+//! parsed from the op here (the log checks them against the signed bytes when it
+//! reads a row). `story` and `key` are `bytea` holding UTF-8 (read them in `psql`
+//! with `convert_from(story, 'UTF8')`): they are compared by equality only, as bytes,
+//! so no collation is involved, and a story holding U+0000 (valid in a signed JSON
+//! payload, impossible in `text`) is stored like any other. `lamport` is a `bigint`
+//! holding the timestamp as is: above `i64::MAX` an append is `Invalid` (as for
+//! seqs), which no valid op reaches (a timestamp is one more than its deps' highest).
+//!
+//! Migration 4 adds those columns to a schema written by an older build: it fills
+//! them in for every stored row from its signed bytes, decoded by the core
+//! ([`event_log_core::IndexColumns::of_bytes`]), a thousand rows per statement,
+//! inside the migration's transaction (so it applies wholly or not at all, and
+//! writers wait for it: the `ALTER TABLE` locks the table). A row whose bytes are no
+//! op gets lamport 0 and no story or key; the log reports it as damaged when it reads
+//! it. The indexes are built after the backfill. It rewrites every row, so on a big
+//! store it takes a while and the table needs room for a second copy of its rows
+//! until vacuum; each statement, not the whole migration, is bounded by the
+//! operation timeout.
 //!
 //! Migrations run in one transaction under a transaction-scoped advisory lock keyed
 //! on the schema name, so concurrent openers of one schema neither race on
@@ -33,16 +60,19 @@
 //! checks that the schema exists (`NotFound` otherwise, naming it) and is at exactly
 //! [`SCHEMA_VERSION`] (an older one must be opened writable once, to migrate).
 
-use deadpool_postgres::Object;
-use event_log_core::{Migration, SchemaStatus, StoreError};
-use tracing::info;
+use std::time::Duration;
+
+use deadpool_postgres::{Object, Transaction};
+use event_log_core::{IndexColumns, Migration, SchemaStatus, StoreError};
+use tracing::{info, warn};
 
 use crate::codec::col;
 use crate::config::quote_ident;
+use crate::conn::bounded;
 use crate::error::from_pg;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// Quoted, schema-qualified table names.
 #[derive(Debug, Clone)]
@@ -80,6 +110,9 @@ const STEPS: [&str; SCHEMA_VERSION as usize] = [
     "create the schema, the ops table and its indexes",
     "create the meta table (the log's replay checkpoints)",
     "index the equivocation evidence ops (ops_evidence)",
+    "add the lamport, story and idempotency-key columns, filled in from each row's \
+     signed bytes, and index them (ops_lamport_id, ops_story_lamport_id, \
+     ops_author_key_seq_id)",
 ];
 
 /// Where the schema stands, read without DDL: `current` is `None` when the schema or
@@ -125,10 +158,26 @@ async fn stored_version(
     Ok(Some(col(&row, 0, "schema_version")?))
 }
 
-/// Migration `n` (1-based) is `MIGRATIONS[n - 1]`, written against the table names.
-fn migrations(t: &Tables) -> Vec<String> {
+/// One migration: SQL, or (version 4) SQL around a backfill computed in Rust.
+enum Step {
+    /// Statements run as one batch.
+    Sql(String),
+    /// Adds the index columns (`add`), fills them in for the rows stored before
+    /// they existed ([`backfill`]), then indexes them (`finish`).
+    IndexColumns {
+        /// Adds the columns.
+        add: String,
+        /// Drops the backfill's default and creates the indexes.
+        finish: String,
+    },
+}
+
+/// Migration `n` (1-based) is `migrations(t)[n - 1]`, written against the table
+/// names. Each can be run again over its own result (a version row deleted by
+/// hand): `IF NOT EXISTS` where it matters.
+fn migrations(t: &Tables) -> Vec<Step> {
     vec![
-        format!(
+        Step::Sql(format!(
             "CREATE TABLE {ops} (
              position    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
              id          bytea   NOT NULL UNIQUE CHECK (length(id) = 32),
@@ -144,45 +193,129 @@ fn migrations(t: &Tables) -> Vec<String> {
          CREATE INDEX ops_author_seq_id ON {ops} (author, seq, id);
          COMMENT ON TABLE {ops} IS 'event-log ops: one signed op per row; see event-log-postgres';",
             ops = t.ops
-        ),
+        )),
         // Version 2: small values kept beside the ops (the log's replay checkpoints).
-        format!(
+        Step::Sql(format!(
             "CREATE TABLE {meta} (
                  key   text  PRIMARY KEY,
                  value bytea NOT NULL
              );",
             meta = t.meta
-        ),
+        )),
         // Version 3: evidence ops found without a scan.
-        format!(
+        Step::Sql(format!(
             "CREATE INDEX IF NOT EXISTS ops_evidence ON {ops} (author, seq, id) WHERE evidence;",
             ops = t.ops
-        ),
+        )),
+        // Version 4: the index columns and their indexes (built after the backfill:
+        // once, rather than maintained through it).
+        Step::IndexColumns {
+            add: format!(
+                "ALTER TABLE {ops}
+                     ADD COLUMN IF NOT EXISTS lamport bigint NOT NULL DEFAULT 0
+                         CONSTRAINT ops_lamport_check CHECK (lamport >= 0),
+                     ADD COLUMN IF NOT EXISTS story bytea,
+                     ADD COLUMN IF NOT EXISTS key bytea;",
+                ops = t.ops
+            ),
+            finish: format!(
+                "ALTER TABLE {ops} ALTER COLUMN lamport DROP DEFAULT;
+                 CREATE INDEX IF NOT EXISTS ops_lamport_id ON {ops} (lamport, id);
+                 CREATE INDEX IF NOT EXISTS ops_story_lamport_id ON {ops} (story, lamport, id)
+                     WHERE story IS NOT NULL;
+                 CREATE INDEX IF NOT EXISTS ops_author_key_seq_id ON {ops} (author, key, seq, id)
+                     WHERE key IS NOT NULL;",
+                ops = t.ops
+            ),
+        },
     ]
 }
 
-/// Creates the schema if needed and brings it to [`SCHEMA_VERSION`].
-pub(crate) async fn migrate(
-    client: &mut Object,
-    schema: &str,
+/// Rows read and updated per statement of the backfill.
+const BACKFILL_BATCH: i64 = 1000;
+
+/// Fills in `lamport`, `story` and `key` of every stored row from its signed bytes,
+/// [`BACKFILL_BATCH`] rows at a time in position order, inside the migration's
+/// transaction (so a migration cut short leaves the schema at the previous version,
+/// with nothing half-filled). The core decodes the bytes
+/// ([`IndexColumns::of_bytes`]): the store still never parses an op itself. A row
+/// whose bytes are no op keeps lamport 0 and no story or key; the log reports such a
+/// row as damaged when it reads it. Each statement is bounded by `bound`. Returns
+/// (rows filled in, rows left so).
+async fn backfill(
+    tx: &Transaction<'_>,
     t: &Tables,
     target: &str,
-) -> Result<(), StoreError> {
-    let pg = |what: &str| {
-        let what = what.to_owned();
-        move |e| from_pg(&what, target, e)
-    };
-    let tx = client
-        .transaction()
-        .await
-        .map_err(pg("starting migration"))?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended('event-log migrate ' || $1, 0))",
-        &[&schema],
-    )
-    .await
-    .map_err(pg("taking the migration lock"))?;
-    tx.batch_execute(&format!(
+    bound: Duration,
+) -> Result<(u64, u64), StoreError> {
+    let pg = |what: &'static str| move |e| from_pg(what, target, e);
+    let select = format!(
+        "SELECT position, bytes FROM {} WHERE position > $1 ORDER BY position LIMIT $2",
+        t.ops
+    );
+    let update = format!(
+        "UPDATE {} AS o SET lamport = u.lamport, story = u.story, key = u.key
+         FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[])
+             AS u(position, lamport, story, key)
+         WHERE o.position = u.position",
+        t.ops
+    );
+    let what = "backfilling the index columns";
+    let (select, update) = bounded(what, target, bound, async {
+        Ok((
+            tx.prepare(&select).await.map_err(pg(what))?,
+            tx.prepare(&update).await.map_err(pg(what))?,
+        ))
+    })
+    .await?;
+    let (mut filled, mut undecodable) = (0u64, 0u64);
+    let mut after = 0i64;
+    loop {
+        let rows = bounded(what, target, bound, async {
+            tx.query(&select, &[&after, &BACKFILL_BATCH])
+                .await
+                .map_err(pg(what))
+        })
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = col(last, 0, "backfill position")?;
+        let mut positions: Vec<i64> = Vec::with_capacity(rows.len());
+        let mut lamports: Vec<i64> = Vec::with_capacity(rows.len());
+        let mut stories: Vec<Option<Vec<u8>>> = Vec::with_capacity(rows.len());
+        let mut keys: Vec<Option<Vec<u8>>> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let position: i64 = col(row, 0, "backfill position")?;
+            let bytes: Vec<u8> = col(row, 1, &format!("position {position}: bytes"))?;
+            // A timestamp above i64::MAX is no valid op's (see `codec`): left as an
+            // undecodable row, which the log then reports.
+            let Some((cols, lamport)) = IndexColumns::of_bytes(&bytes)
+                .and_then(|c| i64::try_from(c.lamport).ok().map(|l| (c, l)))
+            else {
+                undecodable += 1;
+                continue;
+            };
+            positions.push(position);
+            lamports.push(lamport);
+            stories.push(cols.story.map(String::into_bytes));
+            keys.push(cols.key.map(String::into_bytes));
+        }
+        if !positions.is_empty() {
+            bounded(what, target, bound, async {
+                tx.execute(&update, &[&positions, &lamports, &stories, &keys])
+                    .await
+                    .map_err(pg(what))
+            })
+            .await?;
+        }
+        filled += positions.len() as u64;
+    }
+    Ok((filled, undecodable))
+}
+
+/// The statements that create the schema and its version table, as [`migrate`]
+/// runs them first.
+fn preamble(t: &Tables) -> String {
+    format!(
         "CREATE SCHEMA IF NOT EXISTS {s};
          CREATE TABLE IF NOT EXISTS {v} (
              version    integer PRIMARY KEY,
@@ -190,16 +323,83 @@ pub(crate) async fn migrate(
          );",
         s = t.schema,
         v = t.version
-    ))
-    .await
-    .map_err(pg("creating the schema"))?;
-    let row = tx
-        .query_one(
+    )
+}
+
+/// SQL that builds the schema `schema` as this build's migrations up to `version`
+/// left it (1 to 3: the migrations that are SQL alone), version rows included: for
+/// tests that migrate a schema stored by an older build. `Invalid` for another
+/// version or a bad schema name. Not part of the crate's API.
+#[doc(hidden)]
+pub fn schema_sql_at(schema: &str, version: i32) -> Result<String, StoreError> {
+    crate::config::validate_schema_name(schema)?;
+    if !(1..=3).contains(&version) {
+        return Err(StoreError::Invalid {
+            message: format!("no SQL-only schema at version {version}"),
+        });
+    }
+    let t = Tables::new(schema);
+    let mut sql = preamble(&t);
+    for (step, v) in migrations(&t).into_iter().zip(1..=version) {
+        let Step::Sql(step) = step else {
+            return Err(StoreError::Invalid {
+                message: format!("migration {v} is not SQL alone"),
+            });
+        };
+        sql.push_str(&step);
+        sql.push_str(&format!(
+            "\nINSERT INTO {} (version) VALUES ({v});\n",
+            t.version
+        ));
+    }
+    Ok(sql)
+}
+
+/// Creates the schema if needed and brings it to [`SCHEMA_VERSION`], in one
+/// transaction. Each statement is bounded by `bound` (the operation timeout), not the
+/// whole migration, which may take long on a big store (the version 4 backfill
+/// rewrites every row); a statement cut short drops the connection, rolling the
+/// migration back.
+pub(crate) async fn migrate(
+    client: &mut Object,
+    schema: &str,
+    t: &Tables,
+    target: &str,
+    bound: Duration,
+) -> Result<(), StoreError> {
+    let pg = |what: &str| {
+        let what = what.to_owned();
+        move |e| from_pg(&what, target, e)
+    };
+    let tx = bounded("starting migration", target, bound, async {
+        client.transaction().await.map_err(pg("starting migration"))
+    })
+    .await?;
+    let step = |what: &'static str, sql: String| {
+        let tx = &tx;
+        bounded(what, target, bound, async move {
+            tx.batch_execute(&sql).await.map_err(pg(what))
+        })
+    };
+    bounded("taking the migration lock", target, bound, async {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('event-log migrate ' || $1, 0))",
+            &[&schema],
+        )
+        .await
+        .map_err(pg("taking the migration lock"))
+    })
+    .await?;
+    step("creating the schema", preamble(t)).await?;
+    let row = bounded("reading the schema version", target, bound, async {
+        tx.query_one(
             &format!("SELECT coalesce(max(version), 0) FROM {}", t.version),
             &[],
         )
         .await
-        .map_err(pg("reading the schema version"))?;
+        .map_err(pg("reading the schema version"))
+    })
+    .await?;
     let current: i32 = col(&row, 0, "schema_version")?;
     if current > SCHEMA_VERSION {
         return Err(StoreError::Invalid {
@@ -209,23 +409,43 @@ pub(crate) async fn migrate(
             ),
         });
     }
-    for (i, sql) in migrations(t).iter().enumerate() {
+    for (i, migration) in migrations(t).into_iter().enumerate() {
         let version = i as i32 + 1;
         if version <= current {
             continue;
         }
-        tx.batch_execute(sql)
+        match migration {
+            Step::Sql(sql) => step("applying a migration", sql).await?,
+            Step::IndexColumns { add, finish } => {
+                step("adding the index columns", add).await?;
+                let (filled, undecodable) = backfill(&tx, t, target, bound).await?;
+                if undecodable > 0 {
+                    warn!(
+                        schema,
+                        undecodable,
+                        "rows whose bytes are no op got no index columns; the log reports \
+                         them as damaged"
+                    );
+                }
+                info!(schema, filled, "backfilled the index columns");
+                step("indexing the index columns", finish).await?;
+            }
+        }
+        bounded("recording the schema version", target, bound, async {
+            tx.execute(
+                &format!("INSERT INTO {} (version) VALUES ($1)", t.version),
+                &[&version],
+            )
             .await
-            .map_err(pg(&format!("applying migration {version}")))?;
-        tx.execute(
-            &format!("INSERT INTO {} (version) VALUES ($1)", t.version),
-            &[&version],
-        )
-        .await
-        .map_err(pg("recording the schema version"))?;
+            .map_err(pg("recording the schema version"))
+        })
+        .await?;
         info!(schema, version, "applied event-log schema migration");
     }
-    tx.commit().await.map_err(pg("committing the migration"))?;
+    bounded("committing the migration", target, bound, async {
+        tx.commit().await.map_err(pg("committing the migration"))
+    })
+    .await?;
     Ok(())
 }
 

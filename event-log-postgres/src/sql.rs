@@ -1,7 +1,7 @@
 //! The SQL a store runs, written once at open for its schema: the append statements
 //! (see [`crate::append`] for what they promise) and the reads (see [`crate::read`]).
 
-use crate::codec::COLUMNS;
+use crate::codec::{COLUMNS, O_COLUMNS};
 use crate::schema::Tables;
 
 /// The statements of a store.
@@ -26,10 +26,10 @@ impl Sql {
 /// The statements of [`crate::append`].
 #[derive(Debug)]
 pub(crate) struct AppendSql {
-    /// The batch `$1`–`$7` behind the position fence, skipping stored ids, with its
+    /// The batch `$1`–`$10` behind the position fence, skipping stored ids, with its
     /// notifications; one row per author with new ops.
     pub(crate) insert: String,
-    /// `insert`, writing only if the op `$8` is stored; returns whether it was.
+    /// `insert`, writing only if the op `$11` is stored; returns whether it was.
     pub(crate) guarded: String,
     /// What the conflict rule needs after a unique violation: the stored ops among
     /// the ids `$1` and the primary ops at the `(author, seq)` keys `$2`/`$3`.
@@ -39,8 +39,9 @@ pub(crate) struct AppendSql {
 }
 
 const BATCH: &str = "SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], \
-     $4::boolean[], $5::text[], $6::bytea[], $7::bytea[]) WITH ORDINALITY \
-     AS b(id, author, seq, evidence, payload, payload_raw, bytes, ord)";
+     $4::boolean[], $5::text[], $6::bytea[], $7::bytea[], $8::bigint[], $9::bytea[], \
+     $10::bytea[]) WITH ORDINALITY \
+     AS b(id, author, seq, evidence, payload, payload_raw, bytes, lamport, story, key, ord)";
 
 impl AppendSql {
     /// The statements on the tables `t`, notifying `channel` if `notify`.
@@ -48,8 +49,8 @@ impl AppendSql {
         // The batch's rows, in batch order; `filter` joins and restricts them.
         let rows = |filter: &str| {
             format!(
-                "INSERT INTO {ops} (id, author, seq, evidence, payload, payload_raw, bytes)
-                 SELECT id, author, seq, evidence, payload, payload_raw, bytes
+                "INSERT INTO {ops} ({COLUMNS})
+                 SELECT {COLUMNS}
                  FROM ({BATCH}) AS b, fence{filter} ORDER BY ord",
                 ops = t.ops
             )
@@ -76,8 +77,8 @@ impl AppendSql {
         // The guard and the insert share the statement's snapshot: the rows are
         // written if and only if the predecessor was stored when it started.
         let guarded = format!(
-            "WITH {fence}, pred AS (SELECT $8::bytea IS NULL
-                 OR EXISTS (SELECT 1 FROM {ops} WHERE id = $8::bytea) AS found),
+            "WITH {fence}, pred AS (SELECT $11::bytea IS NULL
+                 OR EXISTS (SELECT 1 FROM {ops} WHERE id = $11::bytea) AS found),
              ins AS ({rows} ON CONFLICT (id) DO NOTHING RETURNING author, seq),
              notified AS (SELECT {notify_expr} FROM ins GROUP BY author)
              SELECT pred.found, (SELECT count(*) FROM notified)::bigint FROM pred",
@@ -98,8 +99,8 @@ impl AppendSql {
             guarded,
             check,
             raw: format!(
-                "INSERT INTO {ops} (id, author, seq, evidence, payload, payload_raw, bytes)
-                 SELECT id, author, seq, evidence, payload, payload_raw, bytes
+                "INSERT INTO {ops} ({COLUMNS})
+                 SELECT {COLUMNS}
                  FROM ({BATCH}) AS b ORDER BY ord",
                 ops = t.ops
             ),
@@ -130,6 +131,15 @@ pub(crate) struct ReadSql {
     pub(crate) fence: String,
     /// The `(author, seq, id)` of every evidence op.
     pub(crate) evidence: String,
+    /// The ops of author `$1` with seq above `$2`, by `(seq, id)`: the first `$3`,
+    /// and the rest of the last one's seq (never splitting a seq).
+    pub(crate) author_ops: String,
+    /// The ops after `($1, $2)` in `(lamport, id)` order, at most `$3`.
+    pub(crate) timeline: String,
+    /// The ops of story `$1` after `($2, $3)` in `(lamport, id)` order, at most `$4`.
+    pub(crate) story_ops: String,
+    /// The ops of author `$1` with idempotency key `$2`, by `(seq, id)`, at most `$3`.
+    pub(crate) keyed: String,
 }
 
 impl ReadSql {
@@ -168,13 +178,45 @@ impl ReadSql {
              SELECT * FROM (
                  SELECT {COLUMNS} FROM page
                  UNION ALL
-                 SELECT o.id, o.author, o.seq, o.evidence, o.payload, o.payload_raw, o.bytes
+                 SELECT {O_COLUMNS}
                  FROM {ops} o JOIN last
                    ON o.author = last.author AND o.seq = last.seq AND o.id > last.id
              ) s
              ORDER BY author, seq, id"
         );
+        // Each indexed read is one index range in index order (the ORDER BY is the
+        // index's), so the LIMIT stops the scan after k rows: O(k + log n). Story and
+        // key are matched by equality only (bytea: bytes, no collation).
+        let author_ops = format!(
+            "WITH page AS (
+                 SELECT {COLUMNS} FROM {ops}
+                 WHERE author = $1 AND seq > $2
+                 ORDER BY seq, id LIMIT $3
+             ),
+             last AS (SELECT seq, id FROM page ORDER BY seq DESC, id DESC LIMIT 1)
+             SELECT * FROM (
+                 SELECT {COLUMNS} FROM page
+                 UNION ALL
+                 SELECT {O_COLUMNS}
+                 FROM {ops} o JOIN last
+                   ON o.author = $1 AND o.seq = last.seq AND o.id > last.id
+             ) s
+             ORDER BY seq, id"
+        );
         ReadSql {
+            author_ops,
+            timeline: format!(
+                "SELECT {COLUMNS} FROM {ops} WHERE (lamport, id) > ($1, $2) \
+                 ORDER BY lamport, id LIMIT $3"
+            ),
+            story_ops: format!(
+                "SELECT {COLUMNS} FROM {ops} WHERE story = $1 AND (lamport, id) > ($2, $3) \
+                 ORDER BY lamport, id LIMIT $4"
+            ),
+            keyed: format!(
+                "SELECT {COLUMNS} FROM {ops} WHERE author = $1 AND key = $2 \
+                 ORDER BY seq, id LIMIT $3"
+            ),
             load: format!(
                 "SELECT position, {COLUMNS} FROM {ops} WHERE position > $1 \
                  ORDER BY position LIMIT $2"

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bft_json_crdt::{AuthorId, OpId, VersionVector};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use event_log_core::{
-    OpKey, OpRecord, OpStore, Position, SchemaStatus, StoreDescription, StoreError,
+    Causal, OpKey, OpRecord, OpStore, Position, SchemaStatus, StoreDescription, StoreError,
 };
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{NoTls, Socket};
@@ -197,30 +197,38 @@ impl PostgresStore {
             .build()
             .map_err(|e| StoreError::backend(format!("building the pool for {target}"), e))?;
         let tables = Tables::new(&config.schema);
-        let synchronous_commit = bounded(
-            "opening the store",
-            &target,
-            config.operation_timeout,
-            async {
-                let mut client = Conn::get(&pool, "opening the store", &target).await?;
-                match prepare {
-                    Prepare::Check => {
-                        check_read_only(&client, &config.schema, &tables, &target).await?
-                    }
-                    Prepare::Migrate => {
-                        migrate(&mut client, &config.schema, &tables, &target).await?
-                    }
-                    Prepare::Nothing => {}
+        // Each step is bounded by the operation timeout; a migration, which may take
+        // long on a big store, statement by statement (see `schema::migrate`).
+        let bound = config.operation_timeout;
+        let synchronous_commit = async {
+            let what = "opening the store";
+            let mut client = bounded(what, &target, bound, Conn::get(&pool, what, &target)).await?;
+            match prepare {
+                Prepare::Check => {
+                    bounded(
+                        what,
+                        &target,
+                        bound,
+                        check_read_only(&client, &config.schema, &tables, &target),
+                    )
+                    .await?
                 }
-                let row = client
+                Prepare::Migrate => {
+                    migrate(&mut client, &config.schema, &tables, &target, bound).await?
+                }
+                Prepare::Nothing => {}
+            }
+            let row = bounded(what, &target, bound, async {
+                client
                     .query_one("SHOW synchronous_commit", &[])
                     .await
-                    .map_err(|e| from_pg("reading synchronous_commit", &target, e))?;
-                let synchronous_commit: String = col(&row, 0, "synchronous_commit")?;
-                client.done();
-                Ok(synchronous_commit)
-            },
-        )
+                    .map_err(|e| from_pg("reading synchronous_commit", &target, e))
+            })
+            .await?;
+            let synchronous_commit: String = col(&row, 0, "synchronous_commit")?;
+            client.done();
+            Ok(synchronous_commit)
+        }
         .await
         .map_err(|e| match e {
             StoreError::Invalid { message } if message.contains("TLS") => StoreError::Invalid {
@@ -305,6 +313,20 @@ impl PostgresStore {
         append::raw(&self.inner, ops).await
     }
 
+    /// The SQL of the indexed read `read` (`author_ops`, `timeline`, `story_ops` or
+    /// `keyed`), for tests that `EXPLAIN` it. Not part of the store's contract.
+    #[doc(hidden)]
+    pub fn read_sql(&self, read: &str) -> Option<&str> {
+        let sql = &self.inner.sql.read;
+        Some(match read {
+            "author_ops" => &sql.author_ops,
+            "timeline" => &sql.timeline,
+            "story_ops" => &sql.story_ops,
+            "keyed" => &sql.keyed,
+            _ => return None,
+        })
+    }
+
     pub(crate) fn pool(&self) -> &Pool {
         &self.inner.pool
     }
@@ -336,6 +358,41 @@ impl OpStore for PostgresStore {
 
     async fn since(&self, vv: &VersionVector, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
         read::since(&self.inner, vv, limit).await
+    }
+
+    /// One range of the `(author, seq, id)` index, completed to the last seq.
+    async fn author_ops(
+        &self,
+        author: &AuthorId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError> {
+        read::author_ops(&self.inner, author, after, limit).await
+    }
+
+    /// One range of the `(lamport, id)` index.
+    async fn timeline(&self, after: &Causal, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
+        read::timeline(&self.inner, after, limit).await
+    }
+
+    /// One range of the partial `(story, lamport, id)` index.
+    async fn story_ops(
+        &self,
+        story: &str,
+        after: &Causal,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError> {
+        read::story_ops(&self.inner, story, after, limit).await
+    }
+
+    /// One range of the partial `(author, key, seq, id)` index.
+    async fn keyed(
+        &self,
+        author: &AuthorId,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError> {
+        read::keyed(&self.inner, author, key, limit).await
     }
 
     async fn heads(&self) -> Result<VersionVector, StoreError> {

@@ -29,29 +29,49 @@ fn harness() -> FnHarness<SchemaGuard, String, PostgresStore> {
     FnHarness::new(create, open).with_damage(damage)
 }
 
-/// The one way: the text payload replaced by raw bytes that are not UTF-8.
+/// The ways a row is damaged behind the store's back, each naming the column the
+/// `Corrupt` error must name: the text payload replaced by raw bytes that are not
+/// UTF-8; the Lamport timestamp negative and NULL (its constraints dropped first, as
+/// a schema altered by hand would be); the story and the idempotency key not UTF-8.
 async fn damage(
     schema: String,
     position: Position,
     variant: usize,
 ) -> Result<Option<Damage>, StoreError> {
-    if variant > 0 {
-        return Ok(None);
+    let (alter, set, names) = match variant {
+        0 => ("", "payload = NULL, payload_raw = '\\xff00'", "UTF-8"),
+        1 => (
+            "DROP CONSTRAINT ops_lamport_check",
+            "lamport = -3",
+            "lamport",
+        ),
+        2 => (
+            "ALTER COLUMN lamport DROP NOT NULL",
+            "lamport = NULL",
+            "lamport",
+        ),
+        3 => ("", "story = '\\xff'", "story column"),
+        4 => ("", "key = '\\xc3'", "key column"),
+        _ => return Ok(None),
+    };
+    let admin = common::admin().await;
+    let fail = |e| StoreError::unavailable("damage a row", e);
+    if !alter.is_empty() {
+        admin
+            .batch_execute(&format!("ALTER TABLE \"{schema}\".ops {alter}"))
+            .await
+            .map_err(fail)?;
     }
-    let changed = common::admin()
-        .await
+    let changed = admin
         .execute(
-            &format!(
-                "UPDATE \"{schema}\".ops SET payload = NULL, payload_raw = '\\xff00'
-                 WHERE position = $1"
-            ),
+            &format!("UPDATE \"{schema}\".ops SET {set} WHERE position = $1"),
             &[&(position.0 as i64)],
         )
         .await
-        .map_err(|e| StoreError::unavailable("damage a row", e))?;
+        .map_err(fail)?;
     assert_eq!(changed, 1, "one row damaged");
     Ok(Some(Damage {
-        names: "UTF-8",
+        names,
         every_reader: true,
     }))
 }

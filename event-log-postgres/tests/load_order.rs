@@ -28,8 +28,8 @@ async fn load_never_skips_a_row_that_commits_late() {
     let tx = admin.transaction().await.unwrap();
     tx.execute(
         &format!(
-            "INSERT INTO \"{schema}\".ops (id, author, seq, evidence, payload, bytes)
-             VALUES ($1, $2, $3, false, $4, $5)"
+            "INSERT INTO \"{schema}\".ops (id, author, seq, evidence, payload, bytes, lamport)
+             VALUES ($1, $2, $3, false, $4, $5, $6)"
         ),
         &[
             &x.id.as_bytes().as_slice(),
@@ -37,6 +37,7 @@ async fn load_never_skips_a_row_that_commits_late() {
             &(x.seq as i64),
             &x.payload,
             &x.bytes,
+            &(x.lamport as i64),
         ],
     )
     .await

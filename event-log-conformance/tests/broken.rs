@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use event_log_conformance::{FnHarness, scenarios};
-use event_log_core::{MemStore, OpId, OpRecord, OpStore, Position, StoreError, VersionVector};
+use event_log_core::{
+    AuthorId, Causal, MemStore, OpId, OpRecord, OpStore, Position, StoreError, VersionVector,
+};
 
 #[derive(Clone, Copy, Debug)]
 enum Flaw {
@@ -20,6 +22,14 @@ enum Flaw {
     /// Claims to pipeline ordered appends but writes them without checking the
     /// predecessor.
     IgnoresGuard,
+    /// `timeline` resumes at its cursor instead of after it (repeats an op).
+    TimelineRepeats,
+    /// `story_ops` also returns the ops of stories that start with the one asked.
+    StoryPrefix,
+    /// `keyed` ignores the author.
+    KeyedAnyAuthor,
+    /// `author_ops` cuts a page at the limit even inside one seq.
+    AuthorOpsSplitsSeq,
 }
 
 #[derive(Clone)]
@@ -92,6 +102,66 @@ impl OpStore for Broken {
             page.remove(page.len() - 2);
         }
         Ok(page)
+    }
+    async fn author_ops(
+        &self,
+        author: &AuthorId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError> {
+        let mut page = self.inner.author_ops(author, after, limit).await?;
+        if let Flaw::AuthorOpsSplitsSeq = self.flaw {
+            page.truncate(limit.max(1));
+        }
+        Ok(page)
+    }
+    async fn timeline(&self, after: &Causal, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
+        if let Flaw::TimelineRepeats = self.flaw
+            && *after != Causal::START
+        {
+            let held = self.inner.get(&after.id).await?;
+            let mut page = self.inner.timeline(after, limit).await?;
+            if let Some(r) = held {
+                page.insert(0, r);
+                page.truncate(limit.max(1));
+            }
+            return Ok(page);
+        }
+        self.inner.timeline(after, limit).await
+    }
+    async fn story_ops(
+        &self,
+        story: &str,
+        after: &Causal,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError> {
+        if let Flaw::StoryPrefix = self.flaw {
+            let all = self.inner.timeline(after, usize::MAX).await?;
+            return Ok(all
+                .into_iter()
+                .filter(|r| r.story.as_deref().is_some_and(|s| s.starts_with(story)))
+                .take(limit.max(1))
+                .collect());
+        }
+        self.inner.story_ops(story, after, limit).await
+    }
+    async fn keyed(
+        &self,
+        author: &AuthorId,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<OpRecord>, StoreError> {
+        if let Flaw::KeyedAnyAuthor = self.flaw {
+            let all = self.inner.timeline(&Causal::START, usize::MAX).await?;
+            let mut hits: Vec<OpRecord> = all
+                .into_iter()
+                .filter(|r| r.key.as_deref() == Some(key))
+                .collect();
+            hits.sort_by_key(|r| (r.seq, r.id));
+            hits.truncate(limit.max(1));
+            return Ok(hits);
+        }
+        self.inner.keyed(author, key, limit).await
     }
     async fn heads(&self) -> Result<VersionVector, StoreError> {
         self.inner.heads().await
@@ -179,5 +249,29 @@ fn catches_a_store_that_ignores_the_ordered_append_guard() {
         Flaw::IgnoresGuard,
         "ordered_append",
         scenarios::ordered_append,
+    );
+}
+
+#[test]
+fn catches_a_store_whose_indexed_reads_are_wrong() {
+    must_fail(
+        Flaw::TimelineRepeats,
+        "timeline_matches_the_reference",
+        scenarios::timeline_matches_the_reference,
+    );
+    must_fail(
+        Flaw::StoryPrefix,
+        "story_ops_match_the_reference",
+        scenarios::story_ops_match_the_reference,
+    );
+    must_fail(
+        Flaw::KeyedAnyAuthor,
+        "keyed_matches_the_reference",
+        scenarios::keyed_matches_the_reference,
+    );
+    must_fail(
+        Flaw::AuthorOpsSplitsSeq,
+        "author_ops_match_the_reference",
+        scenarios::author_ops_match_the_reference,
     );
 }

@@ -52,6 +52,14 @@ pub enum Error {
         /// The damaged row.
         row: Box<crate::damage::DamagedRow>,
     },
+    /// A row read from the store fails its checks (a column edited, bytes changed,
+    /// a signature swapped): it is not returned, and it is listed in
+    /// [`crate::EventLog::damage`].
+    #[error("a row read from the store is damaged and was not returned: {row}")]
+    DamagedRead {
+        /// The damaged row (position 0: indexed reads do not return positions).
+        row: Box<crate::damage::DamagedRow>,
+    },
     /// The entry's op would exceed the op limits ([`crate::Limits`]): every replica
     /// would refuse it, so it is refused before it is signed, and nothing is stored.
     #[error(

@@ -38,6 +38,14 @@ impl LoggedEvent {
         self.entry.story_id()
     }
 
+    /// Where the event sits in the causal order: resume a timeline read after it.
+    pub fn causal(&self) -> crate::store::Causal {
+        crate::store::Causal {
+            lamport: self.lamport,
+            id: self.op_id,
+        }
+    }
+
     /// True for a sentinel: a gap, or a publisher run that ended uncleanly.
     pub fn is_gap(&self) -> bool {
         matches!(self.entry, Entry::Gap(_) | Entry::Unclean(_))

@@ -67,7 +67,7 @@ pub use error::{Error, Result};
 pub use event::{EventId, LoggedEvent, SledId, render_lines};
 pub use log::{
     CatchUp, EventLog, EventLogConfig, EventObserver, LogStats, MergeDelivery, MergeRejected,
-    MergeReport, OpenStats, VerifyReport, verify,
+    MergeReport, OpenStats, Page, VerifyReport, verify,
 };
 pub use memstore::MemStore;
 pub use store::{

@@ -10,6 +10,7 @@ pub(crate) mod decode;
 mod follow;
 mod merge;
 mod open;
+mod pages;
 mod read;
 mod scan;
 mod verify;
@@ -26,6 +27,7 @@ use crate::store::OpStore;
 pub use config::EventLogConfig;
 pub use follow::CatchUp;
 pub use merge::{MergeDelivery, MergeRejected, MergeReport};
+pub use pages::Page;
 pub use verify::{VerifyReport, verify};
 
 /// Receives every event that becomes visible in a log, local or merged, in commit

@@ -1,0 +1,232 @@
+//! Reads served by the store, a page at a time: by sled and event id, since a
+//! cursor, the causal timeline, one story. Each page costs O(k + log n) in the
+//! store for k rows (one index per access path, see [`OpStore`]); nothing reads the
+//! whole log into memory.
+//!
+//! Every row is checked before it is returned: its id is re-hashed from its bytes,
+//! its readable and index columns must say what the signed bytes say, and it must
+//! be the exact op this log validated (same id and signature; an op whose content
+//! differs has another id, so it is not one this log holds). A row that fails is
+//! never returned: the read fails with [`Error::DamagedRead`] naming it, and the
+//! row is listed in [`EventLog::damage`] (later reads skip it, as they skip the
+//! rows quarantined at open). Rows this log does not hold (another
+//! writer's, not caught up yet; rows quarantined at open) and rows out of the view
+//! (evidence, an equivocating sled's ops from its fork on) are skipped.
+
+use bft_json_crdt::VersionVector;
+
+use super::EventLog;
+use super::decode::decode_record;
+use crate::damage::{DamageKind, DamagedRow};
+use crate::error::{Error, Result};
+use crate::event::{EventId, LoggedEvent, SledId};
+use crate::state::event_of;
+use crate::store::{Causal, OpRecord, OpStore, Position};
+
+/// One page of events and where the next page starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<C> {
+    /// The events, in the read's order; at most the limit asked for.
+    pub events: Vec<LoggedEvent>,
+    /// The cursor after every row this page read (including rows it skipped):
+    /// pass it to the same read for the next page.
+    pub next: C,
+    /// True if the store held nothing more when the page was read. A log still
+    /// growing may hold more later: tailing readers call again with `next`.
+    pub end: bool,
+}
+
+impl<S: OpStore> EventLog<S> {
+    /// Events of one sled from `from` on (event ids ascending), at most `limit`
+    /// (`limit >= 1`); resume with [`Page::next`], the next event id to read.
+    pub async fn read_sled(
+        &self,
+        sled: &SledId,
+        from: EventId,
+        limit: usize,
+    ) -> Result<Page<EventId>> {
+        let limit = limit.max(1);
+        // An equivocating sled's ops from its fork on are all out of the view.
+        let stop = self.state.read().replica.excluded_from(sled);
+        let mut out = Vec::new();
+        let mut next = from;
+        loop {
+            if stop.is_some_and(|s| next.saturating_add(1) >= s) {
+                return Ok(Page {
+                    events: out,
+                    next,
+                    end: true,
+                });
+            }
+            let want = limit - out.len();
+            let rows = self.store.author_ops(sled, next, want).await?;
+            let full = rows.len() >= want;
+            if let Some(last) = rows.last() {
+                next = last.seq;
+            }
+            out.extend(self.visible(rows)?);
+            if !full || out.len() >= limit {
+                return Ok(Page {
+                    events: out,
+                    next,
+                    end: !full,
+                });
+            }
+        }
+    }
+
+    /// One event by sled and event id, read from the store.
+    pub async fn read_event(
+        &self,
+        sled: &SledId,
+        event_id: EventId,
+    ) -> Result<Option<LoggedEvent>> {
+        let rows = self.store.author_ops(sled, event_id, 1).await?;
+        let rows: Vec<OpRecord> = rows
+            .into_iter()
+            .filter(|r| event_id.checked_add(1) == Some(r.seq))
+            .collect();
+        Ok(self.visible(rows)?.into_iter().next())
+    }
+
+    /// Events after a cursor (a sled maps to the next event id wanted; a sled not
+    /// in it starts at 0), ordered by sled, then event id, at most `limit`
+    /// (`limit >= 1`): the tailing read. Resume with [`Page::next`].
+    pub async fn read_since(
+        &self,
+        cursor: &VersionVector,
+        limit: usize,
+    ) -> Result<Page<VersionVector>> {
+        let limit = limit.max(1);
+        let mut vv = cursor.clone();
+        let excluded: Vec<(SledId, u64)> = {
+            let st = self.state.read();
+            st.replica
+                .authors()
+                .filter_map(|a| st.replica.excluded_from(a).map(|s| (*a, s)))
+                .collect()
+        };
+        let mut out = Vec::new();
+        loop {
+            // Past an equivocating sled's fork nothing is visible: skip the rest.
+            for (sled, from) in &excluded {
+                if vv.get(sled).saturating_add(1) >= *from {
+                    vv.set(*sled, u64::MAX);
+                }
+            }
+            let want = limit - out.len();
+            let rows = self.store.since(&vv, want).await?;
+            let full = rows.len() >= want;
+            for r in &rows {
+                vv.raise(r.author, r.seq);
+            }
+            out.extend(self.visible(rows)?);
+            if !full || out.len() >= limit {
+                return Ok(Page {
+                    events: out,
+                    next: vv,
+                    end: !full,
+                });
+            }
+        }
+    }
+
+    /// Visible events after `after` in the causal order `(lamport, op id)` — the
+    /// same on every replica holding the same ops, each event after everything it
+    /// depends on — at most `limit` (`limit >= 1`). Start at [`Causal::START`];
+    /// resume with [`Page::next`].
+    pub async fn read_timeline(&self, after: &Causal, limit: usize) -> Result<Page<Causal>> {
+        self.causal_pages(None, after, limit).await
+    }
+
+    /// Visible events of one story after `after`, in causal order, at most `limit`
+    /// (`limit >= 1`). Start at [`Causal::START`]; resume with [`Page::next`].
+    pub async fn read_story(
+        &self,
+        story_id: &str,
+        after: &Causal,
+        limit: usize,
+    ) -> Result<Page<Causal>> {
+        self.causal_pages(Some(story_id), after, limit).await
+    }
+
+    /// Pages of the timeline, or of one story's timeline.
+    async fn causal_pages(
+        &self,
+        story: Option<&str>,
+        after: &Causal,
+        limit: usize,
+    ) -> Result<Page<Causal>> {
+        let limit = limit.max(1);
+        let mut next = *after;
+        let mut out = Vec::new();
+        loop {
+            let want = limit - out.len();
+            let rows = match story {
+                None => self.store.timeline(&next, want).await?,
+                Some(story) => self.store.story_ops(story, &next, want).await?,
+            };
+            let full = rows.len() >= want;
+            if let Some(last) = rows.last() {
+                next = last.causal();
+            }
+            out.extend(self.visible(rows)?);
+            if !full || out.len() >= limit {
+                return Ok(Page {
+                    events: out,
+                    next,
+                    end: !full,
+                });
+            }
+        }
+    }
+
+    /// The visible events among rows read from the store, in their order, after
+    /// checking each row (see the module docs).
+    fn visible(&self, rows: Vec<OpRecord>) -> Result<Vec<LoggedEvent>> {
+        let mut out = Vec::with_capacity(rows.len());
+        let mut damaged: Option<DamagedRow> = None;
+        let known: Vec<bool> = {
+            let log = self.damage.lock();
+            rows.iter().map(|r| log.contains(&r.id)).collect()
+        };
+        {
+            let st = self.state.read();
+            for (rec, known_damaged) in rows.iter().zip(known) {
+                if known_damaged {
+                    continue;
+                }
+                let (op, entry) = match decode_record(rec, &self.config) {
+                    Ok(decoded) => decoded,
+                    Err(kind) => {
+                        damaged = Some(DamagedRow::of(Position::START, rec, kind));
+                        break;
+                    }
+                };
+                let Some(held) = st.replica.get(&op.id()) else {
+                    // Not validated by this log (not caught up yet, or quarantined).
+                    continue;
+                };
+                if held.signature() != op.signature() {
+                    damaged = Some(DamagedRow::of(
+                        Position::START,
+                        rec,
+                        DamageKind::RowMismatch {
+                            column: "bytes",
+                            detail: "the signature differs from the one this log verified".into(),
+                        },
+                    ));
+                    break;
+                }
+                if st.replica.in_view(&op) {
+                    out.push(event_of(&op, entry));
+                }
+            }
+        }
+        if let Some(row) = damaged {
+            self.damage.lock().add(row.clone());
+            return Err(Error::DamagedRead { row: Box::new(row) });
+        }
+        Ok(out)
+    }
+}

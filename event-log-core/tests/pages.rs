@@ -1,0 +1,274 @@
+//! Reads served by the store, a page at a time, answer exactly what the log's view
+//! holds, for every page size, and never return a row that fails its checks.
+
+use std::collections::BTreeSet;
+
+use event_log_core::{
+    Causal, DamageKind, Error, EventId, EventLog, LoggedEvent, MemStore, Position, SigningKey,
+    SledId, Transition, VersionVector,
+};
+use pollster::block_on;
+use proptest::prelude::*;
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n + 1; 32])
+}
+
+fn transition(story: u8, i: usize) -> Transition {
+    Transition::now(
+        format!("story-{story}"),
+        "backlog",
+        "coding",
+        format!("E{i}"),
+    )
+}
+
+/// What one step of a run does.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Sled `sled` appends a transition of `story` (sled 0 is the reader's own).
+    Append { sled: u8, story: u8 },
+    /// The reader merges everything the other sleds hold.
+    Merge,
+    /// Sled 1 forks: a second key-1 log on its own store signs another op at its
+    /// next seq, and the reader merges it (sled 1 leaves the view from there on).
+    Fork,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => (0u8..3, 0u8..4).prop_map(|(sled, story)| Step::Append { sled, story }),
+        2 => Just(Step::Merge),
+        1 => Just(Step::Fork),
+    ]
+}
+
+/// Runs the steps: the reader (sled 0) over a `MemStore`, sleds 1 and 2 on their
+/// own stores, merged into the reader.
+async fn run(steps: &[Step]) -> (EventLog<MemStore>, MemStore) {
+    let store = MemStore::new();
+    let reader = EventLog::open(store.clone(), key(0)).await.unwrap();
+    let others = [
+        EventLog::open(MemStore::new(), key(1)).await.unwrap(),
+        EventLog::open(MemStore::new(), key(2)).await.unwrap(),
+    ];
+    let mut forked = false;
+    for (i, s) in steps.iter().enumerate() {
+        match s {
+            Step::Append { sled: 0, story } => {
+                reader
+                    .append_transition(transition(*story, i))
+                    .await
+                    .unwrap();
+            }
+            Step::Append { sled, story } => {
+                let log = &others[usize::from(*sled) - 1];
+                log.append_transition(transition(*story, i)).await.unwrap();
+            }
+            Step::Merge => {
+                for log in &others {
+                    let ops = log.export_since(&reader.version_vector());
+                    reader.merge(ops).await.unwrap();
+                }
+            }
+            Step::Fork if !forked => {
+                forked = true;
+                for log in &others {
+                    reader
+                        .merge(log.export_since(&VersionVector::new()))
+                        .await
+                        .unwrap();
+                }
+                // A twin of sled 1 that holds its ops but signs its own next op.
+                let twin = EventLog::open(MemStore::new(), key(1)).await.unwrap();
+                twin.merge(others[0].export_since(&VersionVector::new()))
+                    .await
+                    .unwrap();
+                twin.append_transition(transition(9, i)).await.unwrap();
+                others[0].append_transition(transition(8, i)).await.unwrap();
+                reader
+                    .merge(twin.export_since(&VersionVector::new()))
+                    .await
+                    .unwrap();
+                reader
+                    .merge(others[0].export_since(&VersionVector::new()))
+                    .await
+                    .unwrap();
+            }
+            Step::Fork => {}
+        }
+    }
+    (reader, store)
+}
+
+async fn all_timeline(log: &EventLog<MemStore>, limit: usize) -> Vec<LoggedEvent> {
+    let mut after = Causal::START;
+    let mut out = Vec::new();
+    loop {
+        let page = log.read_timeline(&after, limit).await.unwrap();
+        assert!(page.events.len() <= limit, "a page holds at most the limit");
+        assert!(
+            page.end || page.events.len() == limit,
+            "a short page is the end"
+        );
+        after = page.next;
+        out.extend(page.events);
+        if page.end {
+            return out;
+        }
+    }
+}
+
+async fn all_story(log: &EventLog<MemStore>, story: &str, limit: usize) -> Vec<LoggedEvent> {
+    let mut after = Causal::START;
+    let mut out = Vec::new();
+    loop {
+        let page = log.read_story(story, &after, limit).await.unwrap();
+        assert!(page.events.len() <= limit);
+        after = page.next;
+        out.extend(page.events);
+        if page.end {
+            return out;
+        }
+    }
+}
+
+async fn all_sled(log: &EventLog<MemStore>, sled: &SledId, limit: usize) -> Vec<LoggedEvent> {
+    let mut from: EventId = 0;
+    let mut out = Vec::new();
+    loop {
+        let page = log.read_sled(sled, from, limit).await.unwrap();
+        assert!(page.events.len() <= limit);
+        from = page.next;
+        out.extend(page.events);
+        if page.end {
+            return out;
+        }
+    }
+}
+
+async fn all_since(
+    log: &EventLog<MemStore>,
+    cursor: &VersionVector,
+    limit: usize,
+) -> Vec<LoggedEvent> {
+    let mut vv = cursor.clone();
+    let mut out = Vec::new();
+    loop {
+        let page = log.read_since(&vv, limit).await.unwrap();
+        assert!(page.events.len() <= limit);
+        vv = page.next;
+        out.extend(page.events);
+        if page.end {
+            return out;
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// For every page size, paging through the store gives exactly the log's view:
+    /// the timeline, each story, each sled, since any cursor, one event by id;
+    /// an equivocating sled's ops from its fork on are in none of them.
+    #[test]
+    fn store_pages_match_the_view(steps in prop::collection::vec(step(), 1..40), cut in 0u64..6) {
+        block_on(async {
+            let (log, _store) = run(&steps).await;
+            let timeline = log.timeline();
+            let sleds: BTreeSet<SledId> = (0..3).map(|n| SledId::from(&key(n).verifying_key())).collect();
+            for limit in [1usize, 2, 3, 7, 1000] {
+                prop_assert_eq!(all_timeline(&log, limit).await, timeline.clone());
+                for story in ["story-0", "story-1", "story-2", "story-3", "story-8", "story-9", "none"] {
+                    let want: Vec<LoggedEvent> = timeline
+                        .iter()
+                        .filter(|e| e.story_id() == Some(story))
+                        .cloned()
+                        .collect();
+                    prop_assert_eq!(all_story(&log, story, limit).await, want, "story {}", story);
+                }
+                for sled in &sleds {
+                    prop_assert_eq!(all_sled(&log, sled, limit).await, log.sled_events(sled));
+                }
+                let mut cursor = VersionVector::new();
+                for (i, sled) in sleds.iter().enumerate() {
+                    cursor.set(*sled, cut.saturating_sub(i as u64));
+                }
+                prop_assert_eq!(all_since(&log, &cursor, limit).await, log.events_since(&cursor));
+                prop_assert_eq!(
+                    all_since(&log, &VersionVector::new(), limit).await,
+                    log.events()
+                );
+            }
+            for sled in &sleds {
+                for id in 0..12 {
+                    prop_assert_eq!(log.read_event(sled, id).await.unwrap(), log.event(sled, id));
+                }
+            }
+            Ok(())
+        })?;
+    }
+}
+
+/// Rows changed after the log validated them are never returned: the read fails
+/// naming the op and the column, the row is listed as damaged, and later reads
+/// skip it; every other event is still served.
+#[test]
+fn tampered_rows_are_never_returned() {
+    block_on(async {
+        let store = MemStore::new();
+        let log = EventLog::open(store.clone(), key(0)).await.unwrap();
+        for i in 0..6 {
+            log.append_transition(transition(1, i)).await.unwrap();
+        }
+        let ids: Vec<_> = log.events().iter().map(|e| e.op_id).collect();
+        type Edit = fn(&mut event_log_core::OpRecord);
+        let edits: [(u64, &str, Edit); 4] = [
+            (2, "payload", |r| {
+                r.payload = r.payload.replace("coding", "shipped")
+            }),
+            (3, "story", |r| r.story = Some("story-7".into())),
+            (4, "lamport", |r| r.lamport += 1),
+            (5, "bytes", |r| {
+                let n = r.bytes.len();
+                r.bytes[n - 1] ^= 1;
+            }),
+        ];
+        for (position, _, edit) in &edits {
+            assert!(store.tamper(Position(*position), edit));
+        }
+        let mut seen = Vec::new();
+        for _ in 0..edits.len() {
+            match log.read_timeline(&Causal::START, 100).await {
+                Err(Error::DamagedRead { row }) => {
+                    let column = match &row.kind {
+                        DamageKind::RowMismatch { column, .. } => column.to_string(),
+                        other => panic!("unexpected damage {other:?}"),
+                    };
+                    assert_eq!(row.id, ids[seen.len() + 1], "damaged rows are met in order");
+                    assert!(
+                        Error::DamagedRead { row: row.clone() }
+                            .to_string()
+                            .contains(&row.id.to_string()),
+                        "the error names the op"
+                    );
+                    seen.push(column);
+                }
+                other => panic!("expected a damaged read, found {other:?}"),
+            }
+        }
+        assert_eq!(seen, vec!["payload", "story", "lamport", "bytes"]);
+        let page = log.read_timeline(&Causal::START, 100).await.unwrap();
+        let got: Vec<_> = page.events.iter().map(|e| e.op_id).collect();
+        assert_eq!(
+            got,
+            vec![ids[0], ids[5]],
+            "the intact rows are still served"
+        );
+        assert_eq!(log.damage().len(), 4, "each damaged row is listed");
+    });
+}

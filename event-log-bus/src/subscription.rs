@@ -33,10 +33,19 @@ pub struct Subscription<S: OpStore> {
     delivered: VersionVector,
     filter: EventFilter,
     queue: VecDeque<LoggedEvent>,
+    /// The log must be read (a catch-up, or a re-read after a lag), from `page`.
     read_log: bool,
+    /// Where the next page of the log read starts (the page cursor, which also
+    /// skips rows out of the view).
+    page: VersionVector,
+    /// Consecutive failed log reads (for the retry delay).
+    failures: u32,
     rereads: u64,
     closed: bool,
 }
+
+/// Events read from the log per page of a catch-up.
+const PAGE: usize = 512;
 
 impl<S: OpStore> std::fmt::Debug for Subscription<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,20 +70,32 @@ impl<S: OpStore> Subscription<S> {
             log,
             rx,
             taken: cursor.clone(),
+            page: cursor.clone(),
             delivered: cursor,
             filter,
             queue: VecDeque::new(),
             read_log,
+            failures: 0,
             rereads: 0,
             closed: false,
         }
     }
 
     /// The next event, waiting for one if none is ready; `None` once the feed is gone.
+    ///
+    /// A catch-up reads the log a page at a time (memory does not grow with the
+    /// backlog). A failed read (the store unavailable) is logged and retried after a
+    /// growing delay, up to 5 s; the subscription resumes where it was.
     pub async fn next(&mut self) -> Option<LoggedEvent> {
         loop {
             if let Some(e) = self.pop() {
                 return Some(e);
+            }
+            if self.read_log {
+                if let Err(delay) = self.read_page().await {
+                    tokio::time::sleep(delay).await;
+                }
+                continue;
             }
             if self.closed {
                 return None;
@@ -84,11 +105,19 @@ impl<S: OpStore> Subscription<S> {
         }
     }
 
-    /// The next event if one is ready now, without waiting.
+    /// The next event if one is ready now, without waiting (a log read that cannot
+    /// complete at once, say on a store served by a thread, is left to
+    /// [`Subscription::next`]).
     pub fn try_next(&mut self) -> Option<LoggedEvent> {
+        use futures::FutureExt;
         loop {
             if let Some(e) = self.pop() {
                 return Some(e);
+            }
+            if self.read_log {
+                // Not ready at once, or failed (retried by `next`): nothing now.
+                self.read_page().now_or_never()?.ok()?;
+                continue;
             }
             if self.closed {
                 return None;
@@ -122,22 +151,51 @@ impl<S: OpStore> Subscription<S> {
     }
 
     fn pop(&mut self) -> Option<LoggedEvent> {
-        if self.queue.is_empty() && self.read_log {
-            self.read_log = false;
-            let backlog = self.log.events_since(&self.taken);
-            self.take_all(&backlog);
-        }
         let e = self.queue.pop_front()?;
         self.delivered.raise(e.sled_id, e.event_id + 1);
         Some(e)
     }
 
+    /// Reads the next page of the log from the page cursor and takes its events;
+    /// the read ends at the page that reaches the end of the log. Live commits
+    /// received meanwhile wait in the broadcast: those the pages covered are
+    /// dropped as already taken, a lag makes the log be read again. A failed read
+    /// returns how long to wait before the next try.
+    async fn read_page(&mut self) -> Result<(), std::time::Duration> {
+        match self.log.read_since(&self.page, PAGE).await {
+            Ok(page) => {
+                self.failures = 0;
+                self.take_all(&page.events);
+                self.page = page.next;
+                if page.end {
+                    self.read_log = false;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.failures = self.failures.saturating_add(1);
+                let delay = std::time::Duration::from_millis(50)
+                    .saturating_mul(1 << self.failures.min(7))
+                    .min(std::time::Duration::from_secs(5));
+                tracing::warn!(error = %e, retry_in = ?delay, "feed subscriber cannot read the log; retrying");
+                Err(delay)
+            }
+        }
+    }
+
     fn on_live(&mut self, r: Result<Commit, RecvError>) {
         match r {
+            Ok(commit) if self.read_log => {
+                // Committed before the log read reaches its end: a page covers it.
+                drop(commit);
+            }
             Ok(commit) => self.take_all(&commit),
             Err(RecvError::Lagged(n)) => {
                 self.rereads += 1;
                 crate::metrics::feed_lagged();
+                if !self.read_log {
+                    self.page = self.taken.clone();
+                }
                 self.read_log = true;
                 tracing::debug!(commits = n, "feed subscriber lagged; re-reading the log");
             }

@@ -145,7 +145,8 @@ async fn lagging_live_subscriber_rereads_the_log_and_misses_nothing() {
 /// duplicate or a hole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn catch_up_during_concurrent_appends_has_no_hole_and_no_duplicate() {
-    const N: u64 = 400;
+    // Over two pages of a catch-up read (512), so a read spans pages while appends go on.
+    const N: u64 = 1500;
     let log = Arc::new(EventLog::open(MemStore::new(), key(1)).await.unwrap());
     let feed = Arc::new(LiveFeed::attach(log.clone(), LiveFeedConfig { capacity: 4 }).unwrap());
     let writer = {
@@ -177,6 +178,27 @@ async fn catch_up_during_concurrent_appends_has_no_hole_and_no_duplicate() {
                 ids.push(e.event_id);
             }
             assert_eq!(ids, (from..N).collect::<Vec<_>>(), "reader {r}");
+        }));
+    }
+    // Readers from event 0 once the backlog is long (up to 1,050 events: pages of
+    // the catch-up read while the writer goes on).
+    for r in 0..8u64 {
+        let feed = feed.clone();
+        let log = log.clone();
+        readers.push(tokio::spawn(async move {
+            while log.version_vector().get(&log.sled_id()) < r * 150 {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+            let mut sub = feed.subscribe_from(VersionVector::new(), EventFilter::all());
+            let mut ids = Vec::new();
+            while (ids.len() as u64) < N {
+                let e = tokio::time::timeout(Duration::from_secs(10), sub.next())
+                    .await
+                    .expect("no event for 10 s: a hole")
+                    .unwrap();
+                ids.push(e.event_id);
+            }
+            assert_eq!(ids, (0..N).collect::<Vec<_>>(), "reader from 0, {r}");
         }));
     }
     writer.await.unwrap();

@@ -1,10 +1,9 @@
 //! `evlog show`: print the events of a store.
 
+use std::collections::{HashSet, VecDeque};
 use std::process::ExitCode;
 
-use std::collections::HashSet;
-
-use event_log::{LoggedEvent, SledId};
+use event_log::{Causal, EventLog, LoggedEvent, OpStore, SledId, VersionVector};
 
 use crate::exit::CmdResult;
 use crate::out::outln;
@@ -50,36 +49,135 @@ impl Args {
     }
 }
 
-/// Runs `evlog show`.
+/// Events read from the store a page at a time.
+const PAGE: usize = 512;
+
+/// Where `show` reads from: one of the log's paged reads, with its cursor.
+enum Source {
+    /// By (sled, event id), after a cursor (everything from an empty one).
+    Since(VersionVector),
+    /// One sled, from an event id.
+    Sled(SledId, u64),
+    /// The causal timeline.
+    Timeline(Causal),
+}
+
+impl Source {
+    /// The next page of events; sets `done` after the last.
+    async fn next<S: OpStore>(
+        &mut self,
+        log: &EventLog<S>,
+        done: &mut bool,
+    ) -> event_log::Result<Vec<LoggedEvent>> {
+        let (events, end) = match self {
+            Source::Since(vv) => {
+                let page = log.read_since(vv, PAGE).await?;
+                *vv = page.next;
+                (page.events, page.end)
+            }
+            Source::Sled(sled, from) => {
+                let page = log.read_sled(sled, *from, PAGE).await?;
+                *from = page.next;
+                (page.events, page.end)
+            }
+            Source::Timeline(after) => {
+                let page = log.read_timeline(after, PAGE).await?;
+                *after = page.next;
+                (page.events, page.end)
+            }
+        };
+        *done = end;
+        Ok(events)
+    }
+}
+
+/// Which events `show` prints.
+#[derive(Clone, Copy)]
+enum Select {
+    /// The first N, printed as they are read.
+    Stream(usize),
+    /// The first N, held (to print them reversed).
+    Oldest(usize),
+    /// The last N, held.
+    Newest(usize),
+}
+
+/// Runs `evlog show`. Events stream from the store a page at a time, so memory
+/// does not grow with the log, except with `--reverse` (without `--limit`), which
+/// holds the selection to print it backwards, and `--last N`, which holds N.
 pub async fn run(a: Args) -> CmdResult {
     let log = crate::open::open_reader(&a.store).await?;
     let sleds: Vec<_> = log.version_vector().iter().map(|(s, _)| *s).collect();
-    let mut events: Vec<LoggedEvent> = match &a.since {
-        Some(c) => log.events_since(&cursor::parse(c, &sleds)?),
-        None if a.timeline => log.timeline(),
-        None => log.events(),
+    let sled = a
+        .sled
+        .as_deref()
+        .map(|s| cursor::resolve(s, &sleds))
+        .transpose()?;
+    let mut source = match (&a.since, sled) {
+        (Some(c), _) => Source::Since(cursor::parse(c, &sleds)?),
+        (None, _) if a.timeline => Source::Timeline(Causal::START),
+        (None, Some(sled)) => Source::Sled(sled, 0),
+        (None, None) => Source::Since(VersionVector::new()),
     };
-    if let Some(s) = &a.sled {
-        let sled = cursor::resolve(s, &sleds)?;
-        events.retain(|e| e.sled_id == sled);
+    // With --story: the sleds whose transitions of the story are shown, whose
+    // sentinels are shown too (read from the story's index first).
+    let story_sleds = match &a.story {
+        Some(story) => Some(story_sleds(&log, story).await?),
+        None => None,
+    };
+    let keep = |e: &LoggedEvent| {
+        sled.is_none_or(|s| e.sled_id == s)
+            && match (&a.story, &story_sleds) {
+                (Some(story), Some(owners)) => {
+                    e.story_id() == Some(story.as_str())
+                        || (e.is_gap() && owners.contains(&e.sled_id))
+                }
+                _ => true,
+            }
+    };
+    // Which events are printed, and whether they stream or wait for the end.
+    let select = match (a.reverse, a.limit, a.last) {
+        (false, None, None) => Select::Stream(usize::MAX),
+        (false, Some(n), _) => Select::Stream(n),
+        (false, None, Some(n)) => Select::Newest(n),
+        // Reversed, the first N are the newest N, the last N the oldest N.
+        (true, Some(n), _) => Select::Newest(n),
+        (true, None, Some(n)) => Select::Oldest(n),
+        (true, None, None) => Select::Oldest(usize::MAX),
+    };
+    let mut held: VecDeque<LoggedEvent> = VecDeque::new();
+    let mut printed = 0usize;
+    let mut done = false;
+    'read: while !done {
+        let page = source.next(&log, &mut done).await?;
+        for e in page.into_iter().filter(|e| keep(e)) {
+            match select {
+                Select::Stream(n) | Select::Oldest(n) if printed + held.len() >= n => {
+                    break 'read;
+                }
+                Select::Stream(_) => {
+                    print_events(std::slice::from_ref(&e), a.json)?;
+                    printed += 1;
+                }
+                Select::Oldest(_) => held.push_back(e),
+                Select::Newest(n) => {
+                    held.push_back(e);
+                    if held.len() > n {
+                        held.pop_front();
+                    }
+                }
+            }
+        }
     }
-    if let Some(story) = &a.story {
-        keep_story(&mut events, story);
-    }
+    let mut events: Vec<LoggedEvent> = held.into();
     if a.reverse {
         events.reverse();
     }
-    if let Some(n) = a.limit {
-        events.truncate(n);
-    }
-    if let Some(n) = a.last {
-        events.drain(..events.len().saturating_sub(n));
-    }
     print_events(&events, a.json)?;
+    printed += events.len();
     if !a.json {
         eprintln!(
-            "{} events; cursor {}",
-            events.len(),
+            "{printed} events; cursor {}",
             cursor::format(&log.version_vector())
         );
     }
@@ -87,14 +185,21 @@ pub async fn run(a: Args) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Keeps the transitions of `story`, and the sentinels of the sleds they come from.
-fn keep_story(events: &mut Vec<LoggedEvent>, story: &str) {
-    let sleds: HashSet<SledId> = events
-        .iter()
-        .filter(|e| e.story_id() == Some(story))
-        .map(|e| e.sled_id)
-        .collect();
-    events.retain(|e| e.story_id() == Some(story) || (e.is_gap() && sleds.contains(&e.sled_id)));
+/// The sleds with a visible transition of `story`.
+async fn story_sleds<S: OpStore>(
+    log: &EventLog<S>,
+    story: &str,
+) -> event_log::Result<HashSet<SledId>> {
+    let mut owners = HashSet::new();
+    let mut after = Causal::START;
+    loop {
+        let page = log.read_story(story, &after, PAGE).await?;
+        owners.extend(page.events.iter().map(|e| e.sled_id));
+        after = page.next;
+        if page.end {
+            return Ok(owners);
+        }
+    }
 }
 
 /// Says on stderr how many damaged rows the log kept out of the view and which

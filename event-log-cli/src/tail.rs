@@ -195,18 +195,25 @@ async fn follow(
 ) -> CmdResult {
     let mut tick = tokio::time::interval(interval);
     loop {
-        let fresh: Vec<LoggedEvent> = log
-            .events_since(cursor)
-            .into_iter()
-            .inspect(|e| cursor.raise(e.sled_id, e.event_id + 1))
-            .filter(|e| sled.is_none_or(|s| e.sled_id == s))
-            .filter(|e| {
-                a.story
-                    .as_deref()
-                    .is_none_or(|story| e.entry.story_id().is_none_or(|id| id == story))
-            })
-            .collect();
-        print_events(&fresh, a.json)?;
+        // What the view gained, read from the store a page at a time.
+        loop {
+            let page = log.read_since(cursor, 512).await?;
+            let fresh: Vec<LoggedEvent> = page
+                .events
+                .into_iter()
+                .filter(|e| sled.is_none_or(|s| e.sled_id == s))
+                .filter(|e| {
+                    a.story
+                        .as_deref()
+                        .is_none_or(|story| e.entry.story_id().is_none_or(|id| id == story))
+                })
+                .collect();
+            print_events(&fresh, a.json)?;
+            *cursor = page.next;
+            if page.end {
+                break;
+            }
+        }
         crate::out::flush()?;
         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
             return Ok(ExitCode::SUCCESS);

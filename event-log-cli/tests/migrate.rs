@@ -19,8 +19,8 @@ fn versions(report: &serde_json::Value) -> Vec<u64> {
 fn dry_run_changes_nothing_and_migrate_creates_then_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     for (scheme, file, steps) in [
-        ("sqlite", "m.db", vec![1, 2, 3]),
-        ("redb", "m.redb", vec![1]),
+        ("sqlite", "m.db", vec![1, 2, 3, 4]),
+        ("redb", "m.redb", vec![1, 2]),
     ] {
         let path = dir.path().join(file);
         let url = format!("{scheme}://{}", path.display());
@@ -87,7 +87,10 @@ fn an_old_schema_is_migrated_forward_step_by_step() {
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP INDEX ops_evidence; DROP TABLE meta; DELETE FROM schema_version WHERE version > 1;",
+            "DROP INDEX ops_lamport_id; DROP INDEX ops_story; DROP INDEX ops_key;
+             ALTER TABLE ops DROP COLUMN lamport; ALTER TABLE ops DROP COLUMN story;
+             ALTER TABLE ops DROP COLUMN key;
+             DROP INDEX ops_evidence; DROP TABLE meta; DELETE FROM schema_version WHERE version > 1;",
         )
         .unwrap();
     }
@@ -100,12 +103,12 @@ fn an_old_schema_is_migrated_forward_step_by_step() {
 
     let dry = json_lines(evlog().args(["migrate", "--dry-run", "--json", "--store", &url]));
     assert_eq!(dry[0]["from"], 1, "{dry:?}");
-    assert_eq!(versions(&dry[0]), [2, 3]);
+    assert_eq!(versions(&dry[0]), [2, 3, 4]);
     // Still at version 1 after the dry run.
     assert_ne!(run(evlog().args(["show", "--store", &url])).0, 0);
 
     let done = json_lines(evlog().args(["migrate", "--json", "--store", &url]));
-    assert_eq!(versions(&done[0]), [2, 3], "{done:?}");
+    assert_eq!(versions(&done[0]), [2, 3, 4], "{done:?}");
     let (code, out, err) = run(evlog().args(["show", "--store", &url]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("story-1"), "{out}");

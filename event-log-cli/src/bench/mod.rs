@@ -8,6 +8,10 @@
 //! | reopen of N events | raw full scan of the same rows | ≤ 3 × |
 //! | resident memory per event after reopen | — | ≤ 300 bytes |
 //!
+//! It also times the reads served by the store (the tailing read of the last 1,000
+//! events, a timeline page of 100 at a random point), whose budget compares two runs
+//! (`--events 100000` and `--events 10000000`).
+//!
 //! Raw backend inserts (pre-signed ops, one per call and in batches) are printed too,
 //! to show what the store itself costs. Figures made of many calls (an fdatasync, a
 //! raw insert, an append) show the median and 99th percentile of one call beside the
@@ -22,7 +26,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use event_log::bft::KeyPair;
-use event_log::{EventLog, OpRecord, OpStore, Position, SigningKey, Transition};
+use event_log::{Causal, EventLog, OpRecord, OpStore, Position, SigningKey, Transition};
 
 use crate::exit::CmdResult;
 use crate::progress::bar;
@@ -53,6 +57,60 @@ pub struct Args {
     /// JSON output.
     #[arg(long)]
     json: bool,
+}
+
+/// Reads served by the store on a log of `events` events of one sled: the tailing
+/// read of the last 1,000 events and a timeline page of 100 at a random point,
+/// 50 of each. (Their budget compares runs at two sizes, `--events 100000` and
+/// `--events 10000000`: at 10M ≤ 2 × at 100k.)
+async fn store_reads(
+    log: &EventLog<Arc<dyn OpStore>>,
+    events: u64,
+) -> Result<Vec<Row>, event_log::Error> {
+    let tip = log.version_vector();
+    let mut tail = Latencies::new();
+    let mut pages = Latencies::new();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..50 {
+        let mut cursor = tip.clone();
+        for (sled, seq) in tip.iter() {
+            cursor.set(*sled, seq.saturating_sub(1000));
+        }
+        tail.time(async {
+            loop {
+                let page = log.read_since(&cursor, 1000).await?;
+                cursor = page.next;
+                if page.end {
+                    return Ok::<_, event_log::Error>(());
+                }
+            }
+        })
+        .await?;
+        // splitmix64: a point anywhere in the chain (one sled: lamport = seq).
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        let at = Causal {
+            lamport: (z ^ (z >> 31)) % events.max(1),
+            id: event_log::OpId([0; 32]),
+        };
+        pages.time(log.read_timeline(&at, 100)).await?;
+    }
+    Ok(vec![
+        Row::new(
+            format!("read_since, the last 1000 of {events} events"),
+            tail.quantile(0.5).as_secs_f64() * 1e3,
+            "ms",
+        )
+        .percentiles(&tail),
+        Row::new(
+            format!("read_timeline, 100 events at a random point of {events}"),
+            pages.quantile(0.5).as_secs_f64() * 1e3,
+            "ms",
+        )
+        .percentiles(&pages),
+    ])
 }
 
 /// Parses `--budget-scale`: a finite number above 0.
@@ -302,6 +360,7 @@ pub async fn run(a: Args) -> CmdResult {
             .at_most(1.0, scale),
         );
     }
+    rows.extend(store_reads(&reopened, a.events).await?);
     drop(reopened);
 
     report::print(&rows, a.json)?;

@@ -16,7 +16,8 @@ use crate::op::{Op, RawOp, SignedOp};
 use crate::rejected::{DecodeError, Rejected};
 use crate::replica::{Outcome, Replica};
 
-/// Most ops one [`replica_ingest`] input builds (signing dominates the cost of a run).
+/// Most ops one [`replica_ingest`] input builds (the replicas' signature checks
+/// dominate the cost of a run).
 pub const MAX_OPS: usize = 24;
 
 /// Number of distinct authors [`replica_ingest`] signs with.

@@ -8,7 +8,7 @@
 //! cargo test --example embed_core
 //! ```
 
-use event_log::{EventLog, Gap, MemStore, RunId, SigningKey, Transition, render_lines};
+use event_log::{Causal, EventLog, Gap, MemStore, RunId, SigningKey, Transition, render_lines};
 
 /// The application code under test: records a work item's progress.
 async fn advance(
@@ -29,7 +29,9 @@ fn main() -> event_log::Result<()> {
         advance(&log, "story-1", "backlog", "coding").await?;
         log.append_gap(Gap::new(RunId(1), 1, 2)).await?;
         advance(&log, "story-1", "coding", "review").await?;
-        print!("{}", render_lines(&log.timeline()));
+        // Reads are served by the store, a page at a time.
+        let page = log.read_timeline(&Causal::START, 100).await?;
+        print!("{}", render_lines(&page.events));
         Ok(())
     })
 }
@@ -49,8 +51,9 @@ mod tests {
             drop(log);
             // A clone of a MemStore shares its ops: reopening is a restart.
             let log = EventLog::open(store, key).await.unwrap();
-            let stages: Vec<_> = log
-                .story_events("s")
+            let page = log.read_story("s", &Causal::START, 100).await.unwrap();
+            let stages: Vec<_> = page
+                .events
                 .into_iter()
                 .map(|e| e.entry.to_string())
                 .collect();

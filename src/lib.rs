@@ -30,8 +30,17 @@
 //! let log = event_log::open("sqlite://events.db", key).await?;
 //! log.append_transition(event_log::Transition::now("story-1", "backlog", "coding", "DepsMet"))
 //!     .await?;
-//! for line in log.timeline() {
-//!     println!("{line}");
+//! // Reads are served by the store, a page at a time.
+//! let mut after = event_log::Causal::START;
+//! loop {
+//!     let page = log.read_timeline(&after, 500).await?;
+//!     for line in &page.events {
+//!         println!("{line}");
+//!     }
+//!     after = page.next;
+//!     if page.end {
+//!         break;
+//!     }
 //! }
 //! # Ok(()) }
 //! ```

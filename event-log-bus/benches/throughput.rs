@@ -96,7 +96,7 @@ async fn run_case(backend: Backend, mode: Mode, producers: u64, events: u64) -> 
                 t.await.expect("producer");
             }
             let elapsed = start.elapsed();
-            assert_eq!(log.len() as u64, total);
+            assert_eq!(log.visible_len() as u64, total);
             elapsed
         }
         Mode::Bus => {

@@ -5,6 +5,7 @@
 
 mod common;
 
+use event_log_conformance::read::ReadAll;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -99,7 +100,10 @@ async fn a_failing_store_slows_the_publisher_and_loses_nothing() {
         (40, 0, 0, 0),
         "{stats:?}"
     );
-    check_runs(&log.sled_events(&log.sled_id()), &[(stats.run, 40)]);
+    check_runs(
+        &log.all_sled_events(&log.sled_id()).await.unwrap(),
+        &[(stats.run, 40)],
+    );
 }
 
 /// A persister that stops on an error (a read-only log refuses every append): the

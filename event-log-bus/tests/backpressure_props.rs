@@ -7,6 +7,7 @@
 
 mod common;
 
+use event_log_conformance::read::ReadAll;
 use std::time::Duration;
 
 use common::{TestStore, cases, check_runs, fired, open, wait_until};
@@ -106,7 +107,10 @@ async fn run(plan: Plan) {
     if plan.bursts.iter().all(|&(wait, _)| wait) {
         assert_eq!((stats.dropped, stats.gaps), (0, 0), "{stats:?}");
     }
-    let acc = check_runs(&log.sled_events(&log.sled_id()), &[(stats.run, published)]);
+    let acc = check_runs(
+        &log.all_sled_events(&log.sled_id()).await.unwrap(),
+        &[(stats.run, published)],
+    );
     assert_eq!(acc[0].transitions, stats.persisted);
 }
 

@@ -5,6 +5,7 @@
 
 mod common;
 
+use event_log_conformance::read::ReadAll;
 use std::time::Duration;
 
 use common::{TestStore, cases, check_runs, fired, open};
@@ -84,7 +85,7 @@ proptest! {
 
             store.set_delay(Duration::ZERO);
             let reopened = open(store.inner().clone()).await;
-            let events = reopened.sled_events(&reopened.sled_id());
+            let events = reopened.all_sled_events(&reopened.sled_id()).await.unwrap();
             let acc = check_runs(&events, &[(run_a, n_a), (run_b, n_b)]);
             for (acc, stats) in acc.iter().zip([stats_a, stats_b]) {
                 assert_eq!(acc.transitions, stats.persisted);

@@ -6,6 +6,7 @@
 
 mod common;
 
+use event_log_conformance::read::ReadAll;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -129,7 +130,7 @@ fn killed_run_is_recorded_as_one_unclean_sentinel() {
         bus.publish(fired(0));
         let stats = p.shutdown().await.unwrap();
         assert_eq!(stats.unclean_recorded, 1, "{stats:?}");
-        let events = log.sled_events(&log.sled_id());
+        let events = log.all_sled_events(&log.sled_id()).await.unwrap();
         let sentinels: Vec<_> = events
             .iter()
             .enumerate()
@@ -179,7 +180,9 @@ fn killed_run_is_recorded_as_one_unclean_sentinel() {
         let p = spawn_persister(bus.receiver(), log.clone(), PersisterConfig::default());
         p.shutdown().await.unwrap();
         let n = log
-            .sled_events(&log.sled_id())
+            .all_sled_events(&log.sled_id())
+            .await
+            .unwrap()
             .iter()
             .filter(|e| matches!(e.entry, Entry::Unclean(_)))
             .count();

@@ -2,6 +2,7 @@
 
 mod common;
 
+use event_log_conformance::read::ReadAll;
 use std::time::Duration;
 
 use common::{TestStore, check_runs, fired, open, wait_until};
@@ -33,7 +34,7 @@ async fn lag_becomes_one_gap_sentinel_with_the_real_logical_ids() {
     store.set_gate(true);
     let stats = p.shutdown().await.unwrap();
 
-    let text = render_lines(&log.timeline());
+    let text = render_lines(&log.all_timeline().await.unwrap());
     assert!(
         text.contains("events between 3 and 5 were dropped"),
         "{text}"
@@ -72,7 +73,10 @@ async fn overflow_before_first_poll_is_a_leading_gap() {
     let p = spawn_persister(rx, log.clone(), PersisterConfig::default());
     drop(bus);
     let stats = p.join().await.unwrap();
-    let acc = check_runs(&log.sled_events(&log.sled_id()), &[(stats.run, 10)]);
+    let acc = check_runs(
+        &log.all_sled_events(&log.sled_id()).await.unwrap(),
+        &[(stats.run, 10)],
+    );
     assert_eq!(acc[0].gaps, vec![(0, 5)]);
     assert_eq!(acc[0].transitions, 4);
     assert_eq!((stats.persisted, stats.dropped, stats.gaps), (4, 6, 1));
@@ -102,8 +106,11 @@ async fn shutdown_flushes_everything_received_and_returns_final_counters() {
         (3000, 3000, 0)
     );
     assert!(stats.batches <= 3000 / 256 + 1, "group commit: {stats:?}");
-    assert_eq!(log.len(), 3000);
-    check_runs(&log.sled_events(&log.sled_id()), &[(run, 3000)]);
+    assert_eq!(log.visible_len(), 3000);
+    check_runs(
+        &log.all_sled_events(&log.sled_id()).await.unwrap(),
+        &[(run, 3000)],
+    );
     // Bus counter agrees.
     assert_eq!(bus.published(), 3000);
 }

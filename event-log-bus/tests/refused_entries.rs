@@ -3,6 +3,7 @@
 
 mod common;
 
+use event_log_conformance::read::ReadAll;
 use std::time::Duration;
 
 use common::{fired, open, wait_until};
@@ -50,7 +51,9 @@ async fn an_oversized_transition_becomes_a_gap_of_its_own_id() {
         "refused before any append: {stats:?}"
     );
     let gaps: Vec<(u64, u64)> = log
-        .events()
+        .all_events()
+        .await
+        .unwrap()
         .iter()
         .filter_map(|e| match &e.entry {
             Entry::Gap(g) => Some((g.from, g.to)),

@@ -5,6 +5,7 @@
 
 mod common;
 
+use event_log_conformance::read::ReadAll;
 use std::time::Duration;
 
 use common::{TestStore, check_runs, fired, open, wait_until};
@@ -67,7 +68,10 @@ async fn a_retry_budget_keeps_retrying_for_about_that_long_before_recording_the_
     let stats = p.shutdown().await.unwrap();
     assert!(stats.is_settled(), "{stats:?}");
     assert_eq!((stats.persisted, stats.dropped), (2, 1), "{stats:?}");
-    let acc = check_runs(&log.sled_events(&log.sled_id()), &[(stats.run, 3)]);
+    let acc = check_runs(
+        &log.all_sled_events(&log.sled_id()).await.unwrap(),
+        &[(stats.run, 3)],
+    );
     assert_eq!(acc[0].gaps, vec![(1, 1)]);
 }
 
@@ -90,5 +94,8 @@ async fn a_store_recovering_within_the_budget_loses_nothing() {
     let stats = p.shutdown().await.unwrap();
     assert!(stats.is_settled(), "{stats:?}");
     assert_eq!((stats.persisted, stats.gaps, stats.abandoned), (3, 0, 0));
-    check_runs(&log.sled_events(&log.sled_id()), &[(stats.run, 3)]);
+    check_runs(
+        &log.all_sled_events(&log.sled_id()).await.unwrap(),
+        &[(stats.run, 3)],
+    );
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use event_log_conformance::read::ReadAll;
 use std::time::Duration;
 
 use common::{TestStore, fired, key, wait_until};
@@ -78,7 +79,7 @@ async fn another_tasks_failing_append_does_not_count_as_the_persisters() {
     wait_until("logical id 1 settled", || p.stats().persisted >= 2).await;
     let stats = p.shutdown().await.unwrap();
 
-    let events = log.sled_events(&log.sled_id());
+    let events = log.all_sled_events(&log.sled_id()).await.unwrap();
     let ours: Vec<&str> = events
         .iter()
         .filter_map(|e| e.story_id())

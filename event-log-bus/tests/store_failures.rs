@@ -3,6 +3,7 @@
 
 mod common;
 
+use event_log_conformance::read::ReadAll;
 use std::time::Duration;
 
 use common::{TestStore, check_runs, fired, open, wait_until};
@@ -45,11 +46,14 @@ async fn store_failing_then_recovering_loses_nothing() {
     assert!((2..=3).contains(&stats.store_errors), "{stats:?}");
     assert!(stats.is_settled(), "{stats:?}");
     assert_eq!((stats.persisted, stats.gaps, stats.abandoned), (20, 0, 0));
-    check_runs(&log.sled_events(&log.sled_id()), &[(stats.run, 20)]);
+    check_runs(
+        &log.all_sled_events(&log.sled_id()).await.unwrap(),
+        &[(stats.run, 20)],
+    );
     // And after a reopen of the same store.
     let reopened = open(store.inner().clone()).await;
     check_runs(
-        &reopened.sled_events(&reopened.sled_id()),
+        &reopened.all_sled_events(&reopened.sled_id()).await.unwrap(),
         &[(stats.run, 20)],
     );
 }
@@ -85,16 +89,19 @@ async fn store_failing_beyond_budget_records_the_dropped_ids_as_a_gap() {
     let stats = p.shutdown().await.unwrap();
     assert!(stats.is_settled(), "{stats:?}");
     assert_eq!((stats.persisted, stats.dropped, stats.lagged), (6, 10, 0));
-    let acc = check_runs(&log.sled_events(&log.sled_id()), &[(stats.run, 16)]);
+    let acc = check_runs(
+        &log.all_sled_events(&log.sled_id()).await.unwrap(),
+        &[(stats.run, 16)],
+    );
     assert_eq!(acc[0].gaps, vec![(5, 14)]);
-    let text = render_lines(&log.timeline());
+    let text = render_lines(&log.all_timeline().await.unwrap());
     assert!(
         text.contains("events between 5 and 14 were dropped"),
         "{text}"
     );
     let reopened = open(store.inner().clone()).await;
     check_runs(
-        &reopened.sled_events(&reopened.sled_id()),
+        &reopened.all_sled_events(&reopened.sled_id()).await.unwrap(),
         &[(stats.run, 16)],
     );
 }
@@ -119,9 +126,9 @@ async fn batch_in_doubt_is_completed_at_shutdown() {
         (0, 4, 1)
     );
     assert!(stats.is_settled(), "{stats:?}");
-    assert_eq!(log.len(), 4);
+    assert_eq!(log.visible_len(), 4);
     log.append_transition(fired(4)).await.unwrap();
-    let events = log.sled_events(&log.sled_id());
+    let events = log.all_sled_events(&log.sled_id()).await.unwrap();
     let stories: Vec<_> = events.iter().filter_map(|e| e.story_id()).collect();
     assert_eq!(stories, ["test_0", "test_1", "test_2", "test_3", "test_4"]);
 }
@@ -154,7 +161,9 @@ async fn conflict_on_a_batch_in_doubt_resends_it_once() {
     assert_eq!((stats.persisted, stats.gaps), (3, 0), "{stats:?}");
     let stored = open(store.inner().clone()).await;
     let stories: Vec<_> = stored
-        .sled_events(&stored.sled_id())
+        .all_sled_events(&stored.sled_id())
+        .await
+        .unwrap()
         .iter()
         .filter_map(|e| e.story_id().map(str::to_owned))
         .collect();

@@ -4,6 +4,7 @@
 
 mod common;
 
+use event_log_conformance::read::ReadAll;
 use std::time::Duration;
 
 use common::{TestStore, fired, open, open_read_only, wait_until};
@@ -69,7 +70,7 @@ fn clean_run(mem: &MemStore, n: u64) -> (PersisterStats, Vec<LoggedEvent>) {
             bus.publish(fired(i));
         }
         let stats = p.shutdown().await.unwrap();
-        (stats, log.sled_events(&log.sled_id()))
+        (stats, log.all_sled_events(&log.sled_id()).await.unwrap())
     })
 }
 
@@ -146,7 +147,7 @@ fn sentinel_waits_for_a_failing_store_and_still_comes_first() {
         wait_until("the sentinel recorded", || p.stats().unclean_recorded == 1).await;
         bus.publish(fired(1));
         let stats = p.shutdown().await.unwrap();
-        (stats, log.sled_events(&log.sled_id()))
+        (stats, log.all_sled_events(&log.sled_id()).await.unwrap())
     });
     assert!(stats.is_settled(), "{stats:?}");
     assert_eq!((stats.persisted, stats.dropped), (1, 1), "{stats:?}");
@@ -215,7 +216,7 @@ fn read_only_log_does_not_break_the_start() {
         assert!(!p.is_finished(), "the persister runs");
         let stats = p.shutdown().await.unwrap();
         assert_eq!(stats.received, 0);
-        assert!(uncleans(&log.sled_events(&log.sled_id())).is_empty());
+        assert!(uncleans(&log.all_sled_events(&log.sled_id()).await.unwrap()).is_empty());
     });
     let after = runtime().block_on(async { mem_meta(&mem).await });
     assert_eq!(before, after, "a read-only start writes nothing");

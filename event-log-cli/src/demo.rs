@@ -14,14 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_log::bus::{PersisterConfig, TransitionBus, spawn_persister};
-use event_log::{
-    EventLog, EventLogConfig, FileWatermark, SharedWatermark, Transition, render_lines,
-};
+use event_log::{EventLog, EventLogConfig, FileWatermark, SharedWatermark, Transition};
 
 use crate::exit::CmdResult;
 use crate::out;
 use crate::out::outln;
-use crate::show::print_events;
+use crate::show::print_timeline;
 
 /// The store of a demo run without `--store`: a file in the current directory.
 pub const DEFAULT_STORE: &str = "sqlite://./evlog-demo.db";
@@ -103,13 +101,13 @@ async fn demo(a: Args) -> CmdResult {
             "step": "opened",
             "sled": log.sled_id().to_string(),
             "store": shown,
-            "events": log.len(),
+            "events": log.visible_len(),
         }))?;
     } else {
         outln!(
             "sled {} opened {shown} ({} events already)",
             log.sled_id(),
-            log.len()
+            log.visible_len()
         )?;
     }
     let bus = TransitionBus::new(a.capacity)?;
@@ -176,20 +174,20 @@ async fn demo(a: Args) -> CmdResult {
     if a.json {
         out::json(&serde_json::json!({
             "step": "restarted",
-            "events": log.len(),
+            "events": log.visible_len(),
             "verified": opened.verified,
         }))?;
-        print_events(&log.timeline(), true)?;
+        print_timeline(&log, true).await?;
         if persistent {
             out::json(&serde_json::json!({ "step": "next", "command": next }))?;
         }
     } else {
         outln!(
             "restarted: {} events replayed, every id re-hashed; {} signatures verified, the rest covered by the sled's signed checkpoint\n",
-            log.len(),
+            log.visible_len(),
             opened.verified
         )?;
-        out::text(&render_lines(&log.timeline()))?;
+        print_timeline(&log, false).await?;
         if persistent {
             outln!("\nto look at it again: {next}")?;
         }

@@ -36,7 +36,7 @@ struct Sled {
     /// Highest seq applied.
     seq: u64,
     /// Its events in the view (entries of seqs it equivocated on or after are not).
-    events: usize,
+    events: u64,
     /// The first seq it equivocated on: its entries from there on are out of the view.
     #[serde(skip_serializing_if = "Option::is_none")]
     excluded_from: Option<u64>,
@@ -50,7 +50,7 @@ struct Info {
     #[serde(flatten)]
     described: event_log::StoreDescription,
     ops: u64,
-    events: usize,
+    events: u64,
     sleds: Vec<Sled>,
     heads: Vec<String>,
     equivocations: Vec<Equivocation>,
@@ -76,11 +76,11 @@ struct Missing {
 pub async fn run(a: Args) -> CmdResult {
     let log = crate::open::open_reader(&a.store).await?;
     let ops = event_log::OpStore::count(log.store()).await?;
-    let mut per_sled: BTreeMap<String, usize> = BTreeMap::new();
-    let events = log.events();
-    for e in &events {
-        *per_sled.entry(e.sled_id.to_string()).or_default() += 1;
-    }
+    let per_sled: BTreeMap<String, u64> = log
+        .visible_per_sled()
+        .into_iter()
+        .map(|(sled, n)| (sled.to_string(), n))
+        .collect();
     let equivocations: Vec<Equivocation> = log
         .equivocations()
         .into_iter()
@@ -111,7 +111,7 @@ pub async fn run(a: Args) -> CmdResult {
         store: event_log::redact_url(&a.store),
         described: event_log::OpStore::describe(log.store()),
         ops,
-        events: events.len(),
+        events: per_sled.values().sum(),
         sleds,
         heads: log.heads().iter().map(ToString::to_string).collect(),
         equivocations,

@@ -185,6 +185,24 @@ pub async fn run(a: Args) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints the whole timeline of `log`, a page at a time; returns how many events.
+pub async fn print_timeline<S: OpStore>(
+    log: &EventLog<S>,
+    json: bool,
+) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+    let mut after = Causal::START;
+    let mut printed = 0;
+    loop {
+        let page = log.read_timeline(&after, PAGE).await?;
+        print_events(&page.events, json)?;
+        printed += page.events.len();
+        after = page.next;
+        if page.end {
+            return Ok(printed);
+        }
+    }
+}
+
 /// The sleds with a visible transition of `story`.
 async fn story_sleds<S: OpStore>(
     log: &EventLog<S>,

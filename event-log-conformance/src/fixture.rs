@@ -1,5 +1,6 @@
 //! Building signed ops and entries for scenarios.
 
+use crate::read::ReadAll;
 use bft_json_crdt::{Op, OpId};
 use chrono::{TimeZone, Utc};
 use event_log_core::{
@@ -111,9 +112,13 @@ pub async fn load_all<S: OpStore>(
 }
 
 /// The (sled, event_id, entry) triples of a log, for comparing logs and models.
-pub fn summary<S: OpStore>(log: &EventLog<S>) -> Vec<(String, u64, Entry)> {
-    log.events()
+pub async fn summary<S: OpStore>(
+    log: &EventLog<S>,
+) -> event_log_core::Result<Vec<(String, u64, Entry)>> {
+    Ok(log
+        .all_events()
+        .await?
         .into_iter()
         .map(|e| (e.sled_id.to_hex(), e.event_id, e.entry))
-        .collect()
+        .collect())
 }

@@ -35,6 +35,7 @@ pub mod fixture;
 mod fn_harness;
 pub mod harness;
 pub mod producers;
+pub mod read;
 pub mod scenarios;
 
 pub use event_log_core::OpStore;

@@ -2,6 +2,7 @@
 //! check of what the store then holds: shared by the core's and the backends'
 //! pipeline tests.
 
+use crate::read::ReadAll;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -71,7 +72,7 @@ pub async fn check_stored<S: OpStore, T: OpStore>(
             "stored seqs are not contiguous, in order: {seqs:?}"
         ));
     }
-    let events = log.events();
+    let events = log.all_events().await.map_err(|e| format!("read: {e}"))?;
     if events.len() != stored.len() {
         return Err(format!(
             "{} events for {} stored ops",

@@ -6,12 +6,15 @@
 //! crate:
 //!
 //! ```
-//! use event_log_core::{EventLog, MemStore, Transition, SigningKey};
+//! use event_log_core::{Causal, EventLog, MemStore, Transition, SigningKey};
 //! # pollster::block_on(async {
 //! let key = SigningKey::from_bytes(&[7; 32]);
 //! let log = EventLog::open(MemStore::new(), key).await?;
 //! log.append_transition(Transition::now("story-1", "backlog", "coding", "DepsMet")).await?;
-//! assert_eq!(log.events().len(), 1);
+//! // Reads are served by the store, a page at a time.
+//! let page = log.read_timeline(&Causal::START, 100).await?;
+//! assert_eq!(page.events.len(), 1);
+//! assert!(page.end);
 //! # Ok::<_, event_log_core::Error>(())
 //! # }).unwrap();
 //! ```

@@ -1,21 +1,18 @@
-//! The in-memory state of an [`crate::EventLog`]: the replica and the event indexes
-//! that make reads cost O(k log n) for k results.
+//! The in-memory state of an [`crate::EventLog`]: the replica, and the events that
+//! hold an idempotency key (so a retried append finds the event its key holds).
+//! Events themselves are read from the store (see `log/pages.rs`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use bft_json_crdt::{Limits, Membership, Replica, SignedOp};
 
 use crate::entry::Entry;
-use crate::event::{EventId, LoggedEvent, SledId};
+use crate::event::{LoggedEvent, SledId};
 
 pub(crate) struct State {
     pub(crate) replica: Replica,
-    /// Events in the view, by (sled, event_id).
-    pub(crate) events: BTreeMap<(SledId, EventId), LoggedEvent>,
-    /// story → its events.
-    pub(crate) by_story: HashMap<String, BTreeSet<(SledId, EventId)>>,
-    /// (sled, idempotency key) → the event holding it.
-    keys: HashMap<(SledId, String), EventId>,
+    /// (sled, idempotency key) → the visible event holding it (the first one).
+    keys: HashMap<(SledId, String), LoggedEvent>,
 }
 
 impl State {
@@ -26,8 +23,6 @@ impl State {
                 Some(m) => replica.with_members(m),
                 None => replica,
             },
-            events: BTreeMap::new(),
-            by_story: HashMap::new(),
             keys: HashMap::new(),
         }
     }
@@ -68,14 +63,8 @@ impl State {
         // An equivocation excludes its author from the first equivocated seq on.
         for sled in touched {
             if let Some(from) = self.replica.excluded_from(&sled) {
-                let doomed: Vec<(SledId, EventId)> = self
-                    .events
-                    .range((sled, from - 1)..=(sled, EventId::MAX))
-                    .map(|(k, _)| *k)
-                    .collect();
-                for k in doomed {
-                    self.unindex(&k);
-                }
+                self.keys
+                    .retain(|(s, _), e| !(*s == sled && e.event_id >= from - 1));
                 added.retain(|e| !(e.sled_id == sled && e.event_id >= from - 1));
                 tracing::warn!(sled = %sled, seq = from, "sled equivocated; its entries from this seq on leave the view");
             }
@@ -85,43 +74,15 @@ impl State {
 
     /// The event of `sled` holding an idempotency key.
     pub(crate) fn keyed(&self, sled: &SledId, key: &str) -> Option<&LoggedEvent> {
-        let id = self.keys.get(&(*sled, key.to_owned()))?;
-        self.events.get(&(*sled, *id))
+        self.keys.get(&(*sled, key.to_owned()))
     }
 
     fn index(&mut self, ev: LoggedEvent) {
-        let key = (ev.sled_id, ev.event_id);
         if let crate::entry::Entry::Transition(t) = &ev.entry
             && let Some(k) = &t.idempotency_key
         {
             // The first event holding a key keeps it.
-            self.keys
-                .entry((ev.sled_id, k.clone()))
-                .or_insert(ev.event_id);
-        }
-        if let Some(story) = ev.story_id() {
-            match self.by_story.get_mut(story) {
-                Some(set) => {
-                    set.insert(key);
-                }
-                None => {
-                    self.by_story
-                        .insert(story.to_owned(), BTreeSet::from([key]));
-                }
-            }
-        }
-        self.events.insert(key, ev);
-    }
-
-    fn unindex(&mut self, key: &(SledId, EventId)) {
-        if let Some(ev) = self.events.remove(key)
-            && let Some(story) = ev.story_id()
-            && let Some(set) = self.by_story.get_mut(story)
-        {
-            set.remove(key);
-            if set.is_empty() {
-                self.by_story.remove(story);
-            }
+            self.keys.entry((ev.sled_id, k.clone())).or_insert(ev);
         }
     }
 }

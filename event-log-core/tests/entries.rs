@@ -1,5 +1,6 @@
 //! What entries promise their readers: rendered lines and payloads.
 
+use event_log_conformance::read::ReadAll;
 use event_log_core::{Entry, Gap, RunId, Transition};
 
 /// Two runs that each drop logical ids 3..5 render different lines, each starting
@@ -74,7 +75,7 @@ fn metadata_is_kept_signed_and_shown() {
         let e = log.append_transition(t.clone()).await.unwrap();
         log.close().await.unwrap();
         let log = EventLog::open(store.clone(), key).await.unwrap();
-        let back = log.events();
+        let back = log.all_events().await.unwrap();
         assert_eq!(back.len(), 1);
         match &back[0].entry {
             Entry::Transition(b) => assert_eq!(b.metadata, t.metadata, "after a restart"),

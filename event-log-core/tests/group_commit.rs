@@ -1,5 +1,6 @@
 //! Concurrent appends share store calls (group commit).
 
+use event_log_conformance::read::ReadAll;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,10 +58,10 @@ async fn stored_then_reopened(
 ) {
     let stored = check_stored(&log, &mem, &out.acked).await.unwrap();
     assert!(stored.len() <= out.acked.len() + out.failed.len());
-    let events = log.events();
+    let events = log.all_events().await.unwrap();
     drop(log);
     let reopened = EventLog::open(mem, key).await.unwrap();
-    assert_eq!(reopened.events(), events);
+    assert_eq!(reopened.all_events().await.unwrap(), events);
 }
 
 /// Every failed append of `out` has an unknown outcome (in doubt, or the store's

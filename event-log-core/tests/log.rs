@@ -2,6 +2,7 @@
 //! tamper and timestamp behaviour.
 
 use chrono::{TimeZone, Utc};
+use event_log_conformance::read::ReadAll;
 use event_log_core::{
     DamageKind, Entry, Error, EventLog, Gap, MemStore, MergeRejected, OpRecord, OpStore, Position,
     Rejected, RunId, SigningKey, Transition, render_lines, sync,
@@ -36,7 +37,7 @@ fn event_log_survives_reopen() {
             }
         }
         let log = EventLog::open(store.clone(), key(1)).await.unwrap();
-        let events = log.events();
+        let events = log.all_events().await.unwrap();
         assert_eq!(
             events.len(),
             n as usize,
@@ -65,7 +66,7 @@ fn gap_sentinel_in_log_and_rendered() {
         log.append_gap(Gap::new(run, 3, 5)).await.unwrap();
         log.append_transition(fired(99)).await.unwrap();
 
-        let events = log.events();
+        let events = log.all_events().await.unwrap();
         let gap = events
             .iter()
             .find(|e| e.is_gap())
@@ -80,7 +81,7 @@ fn gap_sentinel_in_log_and_rendered() {
             gap.event_id, 3,
             "a gap takes a position in the sled's stream"
         );
-        let text = render_lines(&log.timeline());
+        let text = render_lines(&log.all_timeline().await.unwrap());
         assert!(
             text.contains("events between 3 and 5 were dropped"),
             "got: {text}"
@@ -102,7 +103,13 @@ fn every_transition_logged_with_contiguous_seqs() {
         for i in 0..n {
             log.append_transition(fired(i as u32)).await.unwrap();
         }
-        let seqs: Vec<u64> = log.events().iter().map(|e| e.event_id).collect();
+        let seqs: Vec<u64> = log
+            .all_events()
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.event_id)
+            .collect();
         assert_eq!(seqs, (0..n).collect::<Vec<_>>());
     });
 }
@@ -136,13 +143,16 @@ fn two_sleds_converge() {
         assert_eq!(r.b_to_a.applied(), 3);
         a.append_transition(fired(7)).await.unwrap();
         sync(&a, &b).await.unwrap();
-        assert_eq!(a.events(), b.events());
-        assert_eq!(a.timeline(), b.timeline());
+        assert_eq!(a.all_events().await.unwrap(), b.all_events().await.unwrap());
+        assert_eq!(
+            a.all_timeline().await.unwrap(),
+            b.all_timeline().await.unwrap()
+        );
         assert_eq!(a.version_vector(), b.version_vector());
         assert_eq!(a.heads(), b.heads());
-        assert_eq!(a.events().len(), 7);
+        assert_eq!(a.all_events().await.unwrap().len(), 7);
         // The later op of `a` depends on b's ops it had seen: causal order holds.
-        let tl = a.timeline();
+        let tl = a.all_timeline().await.unwrap();
         assert_eq!(tl.last().unwrap().story_id(), Some("test_7"));
     });
 }
@@ -181,10 +191,14 @@ fn tampered_op_rejected_on_merge() {
         // op 0 applied; op 2 depends on the refused op 1 and waits for it.
         assert_eq!(report.applied(), 1);
         assert_eq!(report.buffered(), 1);
-        assert_eq!(b.events().len(), 1);
+        assert_eq!(b.all_events().await.unwrap().len(), 1);
         // The genuine op arrives later: both land.
         let report = b.merge(a.export_since(&b.version_vector())).await.unwrap();
-        assert_eq!(b.events(), a.events(), "{report:?}");
+        assert_eq!(
+            b.all_events().await.unwrap(),
+            a.all_events().await.unwrap(),
+            "{report:?}"
+        );
     });
 }
 
@@ -267,7 +281,7 @@ fn timestamps_round_trip_to_the_microsecond() {
                 .unwrap();
         }
         let log = EventLog::open(store, key(11)).await.unwrap();
-        let e = &log.events()[0];
+        let e = &log.all_events().await.unwrap()[0];
         assert_eq!(e.at.timestamp_subsec_nanos(), 123_456_000);
         assert_eq!(e.at.timestamp(), 1_790_000_000);
     });
@@ -286,15 +300,28 @@ fn since_and_story_reads() {
         let mut cursor = event_log_core::VersionVector::new();
         cursor.set(log.sled_id(), 4);
         let since: Vec<u64> = log
-            .events_since(&cursor)
+            .all_events_since(&cursor)
+            .await
+            .unwrap()
             .iter()
             .map(|e| e.event_id)
             .collect();
         assert_eq!(since, vec![4, 5]);
-        assert!(log.events_since(&log.version_vector()).is_empty());
-        let s1: Vec<u64> = log.story_events("s1").iter().map(|e| e.event_id).collect();
+        assert!(
+            log.all_events_since(&log.version_vector())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let s1: Vec<u64> = log
+            .all_story_events("s1")
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.event_id)
+            .collect();
         assert_eq!(s1, vec![1, 3, 5]);
-        assert!(log.story_events("nope").is_empty());
+        assert!(log.all_story_events("nope").await.unwrap().is_empty());
     });
 }
 
@@ -313,7 +340,7 @@ fn two_writers_with_one_key_on_one_store_take_turns() {
         assert_eq!(e.event_id, 1);
         assert_eq!(store.count().await.unwrap(), 2);
         a.catch_up().await.unwrap();
-        assert_eq!(a.events(), b.events());
+        assert_eq!(a.all_events().await.unwrap(), b.all_events().await.unwrap());
         assert!(a.equivocations().is_empty());
     });
 }
@@ -364,7 +391,7 @@ fn reopen_uses_the_signed_checkpoint() {
         // Another sled's key cannot use (or forge) this sled's checkpoint.
         let other = EventLog::open(store.clone(), key(15)).await.unwrap();
         assert_eq!(other.open_stats().verified, 9);
-        assert_eq!(other.events().len(), 9);
+        assert_eq!(other.all_events().await.unwrap().len(), 9);
     });
 }
 
@@ -381,7 +408,7 @@ fn readers_with_checkpoints_off_write_nothing() {
         let reader = EventLog::open_with(store.clone(), key(17), config)
             .await
             .unwrap();
-        assert_eq!(reader.events().len(), 1);
+        assert_eq!(reader.all_events().await.unwrap().len(), 1);
         reader.close().await.unwrap();
         let sled = event_log_core::SledId::from(&key(17).verifying_key());
         let meta = store
@@ -410,7 +437,7 @@ fn catch_up_persists_ops_released_from_the_buffer() {
         let c = s1.catch_up().await.unwrap();
         assert_eq!(c.applied, 2, "A read from the store, and B released by it");
         assert_eq!(
-            s1.events().len(),
+            s1.all_events().await.unwrap().len(),
             2,
             "A from the store, B released from the buffer"
         );
@@ -422,7 +449,7 @@ fn catch_up_persists_ops_released_from_the_buffer() {
         s1.append_transition(fired(3)).await.unwrap();
         drop((s1, s2));
         let reopened = EventLog::open(shared, key(20)).await.unwrap();
-        assert_eq!(reopened.events().len(), 3);
+        assert_eq!(reopened.all_events().await.unwrap().len(), 3);
     });
 }
 

@@ -3,6 +3,7 @@
 
 mod common;
 
+use event_log_conformance::read::ReadAll;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,7 +57,7 @@ async fn killing_the_pipeline_connection_loses_nothing() {
     );
     log.flush().await.expect("the appends in doubt complete");
     check_stored(&log, &store, &out.acked).await.unwrap();
-    let events = log.events();
+    let events = log.all_events().await.unwrap();
     assert_eq!(
         events.len(),
         1 + 16 * 6,
@@ -64,5 +65,5 @@ async fn killing_the_pipeline_connection_loses_nothing() {
     );
     drop(log);
     let reopened = EventLog::open(store, key(3)).await.unwrap();
-    assert_eq!(reopened.events(), events);
+    assert_eq!(reopened.all_events().await.unwrap(), events);
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use event_log_conformance::read::ReadAll;
 use std::time::{Duration, Instant};
 
 use bft_json_crdt::AuthorId;
@@ -163,7 +164,9 @@ async fn a_restarted_sled_waits_for_its_old_process() {
         .expect("no Conflict: the new process saw the old one's last append");
     assert_eq!(e.event_id, 2);
     let stories: Vec<String> = new
-        .events()
+        .all_events()
+        .await
+        .unwrap()
         .iter()
         .filter_map(|e| e.story_id().map(str::to_owned))
         .collect();

@@ -4,6 +4,7 @@
 
 mod common;
 
+use event_log_conformance::read::ReadAll;
 use std::time::{Duration, Instant};
 
 use common::proxy::{Mode, Proxy, server_addr, url_via};
@@ -139,6 +140,12 @@ async fn lost_answer_is_in_doubt_then_stored_once() {
         .await
         .expect("appends go on after the flush");
     assert_eq!(rows(&schema).await, 3, "the in-doubt op is stored once");
-    let ids: Vec<u64> = log.events().iter().map(|e| e.event_id).collect();
+    let ids: Vec<u64> = log
+        .all_events()
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event_id)
+        .collect();
     assert_eq!(ids, vec![0, 1, 2]);
 }

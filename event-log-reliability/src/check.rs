@@ -15,6 +15,7 @@
 //! [`next_append`] then checks that a sled's next append continues right after its
 //! last stored event.
 
+use event_log_conformance::read::ReadAll;
 use std::collections::BTreeMap;
 
 use event_log::{EventId, OpStore, Position, SigningKey, SledId, Transition};
@@ -126,7 +127,7 @@ pub async fn check(url: &str, acks: &[Ack]) -> Result<Report, CheckError> {
             .push(format!("equivocation: {equivocation:?}"));
     }
     let mut tags: BTreeMap<String, Vec<(SledId, EventId)>> = BTreeMap::new();
-    let events = log.events();
+    let events = log.all_events().await?;
     for event in &events {
         *report.events.entry(event.sled_id).or_default() += 1;
         let tag = event.story_id().unwrap_or_default().to_owned();
@@ -136,7 +137,7 @@ pub async fn check(url: &str, acks: &[Ack]) -> Result<Report, CheckError> {
     }
     let mut next: BTreeMap<SledId, EventId> = BTreeMap::new();
     for event in &events {
-        // `events()` is sorted by (sled, event id): each must be the next one.
+        // `all_events()` is sorted by (sled, event id): each must be the next one.
         let expected = next.entry(event.sled_id).or_default();
         if event.event_id != *expected {
             report.holes.push(Hole {
@@ -153,7 +154,7 @@ pub async fn check(url: &str, acks: &[Ack]) -> Result<Report, CheckError> {
         }
     }
     for ack in acks {
-        let held = log.event(&ack.sled, ack.event_id);
+        let held = log.one_event(&ack.sled, ack.event_id).await?;
         if held.as_ref().and_then(|e| e.story_id()) != Some(ack.tag.as_str()) {
             report.lost.push(ack.clone());
         }
@@ -214,7 +215,7 @@ pub struct NextAppend {
 /// sequence continues right after the last stored event, with no gap and no reuse).
 pub async fn next_append(url: &str, key: SigningKey, tag: &str) -> Result<NextAppend, CheckError> {
     let log = event_log::open(url, key).await?;
-    let expected = log.sled_events(&log.sled_id()).len() as EventId;
+    let expected = log.all_sled_events(&log.sled_id()).await?.len() as EventId;
     let event = log
         .append_transition(Transition::now(tag, "queued", "done", "crash-check"))
         .await?;

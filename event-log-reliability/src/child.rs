@@ -180,7 +180,7 @@ pub async fn run<W: Write + Send + 'static>(
     tracing::info!(
         store = %event_log::redact_url(&config.store),
         sled = %log.sled_id(),
-        next_event_id = log.sled_events(&log.sled_id()).len(),
+        next_event_id = log.version_vector().get(&log.sled_id()),
         "crash child appending"
     );
     let out = Arc::new(Mutex::new(out));

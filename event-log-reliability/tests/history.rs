@@ -16,6 +16,7 @@
 //! round, default 3) raise it for long runs; `EVLOG_CRASH_SEED` replays the kill
 //! moments. Needs `EVENT_LOG_TEST_PG_URL` (`scripts/test.sh` sets it).
 
+use event_log_conformance::read::ReadAll;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -86,7 +87,13 @@ async fn sync_stores(a: &str, b: &str) -> (usize, usize) {
 /// The view of a store: its events in timeline order, as text.
 async fn view(url: &str) -> Vec<String> {
     let log = event_log::open_read_only(url).await.expect("open to read");
-    let events = log.events().iter().map(|e| format!("{e:?}")).collect();
+    let events = log
+        .all_events()
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{e:?}"))
+        .collect();
     log.close().await.expect("close");
     events
 }

@@ -82,7 +82,7 @@ mod read_only_tests {
         let bytes = std::fs::read(&db).unwrap();
         for url in [url.clone(), format!("{url}?mode=rw")] {
             let ro = open_read_only(&url).await.unwrap();
-            assert_eq!(ro.len(), 3);
+            assert_eq!(ro.visible_len(), 3);
             match ro
                 .append_transition(Transition::now("s9", "a", "b", "t"))
                 .await

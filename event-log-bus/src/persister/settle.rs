@@ -80,10 +80,16 @@ impl<S: OpStore> Persister<S> {
                     // is not.
                     tracing::error!(run = %self.run, ids = chunk.ids(), error = %err,
                         "append cancelled; settling the chunk by what the log holds");
-                    if self.holds(&chunk) {
-                        self.stored(&chunk);
-                    } else {
-                        self.give_up(&chunk);
+                    match self.holds(&chunk).await {
+                        Ok(true) => self.stored(&chunk),
+                        Ok(false) => self.give_up(&chunk),
+                        Err(e) => {
+                            // The log cannot be read now: keep the chunk in doubt,
+                            // settled by the next flush as any other doubt.
+                            tracing::warn!(run = %self.run, error = %e,
+                                "cannot read the log to settle the cancelled chunk; keeping it in doubt");
+                            self.doubt = Some(chunk);
+                        }
                     }
                     break;
                 }
@@ -185,7 +191,14 @@ impl<S: OpStore> Persister<S> {
             self.doubt = Some(d);
             return Err(e);
         }
-        if self.holds(&d) {
+        let held = match self.holds(&d).await {
+            Ok(held) => held,
+            Err(e) => {
+                self.doubt = Some(d);
+                return Err(e);
+            }
+        };
+        if held {
             tracing::info!(run = %self.run, ids = d.ids(), "appends in doubt were completed");
             self.stored(&d);
             Ok(None)
@@ -199,17 +212,22 @@ impl<S: OpStore> Persister<S> {
     /// True if the log holds the chunk (appends are atomic: all of it or none).
     /// Exact only while the log holds none of this run's entries in doubt and knows
     /// every op of this sled the store holds.
-    pub(super) fn holds(&self, chunk: &Chunk) -> bool {
+    pub(super) async fn holds(&self, chunk: &Chunk) -> Result<bool, Error> {
         if chunk.ids() == 0 {
             // At most the previous run's sentinel.
-            return chunk.unclean().is_none_or(|u| {
-                run_trace(&self.log, u.run, self.first_event) == RunTrace::Recorded
-            });
+            return match chunk.unclean() {
+                None => Ok(true),
+                Some(u) => {
+                    Ok(run_trace(&self.log, u.run, self.first_event).await? == RunTrace::Recorded)
+                }
+            };
         }
-        match run_trace(&self.log, self.run, self.first_event) {
-            RunTrace::Last(Some(last)) => last >= chunk.end() - 1,
-            RunTrace::Last(None) | RunTrace::Recorded => false,
-        }
+        Ok(
+            match run_trace(&self.log, self.run, self.first_event).await? {
+                RunTrace::Last(Some(last)) => last >= chunk.end() - 1,
+                RunTrace::Last(None) | RunTrace::Recorded => false,
+            },
+        )
     }
 
     /// Counts a chunk the log holds.
@@ -274,9 +292,13 @@ impl<S: OpStore> Persister<S> {
             Ok(_) => self.log.catch_up().await.map(|_| ()),
             Err(e) => Err(e),
         };
+        let flushed = match flushed {
+            Ok(()) => self.holds(&d).await,
+            Err(e) => Err(e),
+        };
         match flushed {
-            Ok(()) if self.holds(&d) => self.stored(&d),
-            Ok(()) => {
+            Ok(true) => self.stored(&d),
+            Ok(false) => {
                 tracing::warn!(run = %self.run, ids = d.ids(),
                         "appends in doubt were refused (a seq conflict); sending them again");
                 let mut chunk = d;

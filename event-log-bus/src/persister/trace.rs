@@ -15,7 +15,7 @@
 //!
 //! [`Origin`]: event_log_core::Origin
 
-use event_log_core::{Entry, EventLog, OpStore, RunId};
+use event_log_core::{Entry, Error, EventLog, OpStore, RunId};
 
 /// What the log holds of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,25 +28,40 @@ pub(crate) enum RunTrace {
     Last(Option<u64>),
 }
 
+/// Events read back per page of the walk.
+const PAGE: u64 = 64;
+
 /// Looks up what the log holds of `run`, walking this sled's events back from the
-/// newest to `first_event`.
-pub(crate) fn run_trace<S: OpStore>(log: &EventLog<S>, run: RunId, first_event: u64) -> RunTrace {
+/// newest to `first_event`, a page at a time from the store.
+pub(crate) async fn run_trace<S: OpStore>(
+    log: &EventLog<S>,
+    run: RunId,
+    first_event: u64,
+) -> Result<RunTrace, Error> {
     let sled = log.sled_id();
-    let end = log.version_vector().get(&sled);
-    for event_id in (first_event..end).rev() {
-        let Some(e) = log.event(&sled, event_id) else {
-            continue;
-        };
-        match &e.entry {
-            Entry::Unclean(u) if u.run == run => return RunTrace::Recorded,
-            Entry::Transition(t) => {
-                if let Some(o) = t.origin.filter(|o| o.run == run) {
-                    return RunTrace::Last(Some(o.id));
+    let mut end = log.version_vector().get(&sled);
+    while end > first_event {
+        let from = end.saturating_sub(PAGE).max(first_event);
+        let page = log
+            .read_sled(
+                &sled,
+                from,
+                usize::try_from(end - from).unwrap_or(usize::MAX),
+            )
+            .await?;
+        for e in page.events.iter().rev().filter(|e| e.event_id < end) {
+            match &e.entry {
+                Entry::Unclean(u) if u.run == run => return Ok(RunTrace::Recorded),
+                Entry::Transition(t) => {
+                    if let Some(o) = t.origin.filter(|o| o.run == run) {
+                        return Ok(RunTrace::Last(Some(o.id)));
+                    }
                 }
+                Entry::Gap(g) if g.run == run => return Ok(RunTrace::Last(Some(g.to))),
+                Entry::Gap(_) | Entry::Unclean(_) => {}
             }
-            Entry::Gap(g) if g.run == run => return RunTrace::Last(Some(g.to)),
-            Entry::Gap(_) | Entry::Unclean(_) => {}
         }
+        end = from;
     }
-    RunTrace::Last(None)
+    Ok(RunTrace::Last(None))
 }

@@ -19,7 +19,9 @@
 use chrono::SubsecRound;
 use event_log_core::{EventLog, OpStore, Unclean};
 
+use super::config::RetryPolicy;
 use super::record::{self, RunRecord};
+use super::retry::Schedule;
 use super::task::Persister;
 use super::trace::{RunTrace, run_trace};
 use crate::error::PersisterError;
@@ -32,7 +34,7 @@ impl<S: OpStore> Persister<S> {
         }
         let previous = record::load(&self.log, self.config.retry).await;
         if let Some(prev) = previous.filter(|p| !p.clean && p.run != self.run)
-            && let Some(u) = sentinel(&self.log, &prev)
+            && let Some(u) = sentinel(&self.log, &prev, self.config.retry).await
         {
             self.unclean = Some(u);
             let chunk = self.open_chunk();
@@ -83,8 +85,33 @@ impl<S: OpStore> Persister<S> {
 
 /// The sentinel for `prev`, a run that did not end cleanly; `None` if the log
 /// already holds one.
-fn sentinel<S: OpStore>(log: &EventLog<S>, prev: &RunRecord) -> Option<Unclean> {
-    match run_trace(log, prev.run, prev.first_event) {
+///
+/// Reading the log back is retried as reading the run record is; when the retries
+/// run out, no sentinel is recorded (and an error logged) rather than one that
+/// could claim persisted transitions lost.
+async fn sentinel<S: OpStore>(
+    log: &EventLog<S>,
+    prev: &RunRecord,
+    retry: RetryPolicy,
+) -> Option<Unclean> {
+    let mut schedule = Schedule::new(retry);
+    let trace = loop {
+        match run_trace(log, prev.run, prev.first_event).await {
+            Ok(trace) => break trace,
+            Err(e) => {
+                let Some(sleep) = schedule.next_sleep(false) else {
+                    tracing::error!(previous = %prev.run, error = %e,
+                        "cannot read the log back: the previous run's unclean end is not recorded");
+                    return None;
+                };
+                tracing::warn!(previous = %prev.run, attempt = schedule.retries(), error = %e,
+                    "cannot read the log back; retrying");
+                crate::metrics::retried(crate::metrics::Retried::ReadRecord);
+                tokio::time::sleep(sleep).await;
+            }
+        }
+    };
+    match trace {
         RunTrace::Recorded => {
             tracing::info!(previous = %prev.run,
                 "the previous run's unclean shutdown is already recorded");

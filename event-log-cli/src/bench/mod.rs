@@ -334,7 +334,7 @@ pub async fn run(a: Args) -> CmdResult {
             first_open.as_secs_f64() / scan.as_secs_f64(),
         ),
     );
-    let events = reopened.len() as u64;
+    let events = reopened.visible_len() as u64;
     rows.push(
         Row::new(
             format!("reopen of {scanned} ops (checkpointed)"),

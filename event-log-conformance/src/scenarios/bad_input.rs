@@ -1,5 +1,6 @@
 //! Bad input from peers.
 
+use crate::read::ReadAll;
 use bft_json_crdt::Op;
 use event_log_core::{EventLog, MemStore, MergeRejected, OpStore, RawOp, Rejected, SignedOp};
 use proptest::prelude::*;
@@ -70,7 +71,7 @@ pub fn bad_input_rejected<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Fa
             let v = which.index(genuine.len());
             let bad = damage(&genuine[v], how, cut);
             let count_before = log.store().count().await.ctx("count")?;
-            let events_before = log.events();
+            let events_before = log.all_events().await.ctx("read")?;
 
             // The damaged op alone: refused, nothing changes.
             let report = log.merge(vec![bad.clone()]).await.ctx("merge")?;
@@ -101,7 +102,11 @@ pub fn bad_input_rejected<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Fa
                 count_before,
                 "ops stored after a refused op"
             );
-            ensure_eq!(log.events(), events_before, "view after a refused op");
+            ensure_eq!(
+                log.all_events().await.ctx("read")?,
+                events_before,
+                "view after a refused op"
+            );
 
             // Mixed with the genuine ops: only the damaged one is refused.
             let mut batch = genuine.clone();
@@ -119,8 +124,8 @@ pub fn bad_input_rejected<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Fa
                 "ops stored"
             );
             ensure_eq!(
-                log.sled_events(&peer.sled_id()),
-                peer.events(),
+                log.all_sled_events(&peer.sled_id()).await.ctx("read")?,
+                peer.all_events().await.ctx("read")?,
                 "the peer's events"
             );
             Ok(())

@@ -1,6 +1,7 @@
 //! The bus on this backend: every transition published is persisted or named by a
 //! gap sentinel, across restarts.
 
+use crate::read::ReadAll;
 use std::sync::Arc;
 
 use event_log_bus::{PersisterConfig, PersisterStats, TransitionBus, spawn_persister};
@@ -43,7 +44,10 @@ pub fn bus_lag<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Failure> {
                 );
                 let (stats, published) = one_run(&log, r, &plan).await?;
                 runs.push((stats, published));
-                check_runs(&log.sled_events(&log.sled_id()), &runs)?;
+                check_runs(
+                    &log.all_sled_events(&log.sled_id()).await.ctx("read")?,
+                    &runs,
+                )?;
                 let log = Arc::try_unwrap(log).map_err(|_| "log still shared".to_string())?;
                 log.close().await.ctx("close")?;
             }
@@ -54,7 +58,10 @@ pub fn bus_lag<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Failure> {
             let log = EventLog::open(h.open(&loc).await.ctx("reopen")?, key(0))
                 .await
                 .ctx("reopen log")?;
-            check_runs(&log.sled_events(&log.sled_id()), &runs)
+            check_runs(
+                &log.all_sled_events(&log.sled_id()).await.ctx("read")?,
+                &runs,
+            )
         })
     })
 }

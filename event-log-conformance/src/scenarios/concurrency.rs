@@ -1,5 +1,6 @@
 //! Many tasks appending to one log.
 
+use crate::read::ReadAll;
 use std::sync::Arc;
 
 use event_log_core::EventLog;
@@ -53,7 +54,13 @@ pub fn concurrent_appenders<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), 
             let log = Arc::try_unwrap(log).map_err(|_| "log still shared".to_string())?;
             close_log(log).await?;
             let reopened = open_log(h, &loc, key(0)).await?;
-            let ids: Vec<u64> = reopened.events().iter().map(|e| e.event_id).collect();
+            let ids: Vec<u64> = reopened
+                .all_events()
+                .await
+                .ctx("read")?
+                .iter()
+                .map(|e| e.event_id)
+                .collect();
             ensure_eq!(ids, want, "event ids after reopen");
             Ok(())
         })

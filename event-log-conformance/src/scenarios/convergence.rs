@@ -1,5 +1,6 @@
 //! Several sleds, each on its own store of the backend, converging.
 
+use crate::read::ReadAll;
 use event_log_core::{EventLog, MemStore, OpStore, RawOp, sync};
 use proptest::prelude::*;
 use tokio::runtime::Runtime;
@@ -137,11 +138,14 @@ async fn run<H: StoreHarness>(h: &H, p: Plan) -> Check {
             );
         }
     }
-    check_same(&logs, "after delivery")?;
+    check_same(&logs, "after delivery").await?;
     let eq_author = branch_a.sled_id();
     for log in &logs {
         ensure!(
-            log.sled_events(&eq_author).is_empty(),
+            log.all_sled_events(&eq_author)
+                .await
+                .ctx("read")?
+                .is_empty(),
             "the equivocating sled's entries must leave the view (from seq 1)"
         );
         ensure_eq!(
@@ -161,16 +165,28 @@ async fn run<H: StoreHarness>(h: &H, p: Plan) -> Check {
                 .ctx("reopen log")?,
         );
     }
-    check_same(&reopened, "after reopen")?;
+    check_same(&reopened, "after reopen").await?;
     drop(guards);
     Ok(())
 }
 
-fn check_same<S: OpStore>(logs: &[EventLog<S>], when: &str) -> Check {
+async fn check_same<S: OpStore>(logs: &[EventLog<S>], when: &str) -> Check {
     let first = &logs[0];
-    let tl: Vec<_> = first.timeline().iter().map(|e| e.op_id).collect();
+    let tl: Vec<_> = first
+        .all_timeline()
+        .await
+        .ctx("read")?
+        .iter()
+        .map(|e| e.op_id)
+        .collect();
     for (s, log) in logs.iter().enumerate().skip(1) {
-        let other: Vec<_> = log.timeline().iter().map(|e| e.op_id).collect();
+        let other: Vec<_> = log
+            .all_timeline()
+            .await
+            .ctx("read")?
+            .iter()
+            .map(|e| e.op_id)
+            .collect();
         ensure_eq!(other, tl, "timeline of sled {s} {when}");
         ensure_eq!(
             log.version_vector(),
@@ -183,7 +199,11 @@ fn check_same<S: OpStore>(logs: &[EventLog<S>], when: &str) -> Check {
             first.equivocations(),
             "equivocations of sled {s} {when}"
         );
-        ensure_eq!(log.events(), first.events(), "events of sled {s} {when}");
+        ensure_eq!(
+            log.all_events().await.ctx("read")?,
+            first.all_events().await.ctx("read")?,
+            "events of sled {s} {when}"
+        );
     }
     Ok(())
 }

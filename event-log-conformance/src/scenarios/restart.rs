@@ -1,6 +1,7 @@
 //! Restart programs: random appends, merges from other sleds, clean reopens and
 //! crashes (drops without close).
 
+use crate::read::ReadAll;
 use event_log_core::{Entry, EventLog, MemStore, OpStore};
 use proptest::prelude::*;
 use tokio::runtime::Runtime;
@@ -130,14 +131,20 @@ async fn run<H: StoreHarness>(h: &H, program: Vec<Step>) -> Check {
                     .ctx("reopen log")?;
                 let mut want = acked.clone();
                 want.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-                ensure_eq!(summary(&reopened), want, "entries after reopen");
+                ensure_eq!(
+                    summary(&reopened).await.ctx("read")?,
+                    want,
+                    "entries after reopen"
+                );
                 for sled in [
                     &reopened.sled_id(),
                     &remotes[0].sled_id(),
                     &remotes[1].sled_id(),
                 ] {
                     let ids: Vec<u64> = reopened
-                        .sled_events(sled)
+                        .all_sled_events(sled)
+                        .await
+                        .ctx("read")?
                         .iter()
                         .map(|e| e.event_id)
                         .collect();

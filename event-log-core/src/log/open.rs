@@ -104,7 +104,7 @@ impl<S: OpStore> EventLog<S> {
             ..
         } = *scan;
         tracing::info!(sled = %sled, ops = chain.ops, verified, damaged = damage.count(),
-            events = state.events.len(), "event log opened");
+            events = state.replica.view_len(), "event log opened");
         crate::metrics::damaged(damage.count() as usize);
         let own_tip = state.replica.tip(&sled).cloned();
         let log = EventLog {

@@ -9,9 +9,10 @@
 //! differs has another id, so it is not one this log holds). A row that fails is
 //! never returned: the read fails with [`Error::DamagedRead`] naming it, and the
 //! row is listed in [`EventLog::damage`] (later reads skip it, as they skip the
-//! rows quarantined at open). Rows this log does not hold (another
-//! writer's, not caught up yet; rows quarantined at open) and rows out of the view
-//! (evidence, an equivocating sled's ops from its fork on) are skipped.
+//! rows quarantined at open). Rows out of the view (evidence, an equivocating
+//! sled's ops from its fork on) are skipped. A page stops at the first row this log
+//! does not hold yet (another writer's, not caught up): it ends there (`end`), and
+//! the next read from its cursor finds the row once the log has caught up.
 
 use bft_json_crdt::VersionVector;
 
@@ -61,10 +62,20 @@ impl<S: OpStore> EventLog<S> {
             let want = limit - out.len();
             let rows = self.store.author_ops(sled, next, want).await?;
             let full = rows.len() >= want;
+            let (events, used) = self.visible(&rows)?;
+            out.extend(events);
+            if let Some(blocked) = rows.get(used) {
+                // Its seq again next time, whole (evidence at a seq may come first).
+                next = blocked.seq - 1;
+                return Ok(Page {
+                    events: out,
+                    next,
+                    end: true,
+                });
+            }
             if let Some(last) = rows.last() {
                 next = last.seq;
             }
-            out.extend(self.visible(rows)?);
             if !full || out.len() >= limit {
                 return Ok(Page {
                     events: out,
@@ -86,7 +97,7 @@ impl<S: OpStore> EventLog<S> {
             .into_iter()
             .filter(|r| event_id.checked_add(1) == Some(r.seq))
             .collect();
-        Ok(self.visible(rows)?.into_iter().next())
+        Ok(self.visible(&rows)?.0.into_iter().next())
     }
 
     /// Events after a cursor (a sled maps to the next event id wanted; a sled not
@@ -117,10 +128,20 @@ impl<S: OpStore> EventLog<S> {
             let want = limit - out.len();
             let rows = self.store.since(&vv, want).await?;
             let full = rows.len() >= want;
-            for r in &rows {
+            let (events, used) = self.visible(&rows)?;
+            out.extend(events);
+            for r in &rows[..used] {
                 vv.raise(r.author, r.seq);
             }
-            out.extend(self.visible(rows)?);
+            if let Some(blocked) = rows.get(used) {
+                // Its seq again next time, whole (evidence at a seq may come first).
+                vv.set(blocked.author, blocked.seq - 1);
+                return Ok(Page {
+                    events: out,
+                    next: vv,
+                    end: true,
+                });
+            }
             if !full || out.len() >= limit {
                 return Ok(Page {
                     events: out,
@@ -167,33 +188,39 @@ impl<S: OpStore> EventLog<S> {
                 Some(story) => self.store.story_ops(story, &next, want).await?,
             };
             let full = rows.len() >= want;
-            if let Some(last) = rows.last() {
+            let (events, used) = self.visible(&rows)?;
+            out.extend(events);
+            if let Some(last) = rows[..used].last() {
                 next = last.causal();
             }
-            out.extend(self.visible(rows)?);
-            if !full || out.len() >= limit {
+            if used < rows.len() || !full || out.len() >= limit {
                 return Ok(Page {
                     events: out,
                     next,
-                    end: !full,
+                    end: used < rows.len() || !full,
                 });
             }
         }
     }
 
     /// The visible events among rows read from the store, in their order, after
-    /// checking each row (see the module docs).
-    fn visible(&self, rows: Vec<OpRecord>) -> Result<Vec<LoggedEvent>> {
+    /// checking each row (see the module docs), and how many rows were used: the
+    /// rows before the first one this log does not hold yet (another writer's,
+    /// not caught up; a page stops there, so the next read finds it once caught
+    /// up, rather than passing it for ever).
+    fn visible(&self, rows: &[OpRecord]) -> Result<(Vec<LoggedEvent>, usize)> {
         let mut out = Vec::with_capacity(rows.len());
         let mut damaged: Option<DamagedRow> = None;
         let known: Vec<bool> = {
             let log = self.damage.lock();
             rows.iter().map(|r| log.contains(&r.id)).collect()
         };
+        let mut used = 0;
         {
             let st = self.state.read();
             for (rec, known_damaged) in rows.iter().zip(known) {
                 if known_damaged {
+                    used += 1;
                     continue;
                 }
                 let (op, entry) = match decode_record(rec, &self.config) {
@@ -204,8 +231,8 @@ impl<S: OpStore> EventLog<S> {
                     }
                 };
                 let Some(held) = st.replica.get(&op.id()) else {
-                    // Not validated by this log (not caught up yet, or quarantined).
-                    continue;
+                    // Not validated by this log yet: the page stops here.
+                    break;
                 };
                 if held.signature() != op.signature() {
                     damaged = Some(DamagedRow::of(
@@ -221,12 +248,13 @@ impl<S: OpStore> EventLog<S> {
                 if st.replica.in_view(&op) {
                     out.push(event_of(&op, entry));
                 }
+                used += 1;
             }
         }
         if let Some(row) = damaged {
             self.damage.lock().add(row.clone());
             return Err(Error::DamagedRead { row: Box::new(row) });
         }
-        Ok(out)
+        Ok((out, used))
     }
 }

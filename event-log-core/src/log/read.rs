@@ -1,55 +1,16 @@
-//! Reads: all events, since a cursor, by story, the causal timeline, ops for peers.
+//! Reads of what the log holds in memory: frontiers, heads, ops for peers. Events are
+//! read from the store, a page at a time (see `pages.rs`).
 
 use bft_json_crdt::{OpId, RawOp, SignedOp, VersionVector};
 
 use super::EventLog;
-use crate::event::{EventId, LoggedEvent, SledId};
+use crate::event::SledId;
 use crate::store::OpStore;
 
 impl<S: OpStore> EventLog<S> {
-    /// Every visible event, sorted by `(sled_id, event_id)`.
-    pub fn events(&self) -> Vec<LoggedEvent> {
-        self.state.read().events.values().cloned().collect()
-    }
-
-    /// Number of visible events.
-    pub fn len(&self) -> usize {
-        self.state.read().events.len()
-    }
-
-    /// True if no event is visible.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// One event by sled and event id.
-    pub fn event(&self, sled: &SledId, event_id: EventId) -> Option<LoggedEvent> {
-        self.state.read().events.get(&(*sled, event_id)).cloned()
-    }
-
-    /// Events after a cursor, sorted by `(sled_id, event_id)`.
-    ///
-    /// The cursor maps a sled to the next event id the reader wants (a sled not in
-    /// it starts at 0); [`EventLog::version_vector`] gives the cursor after every current
-    /// event. Costs O(s log n + k) for s sleds and k results.
-    pub fn events_since(&self, cursor: &VersionVector) -> Vec<LoggedEvent> {
-        let st = self.state.read();
-        let mut out = Vec::new();
-        for sled in st.replica.authors() {
-            let from = cursor.get(sled);
-            out.extend(
-                st.events
-                    .range((*sled, from)..=(*sled, EventId::MAX))
-                    .map(|(_, e)| e.clone()),
-            );
-        }
-        out.sort_by_key(|e| (e.sled_id, e.event_id));
-        out
-    }
-
     /// Highest seq held per sled (ops, including excluded ones): the cursor just
     /// past every event held (a sled's highest seq is its next event id), for
-    /// [`EventLog::events_since`], subscriptions and sync.
+    /// [`EventLog::read_since`], subscriptions and sync.
     pub fn version_vector(&self) -> VersionVector {
         self.state.read().replica.version_vector()
     }
@@ -59,36 +20,32 @@ impl<S: OpStore> EventLog<S> {
         self.state.read().replica.heads()
     }
 
-    /// Events of one story, sorted by `(sled_id, event_id)`.
-    pub fn story_events(&self, story_id: &str) -> Vec<LoggedEvent> {
+    /// Number of visible events, from the frontiers (O(sleds), no read).
+    pub fn visible_len(&self) -> usize {
+        self.visible_per_sled()
+            .iter()
+            .map(|(_, n)| usize::try_from(*n).unwrap_or(usize::MAX))
+            .fold(0, usize::saturating_add)
+    }
+
+    /// Visible events per sled: each sled's events are contiguous from 0, up to its
+    /// highest seq or, for a sled that equivocated, up to its fork. O(sleds).
+    pub fn visible_per_sled(&self) -> Vec<(SledId, u64)> {
         let st = self.state.read();
-        st.by_story
-            .get(story_id)
-            .map(|keys| {
-                keys.iter()
-                    .filter_map(|k| st.events.get(k).cloned())
-                    .collect()
+        let mut out: Vec<(SledId, u64)> = st
+            .replica
+            .authors()
+            .map(|a| {
+                let held = st.replica.max_seq(a);
+                let visible = st
+                    .replica
+                    .excluded_from(a)
+                    .map_or(held, |from| held.min(from - 1));
+                (*a, visible)
             })
-            .unwrap_or_default()
-    }
-
-    /// Events of one sled, in event id order.
-    pub fn sled_events(&self, sled: &SledId) -> Vec<LoggedEvent> {
-        let st = self.state.read();
-        st.events
-            .range((*sled, 0)..=(*sled, EventId::MAX))
-            .map(|(_, e)| e.clone())
-            .collect()
-    }
-
-    /// Every visible event in causal order: by `(lamport, op id)`, the same on every
-    /// replica holding the same ops, and each event after everything it depends on.
-    pub fn timeline(&self) -> Vec<LoggedEvent> {
-        let st = self.state.read();
-        st.replica
-            .view()
-            .filter_map(|op| st.events.get(&(op.author(), op.seq() - 1)).cloned())
-            .collect()
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     /// Ops a peer with version vector `vv` lacks, in causal order, ready to send.

@@ -1,5 +1,6 @@
 //! One bad row in a shared store must not stop every sled from opening.
 
+use crate::read::ReadAll;
 use std::collections::BTreeMap;
 
 use bft_json_crdt::Op;
@@ -108,7 +109,13 @@ async fn quarantined<H: StoreHarness>(h: &H) -> Check {
     let log = EventLog::open(h.open(&loc).await.ctx("reopen")?, key(0))
         .await
         .map_err(|e| format!("open must succeed over other sleds' damaged rows: {e}"))?;
-    let visible: Vec<OpId> = log.events().iter().map(|e| e.op_id).collect();
+    let visible: Vec<OpId> = log
+        .all_events()
+        .await
+        .ctx("read")?
+        .iter()
+        .map(|e| e.op_id)
+        .collect();
     let mut want: Vec<OpId> = mine.iter().map(|o| o.id()).collect();
     want.extend([b[0].id(), b[1].id(), c[0].id()]);
     want.sort();

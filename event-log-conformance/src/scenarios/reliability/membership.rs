@@ -49,7 +49,7 @@ async fn non_members<H: StoreHarness>(h: &H) -> Check {
         "a non-member's stored op is reported: {:?}",
         log.damage()
     );
-    ensure_eq!(log.len(), 0, "and kept out of the view");
+    ensure_eq!(log.visible_len(), 0, "and kept out of the view");
     let report = log
         .merge(stranger.iter().map(SignedOp::to_raw).collect())
         .await

@@ -33,7 +33,7 @@
 //! | logical id | transitions published on one bus run, before persistence | 0 per run | yes, per run | one publisher run ([`RunId`]); what a [`Gap`] names |
 //!
 //! A [`VersionVector`] maps each sled to its highest contiguous seq held: it is
-//! the cursor of reads ([`EventLog::events_since`]), subscriptions and sync.
+//! the cursor of reads ([`EventLog::read_since`]), subscriptions and sync.
 #![warn(missing_docs)]
 
 mod checkpoint;

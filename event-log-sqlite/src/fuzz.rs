@@ -192,7 +192,7 @@ pub fn row(data: &[u8]) -> bool {
     }
 }
 
-/// The fuzz input [`row`] reads as the row of `rec` at `position` (for seed corpora).
+/// The fuzz input `row` reads as the row of `rec` at `position` (for seed corpora).
 pub fn row_input(position: u64, rec: &OpRecord) -> Vec<u8> {
     let mut out = Vec::new();
     let int = |out: &mut Vec<u8>, v: u64| {

@@ -238,9 +238,11 @@ pub(crate) fn author_ops(
     Ok(out)
 }
 
-/// Up to `limit` ops after `after` in the causal order `(lamport, id)`.
-pub(crate) fn timeline(
+/// Up to `limit` ops after `after` in the causal order `(lamport, id)`: of every
+/// story (the timeline), or of `story` alone.
+pub(crate) fn causal_ops(
     conn: &Connection,
+    story: Option<&str>,
     after: &Causal,
     limit: usize,
 ) -> Result<Vec<OpRecord>, StoreError> {
@@ -249,45 +251,18 @@ pub(crate) fn timeline(
     let Ok(lamport) = i64::try_from(after.lamport) else {
         return Ok(out);
     };
-    let mut stmt = conn
-        .prepare_cached(TIMELINE)
-        .map_err(error::at("prepare timeline"))?;
-    collect_as(
-        stmt.query(params![
-            lamport,
-            after.id.as_bytes(),
-            to_sql(limit.max(1) as u64)
-        ]),
-        &mut out,
-        "read the timeline",
-    )?;
-    Ok(out)
-}
-
-/// Up to `limit` ops of `story` after `after` in the causal order.
-pub(crate) fn story_ops(
-    conn: &Connection,
-    story: &str,
-    after: &Causal,
-    limit: usize,
-) -> Result<Vec<OpRecord>, StoreError> {
-    let mut out = Vec::new();
-    let Ok(lamport) = i64::try_from(after.lamport) else {
-        return Ok(out);
+    let (sql, prepare, what) = match story {
+        None => (TIMELINE, "prepare timeline", "read the timeline"),
+        Some(_) => (STORY_OPS, "prepare story_ops", "read the ops of a story"),
     };
-    let mut stmt = conn
-        .prepare_cached(STORY_OPS)
-        .map_err(error::at("prepare story_ops"))?;
-    collect_as(
-        stmt.query(params![
-            story,
-            lamport,
-            after.id.as_bytes(),
-            to_sql(limit.max(1) as u64)
-        ]),
-        &mut out,
-        "read the ops of a story",
-    )?;
+    let mut stmt = conn.prepare_cached(sql).map_err(error::at(prepare))?;
+    let limit = to_sql(limit.max(1) as u64);
+    let id = after.id.as_bytes();
+    let rows = match story {
+        None => stmt.query(params![lamport, id, limit]),
+        Some(story) => stmt.query(params![story, lamport, id, limit]),
+    };
+    collect_as(rows, &mut out, what)?;
     Ok(out)
 }
 

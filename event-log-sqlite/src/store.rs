@@ -209,7 +209,7 @@ impl OpStore for SqliteStore {
     async fn timeline(&self, after: &Causal, limit: usize) -> Result<Vec<OpRecord>, StoreError> {
         let after = *after;
         self.readers
-            .run(move |conn| query::timeline(conn, &after, limit))
+            .run(move |conn| query::causal_ops(conn, None, &after, limit))
             .await
     }
 
@@ -222,7 +222,7 @@ impl OpStore for SqliteStore {
     ) -> Result<Vec<OpRecord>, StoreError> {
         let (story, after) = (story.to_owned(), *after);
         self.readers
-            .run(move |conn| query::story_ops(conn, &story, &after, limit))
+            .run(move |conn| query::causal_ops(conn, Some(&story), &after, limit))
             .await
     }
 

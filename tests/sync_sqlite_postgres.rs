@@ -84,7 +84,7 @@ async fn push_chunks(
     chunk: usize,
     chunks: usize,
 ) -> usize {
-    let ops = from.export_since(&to.version_vector());
+    let ops = from.export_since(&to.version_vector()).await.unwrap();
     let mut applied = 0;
     for part in ops.chunks(chunk).take(chunks) {
         let report = to.merge(part.to_vec()).await.expect("merge a chunk");

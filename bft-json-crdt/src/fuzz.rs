@@ -14,7 +14,7 @@ use crate::keypair::KeyPair;
 use crate::limits::Limits;
 use crate::op::{Op, RawOp, SignedOp};
 use crate::rejected::{DecodeError, Rejected};
-use crate::replica::{Outcome, Replica};
+use crate::replica::{HeldOp, Outcome, Replica};
 
 /// Most ops one [`replica_ingest`] input builds (the replicas' signature checks
 /// dominate the cost of a run).
@@ -295,15 +295,16 @@ fn deliver(r: &mut Replica, ops: &[SignedOp], cuts: &[usize]) {
         r.apply_ready(ingest.ready);
         let limits = *r.limits();
         assert!(r.buffered() <= limits.max_buffered, "buffer over its bound");
-        check_state(r);
+        check_state(r, ops);
     }
 }
 
-/// What a replica's state promises whatever it was fed.
-fn check_state(r: &Replica) {
+/// What a replica's state promises whatever it was fed (`fed`: every op it was
+/// given, which holds the deps of those it applied).
+fn check_state(r: &Replica, fed: &[SignedOp]) {
     assert!(r.view_len() <= r.len());
     // The view is in (lamport, id) order and holds no excluded op.
-    let view: Vec<&SignedOp> = r.view().collect();
+    let view: Vec<HeldOp> = r.view().collect();
     assert_eq!(view.len(), r.view_len());
     for w in view.windows(2) {
         assert!((w[0].lamport(), w[0].id()) < (w[1].lamport(), w[1].id()));
@@ -334,7 +335,13 @@ fn check_state(r: &Replica) {
         assert!(r.contains(h));
     }
     for author in r.authors() {
-        for op in r.ops_after(author, 0) {
+        for held in r.ops_after(author, 0) {
+            // What is kept is what was verified: one of the ops fed, signature included.
+            let op = fed
+                .iter()
+                .find(|o| held.matches(o))
+                .expect("a held op matches an op it was fed");
+            assert!(r.in_view(&held.id()) == view.contains(&held));
             for d in op.deps() {
                 assert!(r.contains(d), "an applied op's dep is not held");
                 assert!(!heads.contains(d), "a head has a dependant");

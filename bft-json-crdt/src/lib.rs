@@ -38,7 +38,9 @@ pub use membership::Membership;
 pub use op::{Draft, Op, RawOp, SignedOp, WrongKey};
 pub use parallel::cores;
 pub use rejected::{DecodeError, Rejected};
-pub use replica::{Delivery, Equivocation, Ingest, Outcome, ReadyOp, Replica, VersionVector};
+pub use replica::{
+    Delivery, Equivocation, HeldOp, Ingest, Outcome, ReadyOp, Replica, VersionVector,
+};
 pub use verify::verify_batch;
 
 /// Re-exported so users need not depend on `ed25519-dalek` to hold keys.

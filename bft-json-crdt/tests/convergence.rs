@@ -59,7 +59,7 @@ proptest! {
         prop_assert_eq!(&first.view, &h.expected_view());
         for o in &h.ops {
             let excluded = o.author() == equivocator && o.seq() >= fork.seq;
-            prop_assert_eq!(rs[0].in_view(o), !excluded);
+            prop_assert_eq!(rs[0].in_view(&o.id()), !excluded);
             prop_assert!(rs[0].contains(&o.id()), "evidence is kept");
         }
         // the fork is reported (and maybe more equivocations above it, if both

@@ -60,6 +60,13 @@ pub enum Error {
         /// The damaged row (position 0: indexed reads do not return positions).
         row: Box<crate::damage::DamagedRow>,
     },
+    /// An op this log verified is no longer in its store (a row deleted under it):
+    /// it cannot be read back, so it is not returned.
+    #[error("op {id} was verified by this log but its row is no longer in the store")]
+    OpNotInStore {
+        /// The op.
+        id: OpId,
+    },
     /// The entry's op would exceed the op limits ([`crate::Limits`]): every replica
     /// would refuse it, so it is refused before it is signed, and nothing is stored.
     #[error(

@@ -52,7 +52,7 @@ impl State {
             if self.replica.excluded_from(&op.author()) != before {
                 touched.insert(op.author());
             }
-            if self.replica.in_view(&op) {
+            if self.replica.in_view(&op.id()) {
                 let ev = event_of(&op, entry);
                 if collect {
                     added.push(ev.clone());

@@ -36,7 +36,7 @@ pub async fn push_chunked<A: OpStore, B: OpStore>(
     chunk: usize,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<MergeReport> {
-    let missing = from.export_since(&to.version_vector());
+    let missing = from.export_since(&to.version_vector()).await?;
     let total = missing.len();
     let mut report = MergeReport::default();
     let mut sent = 0;
@@ -52,7 +52,9 @@ pub async fn push_chunked<A: OpStore, B: OpStore>(
         .filter(|h| !to.contains(h))
         .collect();
     if !unknown.is_empty() {
-        let ops = from.ancestry_unknown(&unknown, |id| to.contains(id));
+        let ops = from
+            .ancestry_unknown(&unknown, |id| to.contains(id))
+            .await?;
         let more = to.merge(ops).await?;
         report.deliveries.extend(more.deliveries);
     }

@@ -127,7 +127,7 @@ async fn appends_and_merges_are_not_starved_by_a_busy_leader() {
             .await
             .unwrap();
         let report = log
-            .merge(peer.export_since(&Default::default()))
+            .merge(peer.export_since(&Default::default()).await.unwrap())
             .await
             .unwrap();
         assert_eq!(report.applied(), 1);

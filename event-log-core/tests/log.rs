@@ -166,7 +166,7 @@ fn tampered_op_rejected_on_merge() {
         for i in 0..3 {
             a.append_transition(fired(i)).await.unwrap();
         }
-        let mut ops = a.export_since(&Default::default());
+        let mut ops = a.export_since(&Default::default()).await.unwrap();
         // Flip a payload byte and claim the new bytes' id: the signature no longer fits.
         let victim = 1;
         let n = ops[victim].bytes.len();
@@ -193,7 +193,10 @@ fn tampered_op_rejected_on_merge() {
         assert_eq!(report.buffered(), 1);
         assert_eq!(b.all_events().await.unwrap().len(), 1);
         // The genuine op arrives later: both land.
-        let report = b.merge(a.export_since(&b.version_vector())).await.unwrap();
+        let report = b
+            .merge(a.export_since(&b.version_vector()).await.unwrap())
+            .await
+            .unwrap();
         assert_eq!(
             b.all_events().await.unwrap(),
             a.all_events().await.unwrap(),
@@ -430,7 +433,7 @@ fn catch_up_persists_ops_released_from_the_buffer() {
         let peer = EventLog::open(MemStore::new(), key(22)).await.unwrap();
         peer.append_transition(fired(1)).await.unwrap();
         peer.append_transition(fired(2)).await.unwrap();
-        let ops = peer.export_since(&Default::default());
+        let ops = peer.export_since(&Default::default()).await.unwrap();
         // s1 gets B only: buffered. s2 gets A: stored in the shared store.
         assert_eq!(s1.merge(vec![ops[1].clone()]).await.unwrap().buffered(), 1);
         assert_eq!(s2.merge(vec![ops[0].clone()]).await.unwrap().applied(), 1);

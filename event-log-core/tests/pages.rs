@@ -67,7 +67,7 @@ async fn run(steps: &[Step]) -> (EventLog<MemStore>, MemStore) {
             }
             Step::Merge => {
                 for log in &others {
-                    let ops = log.export_since(&reader.version_vector());
+                    let ops = log.export_since(&reader.version_vector()).await.unwrap();
                     reader.merge(ops).await.unwrap();
                 }
             }
@@ -75,23 +75,23 @@ async fn run(steps: &[Step]) -> (EventLog<MemStore>, MemStore) {
                 forked = true;
                 for log in &others {
                     reader
-                        .merge(log.export_since(&VersionVector::new()))
+                        .merge(log.export_since(&VersionVector::new()).await.unwrap())
                         .await
                         .unwrap();
                 }
                 // A twin of sled 1 that holds its ops but signs its own next op.
                 let twin = EventLog::open(MemStore::new(), key(1)).await.unwrap();
-                twin.merge(others[0].export_since(&VersionVector::new()))
+                twin.merge(others[0].export_since(&VersionVector::new()).await.unwrap())
                     .await
                     .unwrap();
                 twin.append_transition(transition(9, i)).await.unwrap();
                 others[0].append_transition(transition(8, i)).await.unwrap();
                 reader
-                    .merge(twin.export_since(&VersionVector::new()))
+                    .merge(twin.export_since(&VersionVector::new()).await.unwrap())
                     .await
                     .unwrap();
                 reader
-                    .merge(others[0].export_since(&VersionVector::new()))
+                    .merge(others[0].export_since(&VersionVector::new()).await.unwrap())
                     .await
                     .unwrap();
             }
@@ -168,7 +168,7 @@ async fn all_since(
 /// The view as a model computes it from the ops the log holds in memory (its
 /// replica, exported) and its equivocations: every op but evidence and the ops of
 /// an equivocating sled from its fork on, in causal order.
-fn model_view(log: &EventLog<MemStore>) -> Vec<LoggedEvent> {
+async fn model_view(log: &EventLog<MemStore>) -> Vec<LoggedEvent> {
     let mut excluded: std::collections::HashMap<SledId, u64> = Default::default();
     for q in log.equivocations() {
         let e = excluded.entry(q.author).or_insert(q.seq);
@@ -176,6 +176,8 @@ fn model_view(log: &EventLog<MemStore>) -> Vec<LoggedEvent> {
     }
     let mut out: Vec<LoggedEvent> = log
         .export_since(&VersionVector::new())
+        .await
+        .unwrap()
         .iter()
         .map(|raw| raw.decode(&Default::default()).unwrap())
         .filter(|op| {
@@ -214,7 +216,7 @@ proptest! {
     fn store_pages_match_the_view(steps in prop::collection::vec(step(), 1..40), cut in 0u64..6) {
         block_on(async {
             let (log, _store) = run(&steps).await;
-            let timeline = model_view(&log);
+            let timeline = model_view(&log).await;
             let mut by_sled = timeline.clone();
             by_sled.sort_by_key(|e| (e.sled_id, e.event_id));
             prop_assert_eq!(log.visible_per_sled().iter().map(|(_, n)| *n as usize).sum::<usize>(), timeline.len());
@@ -267,7 +269,7 @@ fn tampered_rows_are_never_returned() {
         for i in 0..6 {
             log.append_transition(transition(1, i)).await.unwrap();
         }
-        let ids: Vec<_> = model_view(&log).iter().map(|e| e.op_id).collect();
+        let ids: Vec<_> = model_view(&log).await.iter().map(|e| e.op_id).collect();
         type Edit = fn(&mut event_log_core::OpRecord);
         let edits: [(u64, &str, Edit); 4] = [
             (2, "payload", |r| {
@@ -315,6 +317,60 @@ fn tampered_rows_are_never_returned() {
     });
 }
 
+/// Ops served to peers (export, one op by id, the ancestry walk) are read from the
+/// store and checked like events: a row whose signature was swapped after the log
+/// verified it is never sent; the error names it and the row joins the damage log.
+#[test]
+fn ops_sent_to_peers_are_checked() {
+    block_on(async {
+        let store = MemStore::new();
+        let log = EventLog::open(store.clone(), key(0)).await.unwrap();
+        for i in 0..4 {
+            log.append_transition(transition(1, i)).await.unwrap();
+        }
+        let ops = log.export_since(&VersionVector::new()).await.unwrap();
+        assert_eq!(ops.len(), 4);
+        let victim = ops[2].decode(&Default::default()).unwrap().id();
+        let fine = ops[1].decode(&Default::default()).unwrap().id();
+        // The last byte of the bytes is the signature's: the id does not change.
+        assert!(store.tamper(Position(3), |r| {
+            let n = r.bytes.len();
+            r.bytes[n - 1] ^= 1;
+        }));
+        let named = |e: Error| match e {
+            Error::DamagedRead { row } => {
+                assert_eq!(row.id, victim, "the error names the row");
+                assert!(matches!(
+                    row.kind,
+                    DamageKind::RowMismatch {
+                        column: "bytes",
+                        ..
+                    }
+                ));
+            }
+            other => panic!("expected a damaged read, found {other:?}"),
+        };
+        named(log.export_since(&VersionVector::new()).await.unwrap_err());
+        named(log.get_op(&victim).await.unwrap_err());
+        // Walking back from the head meets it too.
+        named(
+            log.ancestry_unknown(&log.heads(), |_| false)
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(log.damage().len(), 1);
+        // Intact rows are still served; an op not held is none.
+        assert!(log.get_op(&fine).await.unwrap().is_some());
+        let other = EventLog::open(MemStore::new(), key(1)).await.unwrap();
+        let stranger = other
+            .append_transition(transition(2, 0))
+            .await
+            .unwrap()
+            .op_id;
+        assert!(log.get_op(&stranger).await.unwrap().is_none());
+    });
+}
+
 /// Rows another writer committed to a shared store that this log has not caught
 /// up with yet end the page there: a reader resuming from the page's cursor after
 /// the catch-up gets them, never a cursor past them.
@@ -354,7 +410,7 @@ fn rows_not_caught_up_stop_the_page_and_are_read_later() {
             .chain(&later.events)
             .map(|e| e.op_id)
             .collect();
-        let mut want: Vec<_> = model_view(&reader).iter().map(|e| e.op_id).collect();
+        let mut want: Vec<_> = model_view(&reader).await.iter().map(|e| e.op_id).collect();
         assert_eq!(want.len(), 5, "both sleds' events are in the view");
         assert_eq!(tl, want, "the timeline resumed without a hole");
         got.sort();

@@ -285,8 +285,12 @@ impl Replica {
             .is_some_and(|a| a.by_seq.contains_key(&seq))
     }
 
-    fn lookup<'a>(&'a self, id: &OpId, extra: &'a HashMap<OpId, SignedOp>) -> Option<&'a SignedOp> {
-        self.ops.get(id).or_else(|| extra.get(id))
+    /// `(author, seq, lamport)` of a held op or one made ready in this call.
+    fn lookup(&self, id: &OpId, extra: &HashMap<OpId, SignedOp>) -> Option<(AuthorId, u64, u64)> {
+        match self.ops.get(id) {
+            Some(m) => Some((m.author, m.seq, m.lamport)),
+            None => extra.get(id).map(|o| (o.author(), o.seq(), o.lamport())),
+        }
     }
 
     fn check_links(&self, op: &SignedOp, extra: &HashMap<OpId, SignedOp>) -> Result<(), Rejected> {
@@ -294,12 +298,12 @@ impl Replica {
         let mut same_author: Vec<u64> = Vec::new();
         for d in op.deps() {
             // callers only check ops whose deps are all present
-            let Some(dep) = self.lookup(d, extra) else {
+            let Some((author, seq, lamport)) = self.lookup(d, extra) else {
                 continue;
             };
-            max_lamport = max_lamport.max(dep.lamport());
-            if dep.author() == op.author() {
-                same_author.push(dep.seq());
+            max_lamport = max_lamport.max(lamport);
+            if author == op.author() {
+                same_author.push(seq);
             }
         }
         let bad = |detail: String| Rejected::BadPrevLink {

@@ -2,10 +2,14 @@
 //! and exposes a deterministic view.
 
 mod buffer;
+mod held;
 mod ingest;
 mod version_vector;
 
+pub use held::HeldOp;
 pub use version_vector::VersionVector;
+
+use held::Meta;
 
 use buffer::Buffer;
 
@@ -113,6 +117,11 @@ struct AuthorState {
 
 /// A replica of the op graph.
 ///
+/// It keeps what checking later ops needs of each applied op — its author, seq,
+/// lamport and a digest of its signature ([`HeldOp`]) — not the op itself: the ops
+/// live in the caller's store, and one read back is matched against what was
+/// verified with [`HeldOp::matches`].
+///
 /// Validation order, cheapest first (each check uses only the op and its causal past,
 /// so every correct replica decides alike): limits and decoding (done by
 /// [`crate::RawOp::decode`]) → id → duplicate → membership → author key and
@@ -128,9 +137,8 @@ struct AuthorState {
 pub struct Replica {
     limits: Limits,
     members: Option<Membership>,
-    ops: HashMap<OpId, SignedOp>,
+    ops: HashMap<OpId, Meta>,
     authors: HashMap<AuthorId, AuthorState>,
-    view: BTreeSet<(u64, OpId)>,
     heads: BTreeSet<OpId>,
     buffer: Buffer,
     /// `(author, seq)` held by more than one op.
@@ -154,7 +162,6 @@ impl Replica {
             members: None,
             ops: HashMap::new(),
             authors: HashMap::new(),
-            view: BTreeSet::new(),
             heads: BTreeSet::new(),
             buffer: Buffer::default(),
             equivocated: BTreeSet::new(),
@@ -232,25 +239,11 @@ impl Replica {
             self.equivocated.insert((author, seq));
         }
         if equivocated && state.excluded_from.is_none_or(|s| seq < s) {
-            // Only the ops between the new exclusion point and the old one were in
-            // the view: an equivocation fed at ever lower seqs costs linear time.
-            let until = state.excluded_from.replace(seq).unwrap_or(u64::MAX);
-            let doomed: Vec<OpId> = state
-                .by_seq
-                .range(seq..until)
-                .flat_map(|(_, ids)| ids.sorted())
-                .collect();
-            for d in doomed {
-                if let Some(o) = self.ops.get(&d) {
-                    self.view.remove(&(o.lamport(), d));
-                }
-            }
+            // The view is the held ops below each author's exclusion point: moving
+            // the point is all an equivocation changes, whatever its seq.
+            state.excluded_from = Some(seq);
         }
-        let excluded = state.excluded_from.is_some_and(|s| seq >= s);
-        if !excluded {
-            self.view.insert((op.lamport(), id));
-        }
-        self.ops.insert(id, op);
+        self.ops.insert(id, Meta::of(&op));
     }
 
     /// Buffered ops unblocked by [`Replica::insert`] of a local op since the last call.
@@ -265,9 +258,9 @@ impl Replica {
         self.ops.contains_key(id)
     }
 
-    /// An applied op by id.
-    pub fn get(&self, id: &OpId) -> Option<&SignedOp> {
-        self.ops.get(id)
+    /// What is kept of an applied op, by id.
+    pub fn get(&self, id: &OpId) -> Option<HeldOp> {
+        self.ops.get(id).map(|m| m.held(*id))
     }
 
     /// Number of applied ops (view and evidence).
@@ -282,9 +275,9 @@ impl Replica {
 
     /// The op at an author's highest applied seq (the lowest id if it equivocated
     /// there).
-    pub fn tip(&self, author: &AuthorId) -> Option<&SignedOp> {
+    pub fn tip(&self, author: &AuthorId) -> Option<HeldOp> {
         let (_, ids) = self.authors.get(author)?.by_seq.last_key_value()?;
-        ids.sorted().first().and_then(|id| self.ops.get(id))
+        ids.sorted().first().and_then(|id| self.get(id))
     }
 
     /// The deps a buffered op still waits for (empty if it is not buffered).
@@ -321,19 +314,43 @@ impl Replica {
             .unwrap_or(0)
     }
 
-    /// The view: applied ops minus excluded ones, in `(lamport, id)` order.
-    pub fn view(&self) -> impl Iterator<Item = &SignedOp> + '_ {
-        self.view.iter().filter_map(|(_, id)| self.ops.get(id))
+    /// The view: applied ops minus excluded ones, in `(lamport, id)` order. It is
+    /// computed (O(n log n) in the ops held): callers reading the view of a large
+    /// replica read their store's `(lamport, id)` index and [`Replica::in_view`].
+    pub fn view(&self) -> impl Iterator<Item = HeldOp> + '_ {
+        let mut view: Vec<HeldOp> = self
+            .ops
+            .iter()
+            .filter(|(_, m)| !self.is_excluded(&m.author, m.seq))
+            .map(|(id, m)| m.held(*id))
+            .collect();
+        view.sort_unstable_by_key(|o| (o.lamport(), o.id()));
+        view.into_iter()
     }
 
-    /// Number of ops in the view.
+    /// Number of ops in the view: per author, the ops held below its exclusion point
+    /// (O(authors), plus the seqs held by authors that equivocated).
     pub fn view_len(&self) -> usize {
-        self.view.len()
+        self.authors
+            .values()
+            .map(|s| match s.excluded_from {
+                // Without an equivocation every seq holds one op.
+                None => s.by_seq.len(),
+                // Below the exclusion point no seq holds more than one op.
+                Some(from) => s.by_seq.range(..from).count(),
+            })
+            .sum()
     }
 
     /// True if the op is in the view (applied and not excluded).
-    pub fn in_view(&self, op: &SignedOp) -> bool {
-        self.view.contains(&(op.lamport(), op.id()))
+    pub fn in_view(&self, id: &OpId) -> bool {
+        self.ops
+            .get(id)
+            .is_some_and(|m| !self.is_excluded(&m.author, m.seq))
+    }
+
+    fn is_excluded(&self, author: &AuthorId, seq: u64) -> bool {
+        self.excluded_from(author).is_some_and(|from| seq >= from)
     }
 
     /// The seq from which an author's ops are excluded, if it equivocated.
@@ -358,7 +375,7 @@ impl Replica {
 
     /// All applied ops of one author with seq above `after`, ascending by seq
     /// (equivocating ops at one seq ascending by id).
-    pub fn ops_after(&self, author: &AuthorId, after: u64) -> Vec<&SignedOp> {
+    pub fn ops_after(&self, author: &AuthorId, after: u64) -> Vec<HeldOp> {
         let Some(state) = self.authors.get(author) else {
             return Vec::new();
         };
@@ -366,7 +383,7 @@ impl Replica {
             .by_seq
             .range((Bound::Excluded(after), Bound::Unbounded))
             .flat_map(|(_, ids)| ids.sorted())
-            .filter_map(|id| self.ops.get(&id))
+            .filter_map(|id| self.get(&id))
             .collect()
     }
 

@@ -67,7 +67,7 @@ pub fn bad_input_rejected<H: StoreHarness>(h: &H, rt: &Runtime) -> Result<(), Fa
             for i in 0..n {
                 peer.append(entry(10 + i, false)).await.ctx("peer append")?;
             }
-            let genuine = peer.export_since(&Default::default());
+            let genuine = peer.export_since(&Default::default()).await.ctx("export")?;
             let v = which.index(genuine.len());
             let bad = damage(&genuine[v], how, cut);
             let count_before = log.store().count().await.ctx("count")?;

@@ -112,10 +112,20 @@ async fn run<H: StoreHarness>(h: &H, p: Plan) -> Check {
     // Every op that exists, then a random delivery order with duplicates.
     let mut all: Vec<RawOp> = Vec::new();
     for log in &logs {
-        all.extend(log.export_since(&Default::default()));
+        all.extend(log.export_since(&Default::default()).await.ctx("export")?);
     }
-    all.extend(branch_a.export_since(&Default::default()));
-    all.extend(branch_b.export_since(&Default::default()));
+    all.extend(
+        branch_a
+            .export_since(&Default::default())
+            .await
+            .ctx("export")?,
+    );
+    all.extend(
+        branch_b
+            .export_since(&Default::default())
+            .await
+            .ctx("export")?,
+    );
     for (s, log) in logs.iter().enumerate() {
         let mut delivery = all.clone();
         for (k, idx) in p.order.iter().enumerate() {

@@ -110,7 +110,7 @@ async fn run<H: StoreHarness>(h: &H, program: Vec<Step>) -> Check {
                 }
                 i += n;
                 let report = l
-                    .merge(r.export_since(&l.version_vector()))
+                    .merge(r.export_since(&l.version_vector()).await.ctx("export")?)
                     .await
                     .ctx("merge")?;
                 ensure!(

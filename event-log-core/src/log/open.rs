@@ -106,7 +106,7 @@ impl<S: OpStore> EventLog<S> {
         tracing::info!(sled = %sled, ops = chain.ops, verified, damaged = damage.count(),
             events = state.replica.view_len(), "event log opened");
         crate::metrics::damaged(damage.count() as usize);
-        let own_tip = state.replica.tip(&sled).cloned();
+        let own_tip = state.replica.tip(&sled);
         let log = EventLog {
             store,
             key,
@@ -131,7 +131,7 @@ impl<S: OpStore> EventLog<S> {
         };
         if mark_behind {
             // The mark lags (written behind, or new): bring it up to the store.
-            log.advance_mark(own_tip.as_ref());
+            log.advance_mark(own_tip.map(|t| (t.seq(), t.id())));
         }
         Ok(log)
     }
@@ -217,13 +217,8 @@ impl<S: OpStore> EventLog<S> {
                 let Ok((op, _)) = decode_record(rec, &self.config) else {
                     break 'pages;
                 };
-                let held = self
-                    .state
-                    .read()
-                    .replica
-                    .get(&op.id())
-                    .map(|h| *h.signature());
-                if held != Some(*op.signature()) {
+                let held = self.state.read().replica.get(&op.id());
+                if !held.is_some_and(|h| h.matches(&op)) {
                     break 'pages;
                 }
                 chain.add(&op);

@@ -14,14 +14,16 @@
 //! does not hold yet (another writer's, not caught up): it ends there (`end`), and
 //! the next read from its cursor finds the row once the log has caught up.
 
-use bft_json_crdt::VersionVector;
+use bft_json_crdt::{SignedOp, VersionVector};
 
 use super::EventLog;
+use super::EventLogConfig;
 use super::decode::decode_record;
 use crate::damage::{DamageKind, DamagedRow};
+use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::event::{EventId, LoggedEvent, SledId};
-use crate::state::event_of;
+use crate::state::{State, event_of};
 use crate::store::{Causal, OpRecord, OpStore, Position};
 
 /// One page of events and where the next page starts.
@@ -209,6 +211,26 @@ impl<S: OpStore> EventLog<S> {
     /// not caught up; a page stops there, so the next read finds it once caught
     /// up, rather than passing it for ever).
     fn visible(&self, rows: &[OpRecord]) -> Result<(Vec<LoggedEvent>, usize)> {
+        let (held, used) = self.authenticate(rows, Unheld::Stop)?;
+        let events = held
+            .into_iter()
+            .filter(|h| h.in_view)
+            .map(|h| event_of(&h.op, h.entry))
+            .collect();
+        Ok((events, used))
+    }
+
+    /// Checks rows read from the store against what this log verified (see the
+    /// module docs) and returns the ops it holds among them, in their order, and
+    /// how many rows were looked at: all of them, or with [`Unheld::Stop`] those
+    /// before the first row this log does not hold. Rows listed in the damage log
+    /// are skipped. A row that fails its checks fails the call with
+    /// [`Error::DamagedRead`] and is added to the damage log.
+    pub(super) fn authenticate(
+        &self,
+        rows: &[OpRecord],
+        unheld: Unheld,
+    ) -> Result<(Vec<Authentic>, usize)> {
         let mut out = Vec::with_capacity(rows.len());
         let mut damaged: Option<DamagedRow> = None;
         let known: Vec<bool> = {
@@ -223,30 +245,15 @@ impl<S: OpStore> EventLog<S> {
                     used += 1;
                     continue;
                 }
-                let (op, entry) = match decode_record(rec, &self.config) {
-                    Ok(decoded) => decoded,
-                    Err(kind) => {
-                        damaged = Some(DamagedRow::of(Position::START, rec, kind));
+                match check_row(&st, rec, &self.config) {
+                    Err(row) => {
+                        damaged = Some(row);
                         break;
                     }
-                };
-                let Some(held) = st.replica.get(&op.id()) else {
-                    // Not validated by this log yet: the page stops here.
-                    break;
-                };
-                if held.signature() != op.signature() {
-                    damaged = Some(DamagedRow::of(
-                        Position::START,
-                        rec,
-                        DamageKind::RowMismatch {
-                            column: "bytes",
-                            detail: "the signature differs from the one this log verified".into(),
-                        },
-                    ));
-                    break;
-                }
-                if st.replica.in_view(&op) {
-                    out.push(event_of(&op, entry));
+                    Ok(Some(authentic)) => out.push(authentic),
+                    // Not validated by this log yet.
+                    Ok(None) if matches!(unheld, Unheld::Stop) => break,
+                    Ok(None) => {}
                 }
                 used += 1;
             }
@@ -257,4 +264,52 @@ impl<S: OpStore> EventLog<S> {
         }
         Ok((out, used))
     }
+}
+
+/// Checks one row read from the store (see the module docs): the op this log
+/// verified, `None` if this log does not hold it, or the damage found.
+pub(super) fn check_row(
+    st: &State,
+    rec: &OpRecord,
+    config: &EventLogConfig,
+) -> std::result::Result<Option<Authentic>, DamagedRow> {
+    let (op, entry) =
+        decode_record(rec, config).map_err(|kind| DamagedRow::of(Position::START, rec, kind))?;
+    let Some(held) = st.replica.get(&op.id()) else {
+        return Ok(None);
+    };
+    if !held.matches(&op) {
+        // The id is re-hashed from the bytes and was found: what differs is the
+        // signature.
+        return Err(DamagedRow::of(
+            Position::START,
+            rec,
+            DamageKind::RowMismatch {
+                column: "bytes",
+                detail: "the signature differs from the one this log verified".into(),
+            },
+        ));
+    }
+    Ok(Some(Authentic {
+        in_view: st.replica.in_view(&held.id()),
+        op,
+        entry,
+    }))
+}
+
+/// What [`EventLog::authenticate`] does at a row this log does not hold.
+#[derive(Clone, Copy)]
+pub(super) enum Unheld {
+    /// Stop there (a reader's page ends; the row is read again once caught up).
+    Stop,
+    /// Skip it (an export of what this log holds).
+    Skip,
+}
+
+/// A row read from the store that is an op this log verified.
+pub(super) struct Authentic {
+    pub(super) op: SignedOp,
+    pub(super) entry: Entry,
+    /// In the view (not an equivocating sled's op from its fork on).
+    pub(super) in_view: bool,
 }

@@ -46,7 +46,7 @@ async fn own_ops(n: u64) -> Result<Vec<SignedOp>, String> {
             .await
             .ctx("own append")?;
     }
-    let raw = log.export_since(&Default::default());
+    let raw = log.export_since(&Default::default()).await.ctx("export")?;
     raw.iter()
         .map(|r| r.decode(&Default::default()).map_err(|e| e.to_string()))
         .collect()

@@ -27,7 +27,7 @@ async fn excluded<H: StoreHarness>(h: &H) -> Check {
             .await
             .ctx("twin append")?;
     }
-    let fork = twin.export_since(&Default::default());
+    let fork = twin.export_since(&Default::default()).await.ctx("export")?;
     log.merge(fork).await.ctx("merge the fork")?;
     ensure_eq!(
         log.equivocations().len(),

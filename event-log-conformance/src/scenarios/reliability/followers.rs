@@ -125,13 +125,17 @@ async fn equivocation<H: StoreHarness>(h: &H) -> Check {
                 .ctx("twin append")?;
         }
     }
-    let fork = |t: usize| twins[t].export_since(&Default::default());
-    a.merge(fork(0)).await.ctx("a merges one branch")?;
+    let mut fork = Vec::new();
+    for twin in &twins {
+        fork.push(twin.export_since(&Default::default()).await.ctx("export")?);
+    }
+    let [fork_a, fork_c] = <[_; 2]>::try_from(fork).map_err(|_| "two branches".to_string())?;
+    a.merge(fork_a).await.ctx("a merges one branch")?;
     b.catch_up().await.ctx("b follows")?;
     ensure_eq!(b.equivocations().len(), 0, "no fork known yet");
     // A sled that has not caught up merges the other branch: the store holds the
     // first as primary, so this one must become evidence, not a conflict.
-    c.merge(fork(1))
+    c.merge(fork_c)
         .await
         .map_err(|e| format!("merging the other branch must not fail: {e}"))?;
     for (name, log) in [("a", &a), ("b", &b)] {

@@ -93,9 +93,13 @@ async fn rolled_back<H: StoreHarness>(h: &H) -> Check {
         "nothing written"
     );
     // The lost ops come back from a peer (the live store's log).
-    back.merge(log.export_since(&back.version_vector()))
-        .await
-        .ctx("take the ops back")?;
+    back.merge(
+        log.export_since(&back.version_vector())
+            .await
+            .ctx("export")?,
+    )
+    .await
+    .ctx("take the ops back")?;
     let e = back
         .append_transition(transition(9))
         .await

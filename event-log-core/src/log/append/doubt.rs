@@ -46,7 +46,7 @@ impl<S: OpStore> EventLog<S> {
                 let ops = std::mem::take(&mut w.in_doubt);
                 let n = ops.len();
                 tracing::info!(ops = n, "completed appends whose outcome was unknown");
-                self.advance_mark(ops.last().map(|(op, _)| op));
+                self.advance_mark(ops.last().map(|(op, _)| (op.seq(), op.id())));
                 let events = self.state.write().apply(ops);
                 self.notify(&events);
                 self.settle_unblocked().await;
@@ -119,7 +119,7 @@ impl<S: OpStore> EventLog<S> {
             .iter()
             .map(|(op, entry)| crate::state::event_of(op, entry.clone()))
             .collect();
-        self.advance_mark(ops.last().map(|(op, _)| op));
+        self.advance_mark(ops.last().map(|(op, _)| (op.seq(), op.id())));
         let events = self.state.write().apply(ops);
         self.notify(&events);
         // Answer before anything else is awaited: if this leader's future is dropped

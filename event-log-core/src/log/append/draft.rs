@@ -145,11 +145,8 @@ impl<S: OpStore> EventLog<S> {
                 let st = self.state.read();
                 let replica = &st.replica;
                 let seq = replica.max_seq(&self.sled_id());
-                let prev: Option<(OpId, u64)> = replica
-                    .ops_after(&self.sled_id(), seq.saturating_sub(1))
-                    .into_iter()
-                    .find(|o| o.seq() == seq)
-                    .map(|o| (o.id(), o.lamport()));
+                let prev: Option<(OpId, u64)> =
+                    replica.tip(&self.sled_id()).map(|o| (o.id(), o.lamport()));
                 // Other sleds' heads we know, newest first, bounded.
                 let mut heads: Vec<(u64, OpId)> = replica
                     .heads()

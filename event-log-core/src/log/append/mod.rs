@@ -283,15 +283,12 @@ impl<S: OpStore> EventLog<S> {
         Some((held, signed))
     }
 
-    /// Moves this sled's watermark to `op`, its newest durable op.
-    pub(crate) fn advance_mark(&self, op: Option<&SignedOp>) {
-        if let (Some(w), Some(op)) = (&self.config.watermark, op)
+    /// Moves this sled's watermark to `tip` (seq and id), its newest durable op.
+    pub(crate) fn advance_mark(&self, tip: Option<(u64, OpId)>) {
+        if let (Some(w), Some((seq, id))) = (&self.config.watermark, tip)
             && !self.config.read_only
         {
-            let mark = crate::watermark::Mark {
-                seq: op.seq(),
-                id: op.id(),
-            };
+            let mark = crate::watermark::Mark { seq, id };
             w.0.save(mark.seal(self.key.signing_key()));
         }
     }

@@ -1,18 +1,20 @@
-//! The in-memory state of an [`crate::EventLog`]: the replica, and the events that
-//! hold an idempotency key (so a retried append finds the event its key holds).
+//! The in-memory state of an [`crate::EventLog`]: the replica, and the registry
+//! that keyed events entering the view are announced to (see `log/append/keys.rs`).
 //! Events themselves are read from the store (see `log/pages.rs`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use bft_json_crdt::{Limits, Membership, Replica, SignedOp};
 
 use crate::entry::Entry;
 use crate::event::{LoggedEvent, SledId};
+use crate::log::KeyRegistry;
 
 pub(crate) struct State {
     pub(crate) replica: Replica,
-    /// (sled, idempotency key) → the visible event holding it (the first one).
-    keys: HashMap<(SledId, String), LoggedEvent>,
+    /// Told of this sled's keyed events entering the view (set once the log is open).
+    pub(crate) keys: Option<Arc<KeyRegistry>>,
 }
 
 impl State {
@@ -23,7 +25,7 @@ impl State {
                 Some(m) => replica.with_members(m),
                 None => replica,
             },
-            keys: HashMap::new(),
+            keys: None,
         }
     }
 
@@ -54,36 +56,25 @@ impl State {
             }
             if self.replica.in_view(&op.id()) {
                 let ev = event_of(&op, entry);
-                if collect {
-                    added.push(ev.clone());
+                if let Some(keys) = &self.keys {
+                    keys.record(&ev);
                 }
-                self.index(ev);
+                if collect {
+                    added.push(ev);
+                }
             }
         }
         // An equivocation excludes its author from the first equivocated seq on.
         for sled in touched {
             if let Some(from) = self.replica.excluded_from(&sled) {
-                self.keys
-                    .retain(|(s, _), e| !(*s == sled && e.event_id >= from - 1));
+                if let Some(keys) = &self.keys {
+                    keys.excluded(sled, from - 1);
+                }
                 added.retain(|e| !(e.sled_id == sled && e.event_id >= from - 1));
                 tracing::warn!(sled = %sled, seq = from, "sled equivocated; its entries from this seq on leave the view");
             }
         }
         added
-    }
-
-    /// The event of `sled` holding an idempotency key.
-    pub(crate) fn keyed(&self, sled: &SledId, key: &str) -> Option<&LoggedEvent> {
-        self.keys.get(&(*sled, key.to_owned()))
-    }
-
-    fn index(&mut self, ev: LoggedEvent) {
-        if let crate::entry::Entry::Transition(t) = &ev.entry
-            && let Some(k) = &t.idempotency_key
-        {
-            // The first event holding a key keeps it.
-            self.keys.entry((ev.sled_id, k.clone())).or_insert(ev);
-        }
     }
 }
 

@@ -246,3 +246,41 @@ async fn pipelined_case(depth: usize, fates: Vec<Fate>) {
     assert_eq!(log.in_doubt().await, 0);
     stored_then_reopened(log, mem, key, &out).await;
 }
+
+/// A retry whose key lookup read the store before the first append with that key
+/// committed still gets the first event: the lookup found nothing, but the event
+/// entered the view while the retry waited, and the log answers from that (it
+/// keeps no map of every key, so the store and what came after its read are all
+/// it has).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_whose_lookup_missed_a_commit_in_flight_gets_the_first_event() {
+    let store = FaultStore::new(MemStore::new());
+    let log = Arc::new(
+        EventLog::open(store.clone(), SigningKey::from_bytes(&[7; 32]))
+            .await
+            .unwrap(),
+    );
+    let keyed = || Transition::now("s-1", "backlog", "coding", "Retry").with_idempotency_key("k");
+    // The first append's write waits at the gate: it is not stored yet.
+    let gate = store.close_gate();
+    let first = {
+        let log = log.clone();
+        tokio::spawn(async move { log.append_transition(keyed()).await })
+    };
+    while store.entered() == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // The retry looks the key up now (the store holds nothing) and queues.
+    let retry = {
+        let log = log.clone();
+        tokio::spawn(async move { log.append_transition(keyed()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!retry.is_finished(), "the retry waits for the first append");
+    drop(gate);
+    let first = first.await.unwrap().unwrap();
+    let retry = retry.await.unwrap().unwrap();
+    assert_eq!(retry, first, "the retry gets the first event");
+    assert_eq!(store.appends(), 1, "one write");
+    assert_eq!(log.visible_len(), 1, "one event");
+}

@@ -24,6 +24,7 @@ use crate::event::{LoggedEvent, SledId};
 use crate::state::State;
 use crate::store::OpStore;
 
+pub(crate) use append::KeyRegistry;
 pub use config::EventLogConfig;
 pub use follow::CatchUp;
 pub use merge::{MergeDelivery, MergeRejected, MergeReport};
@@ -73,6 +74,8 @@ pub struct EventLog<S: OpStore> {
     key: Arc<bft_json_crdt::KeyPair>,
     config: EventLogConfig,
     state: RwLock<State>,
+    /// This sled's keyed events, recorded while appends look their keys up.
+    keys: Arc<KeyRegistry>,
     queue: Mutex<Vec<append::Pending>>,
     /// Notified when a request joins `queue`, so a leader waiting on the store can
     /// sign it while the store works.

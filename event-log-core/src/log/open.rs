@@ -107,11 +107,15 @@ impl<S: OpStore> EventLog<S> {
             events = state.replica.view_len(), "event log opened");
         crate::metrics::damaged(damage.count() as usize);
         let own_tip = state.replica.tip(&sled);
+        let keys = super::KeyRegistry::new(sled);
+        let mut state = state;
+        state.keys = Some(keys.clone());
         let log = EventLog {
             store,
             key,
             config,
             state: RwLock::new(state),
+            keys,
             queue: Mutex::new(Vec::new()),
             queued: event_listener::Event::new(),
             leader: async_lock::Mutex::new(append::LeaderState::default()),

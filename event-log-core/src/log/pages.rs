@@ -232,7 +232,7 @@ impl<S: OpStore> EventLog<S> {
         unheld: Unheld,
     ) -> Result<(Vec<Authentic>, usize)> {
         let mut out = Vec::with_capacity(rows.len());
-        let mut damaged: Option<DamagedRow> = None;
+        let mut damaged: Option<Box<DamagedRow>> = None;
         let known: Vec<bool> = {
             let log = self.damage.lock();
             rows.iter().map(|r| log.contains(&r.id)).collect()
@@ -259,8 +259,8 @@ impl<S: OpStore> EventLog<S> {
             }
         }
         if let Some(row) = damaged {
-            self.damage.lock().add(row.clone());
-            return Err(Error::DamagedRead { row: Box::new(row) });
+            self.damage.lock().add((*row).clone());
+            return Err(Error::DamagedRead { row });
         }
         Ok((out, used))
     }
@@ -272,23 +272,23 @@ pub(super) fn check_row(
     st: &State,
     rec: &OpRecord,
     config: &EventLogConfig,
-) -> std::result::Result<Option<Authentic>, DamagedRow> {
-    let (op, entry) =
-        decode_record(rec, config).map_err(|kind| DamagedRow::of(Position::START, rec, kind))?;
+) -> std::result::Result<Option<Authentic>, Box<DamagedRow>> {
+    let (op, entry) = decode_record(rec, config)
+        .map_err(|kind| Box::new(DamagedRow::of(Position::START, rec, kind)))?;
     let Some(held) = st.replica.get(&op.id()) else {
         return Ok(None);
     };
     if !held.matches(&op) {
         // The id is re-hashed from the bytes and was found: what differs is the
         // signature.
-        return Err(DamagedRow::of(
+        return Err(Box::new(DamagedRow::of(
             Position::START,
             rec,
             DamageKind::RowMismatch {
                 column: "bytes",
                 detail: "the signature differs from the one this log verified".into(),
             },
-        ));
+        )));
     }
     Ok(Some(Authentic {
         in_view: st.replica.in_view(&held.id()),

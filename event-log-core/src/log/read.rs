@@ -97,8 +97,8 @@ impl<S: OpStore> EventLog<S> {
         match checked {
             Ok(held) => Ok(held.map(|h| h.op)),
             Err(row) => {
-                self.damage.lock().add(row.clone());
-                Err(Error::DamagedRead { row: Box::new(row) })
+                self.damage.lock().add((*row).clone());
+                Err(Error::DamagedRead { row })
             }
         }
     }

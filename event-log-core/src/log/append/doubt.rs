@@ -83,7 +83,12 @@ impl<S: OpStore> EventLog<S> {
         w.behind = true;
         if !unstored.is_empty() {
             let payloads = unstored.iter().map(Entry::to_payload).collect();
-            let (request, _) = Pending::new(unstored, payloads, true);
+            // Keys the store holds already are not written again.
+            let keys = self.look_up_keys(&unstored).await.map_err(|e| match e {
+                Error::Store(e) => e,
+                other => StoreError::corrupt("an idempotency key's row", other.to_string()),
+            })?;
+            let (request, _) = Pending::new(unstored, payloads, true, keys);
             self.queue.lock().insert(0, request);
         }
         Ok(n)

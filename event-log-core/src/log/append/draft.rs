@@ -92,12 +92,14 @@ impl<S: OpStore> EventLog<S> {
         {
             return Keys::InFlight;
         }
-        let st = self.state.read();
+        let Some(lookup) = &p.keys else {
+            return Keys::Fresh;
+        };
         let mut existing = Vec::new();
         for e in &p.entries {
             let Some(k) = entry_key(e) else { continue };
-            match st.keyed(&self.sled_id(), k) {
-                Some(held) if same_transition(&held.entry, e) => existing.push(held.clone()),
+            match lookup.holder(k) {
+                Some(held) if same_transition(&held.entry, e) => existing.push(held),
                 Some(held) => {
                     return Keys::Answered(Err(Error::IdempotencyKeyReused {
                         key: k.to_owned(),
@@ -205,7 +207,7 @@ enum Keys {
 }
 
 /// The idempotency key of an entry, if it has one.
-fn entry_key(e: &Entry) -> Option<&str> {
+pub(super) fn entry_key(e: &Entry) -> Option<&str> {
     match e {
         Entry::Transition(t) => t.idempotency_key.as_deref(),
         _ => None,

@@ -51,6 +51,7 @@ mod doubt;
 mod draft;
 mod fate;
 mod flight;
+mod keys;
 mod pipeline;
 mod signing;
 mod waiters;
@@ -60,6 +61,9 @@ use std::sync::atomic::Ordering;
 use bft_json_crdt::{OpId, SignedOp};
 use futures::channel::oneshot;
 use futures::future::Either;
+
+use keys::KeyLookup;
+pub(crate) use keys::KeyRegistry;
 
 use super::EventLog;
 use crate::entry::{Entry, Gap, Transition};
@@ -78,6 +82,8 @@ pub(crate) struct Pending {
     /// their seqs turned out taken ([`EventLog::resequence_in_doubt`]). Never
     /// withdrawn for a dropped receiver.
     detached: bool,
+    /// What the store held for its idempotency keys (`None`: it holds none).
+    keys: Option<KeyLookup>,
     reply: oneshot::Sender<Result<Vec<LoggedEvent>>>,
 }
 
@@ -87,6 +93,7 @@ impl Pending {
         entries: Vec<Entry>,
         payloads: Vec<Vec<u8>>,
         detached: bool,
+        keys: Option<KeyLookup>,
     ) -> (Self, oneshot::Receiver<Result<Vec<LoggedEvent>>>) {
         let (reply, rx) = oneshot::channel();
         let p = Pending {
@@ -94,6 +101,7 @@ impl Pending {
             payloads,
             conflicts: 0,
             detached,
+            keys,
             reply,
         };
         (p, rx)
@@ -170,7 +178,8 @@ impl<S: OpStore> EventLog<S> {
             return Err(refusal.into());
         }
         let payloads = self.encode(&entries)?;
-        let (request, mut rx) = Pending::new(entries, payloads, false);
+        let keys = self.look_up_keys(&entries).await?;
+        let (request, mut rx) = Pending::new(entries, payloads, false, keys);
         self.queue.lock().push(request);
         self.queued.notify(1);
         // Wait for whichever comes first: our reply (another leader wrote our request)

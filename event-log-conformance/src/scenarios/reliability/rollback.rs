@@ -92,9 +92,17 @@ async fn rolled_back<H: StoreHarness>(h: &H) -> Check {
         3,
         "nothing written"
     );
-    // The lost ops come back from a peer (the live store's log).
+    // The lost ops come back from a peer: the live store, read by a log opened
+    // read-only over it (the closed log's store is closed).
+    let peer = EventLog::open_with(
+        h.open(&live).await.ctx("reopen the live store")?,
+        key(0),
+        EventLogConfig::default().with_read_only(true),
+    )
+    .await
+    .ctx("open the live store read-only")?;
     back.merge(
-        log.export_since(&back.version_vector())
+        peer.export_since(&back.version_vector())
             .await
             .ctx("export")?,
     )

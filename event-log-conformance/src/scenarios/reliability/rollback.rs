@@ -95,7 +95,7 @@ async fn rolled_back<H: StoreHarness>(h: &H) -> Check {
     // The lost ops come back from a peer: the live store, read by a log opened
     // read-only over it (the closed log's store is closed).
     let peer = EventLog::open_with(
-        h.open(&live).await.ctx("reopen the live store")?,
+        source,
         key(0),
         EventLogConfig::default().with_read_only(true),
     )

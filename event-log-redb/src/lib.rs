@@ -130,6 +130,7 @@ mod config;
 mod error;
 #[doc(hidden)]
 pub mod fuzz;
+mod meta;
 mod migrate;
 mod read;
 mod record;

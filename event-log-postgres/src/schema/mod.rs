@@ -59,61 +59,27 @@
 //! A read-only store ([`crate::PostgresConfig::read_only`]) runs no DDL at all: it
 //! checks that the schema exists (`NotFound` otherwise, naming it) and is at exactly
 //! [`SCHEMA_VERSION`] (an older one must be opened writable once, to migrate).
+//!
+//! The table names are in `tables`, the migrations' statements in `migrations`,
+//! and migration 4's backfill in `backfill`.
+
+mod backfill;
+mod migrations;
+mod tables;
 
 use std::time::Duration;
 
-use deadpool_postgres::{Object, Transaction};
-use event_log_core::{IndexColumns, Migration, SchemaStatus, StoreError};
+use deadpool_postgres::Object;
+use event_log_core::{Migration, SchemaStatus, StoreError};
 use tracing::{info, warn};
 
 use crate::codec::col;
-use crate::config::quote_ident;
 use crate::conn::bounded;
 use crate::error::from_pg;
-
-/// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i32 = 4;
-
-/// Quoted, schema-qualified table names.
-#[derive(Debug, Clone)]
-pub(crate) struct Tables {
-    /// `"schema"`.
-    pub schema: String,
-    /// `"schema".ops`.
-    pub ops: String,
-    /// `"schema".schema_version`.
-    pub version: String,
-    /// `"schema".meta`.
-    pub meta: String,
-    /// The key (an SQL expression) of the advisory lock every append holds shared
-    /// and `load` takes exclusively: see [`crate::append`].
-    pub fence_key: String,
-}
-
-impl Tables {
-    /// Names in the validated schema `schema`.
-    pub(crate) fn new(schema: &str) -> Self {
-        let q = quote_ident(schema);
-        Tables {
-            ops: format!("{q}.ops"),
-            version: format!("{q}.schema_version"),
-            meta: format!("{q}.meta"),
-            // The schema is a validated identifier: safe inside a literal.
-            fence_key: format!("hashtextextended('event-log positions {schema}', 0)"),
-            schema: q,
-        }
-    }
-}
-
-/// What each migration does: `STEPS[n - 1]` describes migration `n`.
-const STEPS: [&str; SCHEMA_VERSION as usize] = [
-    "create the schema, the ops table and its indexes",
-    "create the meta table (the log's replay checkpoints)",
-    "index the equivocation evidence ops (ops_evidence)",
-    "add the lamport, story and idempotency-key columns, filled in from each row's \
-     signed bytes, and index them (ops_lamport_id, ops_story_lamport_id, \
-     ops_author_key_seq_id)",
-];
+use backfill::backfill;
+pub use migrations::SCHEMA_VERSION;
+use migrations::{STEPS, Step, migrations, preamble};
+pub(crate) use tables::Tables;
 
 /// Where the schema stands, read without DDL: `current` is `None` when the schema or
 /// its version table does not exist yet (opening writable creates it).
@@ -156,174 +122,6 @@ async fn stored_version(
         .await
         .map_err(|e| from_pg("reading the schema version", target, e))?;
     Ok(Some(col(&row, 0, "schema_version")?))
-}
-
-/// One migration: SQL, or (version 4) SQL around a backfill computed in Rust.
-enum Step {
-    /// Statements run as one batch.
-    Sql(String),
-    /// Adds the index columns (`add`), fills them in for the rows stored before
-    /// they existed ([`backfill`]), then indexes them (`finish`).
-    IndexColumns {
-        /// Adds the columns.
-        add: String,
-        /// Drops the backfill's default and creates the indexes.
-        finish: String,
-    },
-}
-
-/// Migration `n` (1-based) is `migrations(t)[n - 1]`, written against the table
-/// names. Each can be run again over its own result (a version row deleted by
-/// hand): `IF NOT EXISTS` where it matters.
-fn migrations(t: &Tables) -> Vec<Step> {
-    vec![
-        Step::Sql(format!(
-            "CREATE TABLE {ops} (
-             position    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-             id          bytea   NOT NULL UNIQUE CHECK (length(id) = 32),
-             author      bytea   NOT NULL CHECK (length(author) = 32),
-             seq         bigint  NOT NULL CHECK (seq >= 0),
-             evidence    boolean NOT NULL,
-             payload     text,
-             payload_raw bytea,
-             bytes       bytea   NOT NULL,
-             CHECK ((payload IS NULL) <> (payload_raw IS NULL))
-         );
-         CREATE UNIQUE INDEX ops_primary_author_seq ON {ops} (author, seq) WHERE NOT evidence;
-         CREATE INDEX ops_author_seq_id ON {ops} (author, seq, id);
-         COMMENT ON TABLE {ops} IS 'event-log ops: one signed op per row; see event-log-postgres';",
-            ops = t.ops
-        )),
-        // Version 2: small values kept beside the ops (the log's replay checkpoints).
-        Step::Sql(format!(
-            "CREATE TABLE {meta} (
-                 key   text  PRIMARY KEY,
-                 value bytea NOT NULL
-             );",
-            meta = t.meta
-        )),
-        // Version 3: evidence ops found without a scan.
-        Step::Sql(format!(
-            "CREATE INDEX IF NOT EXISTS ops_evidence ON {ops} (author, seq, id) WHERE evidence;",
-            ops = t.ops
-        )),
-        // Version 4: the index columns and their indexes (built after the backfill:
-        // once, rather than maintained through it).
-        Step::IndexColumns {
-            add: format!(
-                "ALTER TABLE {ops}
-                     ADD COLUMN IF NOT EXISTS lamport bigint NOT NULL DEFAULT 0
-                         CONSTRAINT ops_lamport_check CHECK (lamport >= 0),
-                     ADD COLUMN IF NOT EXISTS story bytea,
-                     ADD COLUMN IF NOT EXISTS key bytea;",
-                ops = t.ops
-            ),
-            finish: format!(
-                "ALTER TABLE {ops} ALTER COLUMN lamport DROP DEFAULT;
-                 CREATE INDEX IF NOT EXISTS ops_lamport_id ON {ops} (lamport, id);
-                 CREATE INDEX IF NOT EXISTS ops_story_lamport_id ON {ops} (story, lamport, id)
-                     WHERE story IS NOT NULL;
-                 CREATE INDEX IF NOT EXISTS ops_author_key_seq_id ON {ops} (author, key, seq, id)
-                     WHERE key IS NOT NULL;",
-                ops = t.ops
-            ),
-        },
-    ]
-}
-
-/// Rows read and updated per statement of the backfill.
-const BACKFILL_BATCH: i64 = 1000;
-
-/// Fills in `lamport`, `story` and `key` of every stored row from its signed bytes,
-/// [`BACKFILL_BATCH`] rows at a time in position order, inside the migration's
-/// transaction (so a migration cut short leaves the schema at the previous version,
-/// with nothing half-filled). The core decodes the bytes
-/// ([`IndexColumns::of_bytes`]): the store still never parses an op itself. A row
-/// whose bytes are no op keeps lamport 0 and no story or key; the log reports such a
-/// row as damaged when it reads it. Each statement is bounded by `bound`. Returns
-/// (rows filled in, rows left so).
-async fn backfill(
-    tx: &Transaction<'_>,
-    t: &Tables,
-    target: &str,
-    bound: Duration,
-) -> Result<(u64, u64), StoreError> {
-    let pg = |what: &'static str| move |e| from_pg(what, target, e);
-    let select = format!(
-        "SELECT position, bytes FROM {} WHERE position > $1 ORDER BY position LIMIT $2",
-        t.ops
-    );
-    let update = format!(
-        "UPDATE {} AS o SET lamport = u.lamport, story = u.story, key = u.key
-         FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[])
-             AS u(position, lamport, story, key)
-         WHERE o.position = u.position",
-        t.ops
-    );
-    let what = "backfilling the index columns";
-    let (select, update) = bounded(what, target, bound, async {
-        Ok((
-            tx.prepare(&select).await.map_err(pg(what))?,
-            tx.prepare(&update).await.map_err(pg(what))?,
-        ))
-    })
-    .await?;
-    let (mut filled, mut undecodable) = (0u64, 0u64);
-    let mut after = 0i64;
-    loop {
-        let rows = bounded(what, target, bound, async {
-            tx.query(&select, &[&after, &BACKFILL_BATCH])
-                .await
-                .map_err(pg(what))
-        })
-        .await?;
-        let Some(last) = rows.last() else { break };
-        after = col(last, 0, "backfill position")?;
-        let mut positions: Vec<i64> = Vec::with_capacity(rows.len());
-        let mut lamports: Vec<i64> = Vec::with_capacity(rows.len());
-        let mut stories: Vec<Option<Vec<u8>>> = Vec::with_capacity(rows.len());
-        let mut keys: Vec<Option<Vec<u8>>> = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let position: i64 = col(row, 0, "backfill position")?;
-            let bytes: Vec<u8> = col(row, 1, &format!("position {position}: bytes"))?;
-            // A timestamp above i64::MAX is no valid op's (see `codec`): left as an
-            // undecodable row, which the log then reports.
-            let Some((cols, lamport)) = IndexColumns::of_bytes(&bytes)
-                .and_then(|c| i64::try_from(c.lamport).ok().map(|l| (c, l)))
-            else {
-                undecodable += 1;
-                continue;
-            };
-            positions.push(position);
-            lamports.push(lamport);
-            stories.push(cols.story.map(String::into_bytes));
-            keys.push(cols.key.map(String::into_bytes));
-        }
-        if !positions.is_empty() {
-            bounded(what, target, bound, async {
-                tx.execute(&update, &[&positions, &lamports, &stories, &keys])
-                    .await
-                    .map_err(pg(what))
-            })
-            .await?;
-        }
-        filled += positions.len() as u64;
-    }
-    Ok((filled, undecodable))
-}
-
-/// The statements that create the schema and its version table, as [`migrate`]
-/// runs them first.
-fn preamble(t: &Tables) -> String {
-    format!(
-        "CREATE SCHEMA IF NOT EXISTS {s};
-         CREATE TABLE IF NOT EXISTS {v} (
-             version    integer PRIMARY KEY,
-             applied_at timestamptz NOT NULL DEFAULT now()
-         );",
-        s = t.schema,
-        v = t.version
-    )
 }
 
 /// SQL that builds the schema `schema` as this build's migrations up to `version`

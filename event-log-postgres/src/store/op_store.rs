@@ -87,9 +87,9 @@ impl OpStore for PostgresStore {
 
     /// Takes the sled's writer lock: a session-level advisory lock held by the
     /// store's writer session, over which every later write of the store goes. Waits
-    /// up to [`PostgresConfig::sled_lock_timeout`] for another session holding it (a
-    /// previous process whose last statement may still be running), then fails with
-    /// `Unavailable`. A read-only store takes no lock.
+    /// up to [`crate::PostgresConfig::sled_lock_timeout`] for another session holding
+    /// it (a previous process whose last statement may still be running), then fails
+    /// with `Unavailable`. A read-only store takes no lock.
     async fn acquire_sled(&self, sled: &AuthorId) -> Result<(), StoreError> {
         self.inner.acquire_sled(sled).await
     }
